@@ -1,0 +1,48 @@
+/* The engine interface: one struct of operations per backend, at the level
+ * of connections (accept, echo, close, run), not readiness masks, so that a
+ * readiness loop (epoll) and a completion loop (io_uring) both fit.
+ *
+ * An engine owns the event loop of one worker and the I/O on its sockets.
+ * Everything that is policy -- limits, ACLs, timers, draining, statistics,
+ * tracing -- lives in worker.c and is reached through the worker_*() calls,
+ * so every engine behaves the same. */
+#ifndef ECHOSRV_ENGINE_H
+#define ECHOSRV_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "conn.h"
+
+struct worker;
+
+struct engine_ops {
+	const char *name;
+	/* Can this engine run here?  0, or -errno with the reason in why.
+	 * Called once in the main thread before any worker starts. */
+	int (*probe)(const struct config *cfg, char *why, size_t len);
+	/* Set up the worker's loop (in the worker's thread).  0 or -errno. */
+	int (*init)(struct worker *w);
+	/* Run until worker_done(); 0 or -errno on a fatal loop error. */
+	int (*run)(struct worker *w);
+	/* Begin closing c (worker_closing() first); the engine calls
+	 * worker_closed() once nothing can refer to the slot any more. */
+	void (*close)(struct worker *w, struct conn *c, enum close_reason why);
+	/* Pause or resume accepting (descriptor exhaustion). */
+	void (*set_accepting)(struct worker *w, bool on);
+	/* Draining: stop accepting for good; the worker then closes its
+	 * listening sockets. */
+	void (*stop_accepting)(struct worker *w);
+	void (*fini)(struct worker *w);
+};
+
+extern const struct engine_ops engine_epoll;
+
+/* The engine for cfg->engine; for auto, the best one that probes fine.
+ * NULL with the reason in why when the requested one cannot run.  A
+ * fallback is reported in note (empty when there was none). */
+const struct engine_ops *engine_select(const struct config *cfg, char *why, size_t len,
+				       char *note, size_t notelen);
+
+#endif

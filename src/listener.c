@@ -1,0 +1,161 @@
+/* Binding, dual-stack fallback and the port file; see listener.h. */
+#include "listener.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "trace.h"
+#include "util.h"
+
+static int set_int(int fd, int level, int opt, int v)
+{
+	return setsockopt(fd, level, opt, &v, sizeof(v)) ? ERR() : 0;
+}
+
+/* One listening socket on ss; 0 or -errno. */
+static int listen_one(const struct sockaddr_storage *ss, socklen_t len, bool reuseport,
+		      int backlog, int *out)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int r;
+
+	if (fd < 0)
+		return ERR();
+	if ((r = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1)))
+		goto fail;
+	if (reuseport && (r = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)))
+		goto fail;
+	/* Dual stack whatever the host's net.ipv6.bindv6only says. */
+	if (ss->ss_family == AF_INET6 && (r = set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 0)))
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)ss, len) || listen(fd, backlog)) {
+		r = ERR();
+		goto fail;
+	}
+	*out = fd;
+	return 0;
+fail:
+	close(fd);
+	return r;
+}
+
+static bool ipv6_missing(int err)
+{
+	return err == -EAFNOSUPPORT || err == -EADDRNOTAVAIL || err == -EPROTONOSUPPORT;
+}
+
+/* Bind one address for every worker; the first socket decides the port
+ * when 0 was asked for, and the others join it. */
+static int open_addr(struct listeners *ls, const struct config *cfg, unsigned a,
+		     struct sockaddr_storage *ss, socklen_t len)
+{
+	bool reuseport = ls->n_workers > 1;
+	int r;
+
+	for (unsigned w = 0; w < ls->n_workers; w++) {
+		r = listen_one(ss, len, reuseport, (int)MIN(cfg->backlog, 0x7fffffffu),
+			       &ls->fds[w * ls->n_addr + a]);
+		if (r)
+			return r;
+		if (w == 0) {
+			socklen_t blen = sizeof(ls->bound[a]);
+			getsockname(ls->fds[a], (struct sockaddr *)&ls->bound[a], &blen);
+			*ss = ls->bound[a];	/* same port for the other workers */
+		}
+	}
+	return 0;
+}
+
+/* The default [::]:40007 falls back to 0.0.0.0 where IPv6 is off. */
+static int open_default(struct listeners *ls, const struct config *cfg)
+{
+	struct sockaddr_storage ss = cfg->listen[0].ss;
+	int r = open_addr(ls, cfg, 0, &ss, cfg->listen[0].len);
+
+	if (!ipv6_missing(r))
+		return r;
+	log_notice("IPv6 is not available here (%s); listening on IPv4 0.0.0.0 only",
+		   strerror(-r));
+	listeners_close_row(ls, 0);
+	struct sockaddr_in a4 = {
+		.sin_family = AF_INET,
+		.sin_port = ((const struct sockaddr_in6 *)&cfg->listen[0].ss)->sin6_port,
+		.sin_addr.s_addr = htonl(INADDR_ANY),
+	};
+	memcpy(&ss, &a4, sizeof(a4));
+	return open_addr(ls, cfg, 0, &ss, sizeof(a4));
+}
+
+int listeners_open(struct listeners *ls, const struct config *cfg, char *err, size_t errlen)
+{
+	memset(ls, 0, sizeof(*ls));
+	ls->n_addr = cfg->n_listen;
+	ls->n_workers = cfg->workers;
+	ls->fds = malloc(sizeof(int) * ls->n_addr * ls->n_workers);
+	if (!ls->fds)
+		return -ENOMEM;
+	for (unsigned i = 0; i < ls->n_addr * ls->n_workers; i++)
+		ls->fds[i] = -1;
+
+	for (unsigned a = 0; a < ls->n_addr; a++) {
+		struct sockaddr_storage ss = cfg->listen[a].ss;
+		int r = cfg->listen_default ? open_default(ls, cfg)
+					    : open_addr(ls, cfg, a, &ss, cfg->listen[a].len);
+		if (r) {
+			char text[ADDR_TEXT_MAX];
+			addr_format((const struct sockaddr *)&cfg->listen[a].ss, text, sizeof(text));
+			snprintf(err, errlen, "cannot listen on %s: %s%s", text, strerror(-r),
+				 r == -EADDRINUSE ? " (another process has this port)" : "");
+			listeners_free(ls);
+			return r;
+		}
+	}
+	return 0;
+}
+
+void listeners_close_row(struct listeners *ls, unsigned worker)
+{
+	int *row = listener_row(ls, worker);
+
+	for (unsigned a = 0; a < ls->n_addr; a++) {
+		if (row[a] >= 0)
+			close(row[a]);
+		row[a] = -1;
+	}
+}
+
+void listeners_free(struct listeners *ls)
+{
+	if (!ls->fds)
+		return;
+	for (unsigned w = 0; w < ls->n_workers; w++)
+		listeners_close_row(ls, w);
+	free(ls->fds);
+	ls->fds = NULL;
+}
+
+int listeners_write_port_file(const struct listeners *ls, const char *path)
+{
+	char tmp[4096];
+	int r = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	FILE *f = fopen(tmp, "we");
+	if (!f)
+		return ERR();
+	for (unsigned a = 0; a < ls->n_addr; a++) {
+		char text[ADDR_TEXT_MAX];
+		addr_format((const struct sockaddr *)&ls->bound[a], text, sizeof(text));
+		fprintf(f, "%s\n", text);
+	}
+	if (fclose(f) || rename(tmp, path)) {
+		r = ERR();
+		unlink(tmp);
+	}
+	return r;
+}

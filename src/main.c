@@ -1,0 +1,223 @@
+/* echosrv: options -> configuration -> listeners -> workers -> signals ->
+ * drain -> exit.
+ *
+ * The main thread does no I/O on connections.  It blocks every signal in
+ * all threads and takes them synchronously with sigwaitinfo(), so signal
+ * handling is ordinary code: TERM/INT start a drain (a second one exits at
+ * once), HUP reopens the trace file, and USR1 is how a worker says it has
+ * ended. */
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "engine.h"
+#include "listener.h"
+#include "server.h"
+#include "trace.h"
+#include "util.h"
+#include "worker.h"
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+static struct server srv;
+
+/* Use the hard descriptor limit: connections are what this process is for. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int parse_options(int argc, char **argv)
+{
+	char err[512];
+
+	if (config_parse(&srv.cfg, argc, argv, err, sizeof(err))) {
+		fprintf(stderr, "echosrv: %s (see --help)\n", err);
+		return EXIT_USAGE;
+	}
+	if (srv.cfg.help) {
+		config_usage(stdout);
+		exit(EXIT_OK);
+	}
+	if (srv.cfg.version) {
+		printf("echosrv %s\n", ECHOSRV_VERSION);
+		exit(EXIT_OK);
+	}
+	if (config_finish(&srv.cfg, err, sizeof(err))) {
+		fprintf(stderr, "echosrv: %s\n", err);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+static void announce(void)
+{
+	char flags[64];
+
+	for (unsigned a = 0; a < srv.ls.n_addr; a++) {
+		char text[ADDR_TEXT_MAX];
+		addr_format((struct sockaddr *)&srv.ls.bound[a], text, sizeof(text));
+		const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&srv.ls.bound[a];
+		bool dual = a6->sin6_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr);
+		log_notice("listening on %s%s", text, dual ? " (IPv4 and IPv6)" : "");
+	}
+	trace_format_flags(trace_get(), flags, sizeof(flags));
+	log_notice("echosrv %s: engine %s, %u worker%s, max-conns %u, idle-timeout %us, trace %s",
+		   ECHOSRV_VERSION, srv.engine->name, srv.n_workers, srv.n_workers == 1 ? "" : "s",
+		   srv.cfg.max_conns, srv.cfg.idle_timeout, flags);
+}
+
+/* Create and start the workers; wait until each loop is set up. */
+static int start_workers(void)
+{
+	srv.workers = calloc(srv.n_workers, sizeof(*srv.workers));
+	if (!srv.workers)
+		return -ENOMEM;
+	for (unsigned i = 0; i < srv.n_workers; i++) {
+		int r = worker_create(&srv.workers[i], &srv, i);
+		if (r)
+			return r;
+	}
+	for (unsigned i = 0; i < srv.n_workers; i++) {
+		atomic_fetch_add(&srv.running, 1);
+		int r = worker_start(&srv.workers[i]);
+		if (r) {
+			atomic_fetch_sub(&srv.running, 1);
+			srv.n_workers = i;	/* only these need joining */
+			return r;
+		}
+		sem_wait(&srv.ready);
+		if (srv.workers[i].init_result)
+			return srv.workers[i].init_result;
+	}
+	return 0;
+}
+
+static void stop_workers(int phase)
+{
+	if (phase == PHASE_DRAINING)
+		atomic_store(&srv.drain_deadline,
+			     mono_ns() + (uint64_t)srv.cfg.drain_timeout * NSEC_PER_SEC);
+	atomic_store_explicit(&srv.phase, phase, memory_order_release);
+	for (unsigned i = 0; i < srv.n_workers; i++)
+		worker_wake(&srv.workers[i]);
+}
+
+/* Wait for signals until every worker has ended. */
+static void signal_loop(const sigset_t *set)
+{
+	while (atomic_load(&srv.running) > 0) {
+		int sig = sigwaitinfo(set, NULL);
+
+		if (sig == SIGHUP) {
+			int r = trace_reopen();
+			if (r)
+				TRACE(TR_ERROR, "cannot reopen trace file: %s", strerror(-r));
+			else
+				TRACE(TR_INFO, "trace file reopened");
+		} else if (sig == SIGTERM || sig == SIGINT) {
+			if (server_phase(&srv) != PHASE_RUNNING) {
+				log_notice("second %s: exiting now", strsignal(sig));
+				_exit(EXIT_OK);
+			}
+			log_notice("%s: draining for up to %us", strsignal(sig), srv.cfg.drain_timeout);
+			stop_workers(PHASE_DRAINING);
+		}
+	}
+}
+
+static void cleanup(void)
+{
+	for (unsigned i = 0; i < srv.n_workers; i++)
+		pthread_join(srv.workers[i].thread, NULL);
+	for (unsigned i = 0; srv.workers && i < srv.cfg.workers; i++)
+		worker_destroy(&srv.workers[i]);
+	free(srv.workers);
+	listeners_free(&srv.ls);
+	limits_fini(&srv.limits);
+	if (srv.cfg.port_file)
+		unlink(srv.cfg.port_file);
+}
+
+static int run(void)
+{
+	char err[512];
+	sigset_t set;
+	int r;
+
+	block_signals(&set);
+	srv.main_thread = pthread_self();
+	srv.started = mono_ns();
+	srv.n_workers = srv.cfg.workers;
+	sem_init(&srv.ready, 0, 0);
+	if ((r = limits_init(&srv.limits, srv.cfg.max_conns, srv.cfg.max_conns_per_ip))) {
+		fprintf(stderr, "echosrv: %s\n", strerror(-r));
+		return EXIT_RUNTIME;
+	}
+	if (listeners_open(&srv.ls, &srv.cfg, err, sizeof(err))) {
+		fprintf(stderr, "echosrv: %s\n", err);
+		return EXIT_RUNTIME;
+	}
+	if ((r = start_workers())) {
+		fprintf(stderr, "echosrv: cannot start workers: %s\n", strerror(-r));
+		stop_workers(PHASE_STOPPING);
+		cleanup();
+		return EXIT_RUNTIME;
+	}
+	if (srv.cfg.port_file && (r = listeners_write_port_file(&srv.ls, srv.cfg.port_file)))
+		TRACE(TR_ERROR, "cannot write port file %s: %s", srv.cfg.port_file, strerror(-r));
+	announce();
+	signal_loop(&set);
+	cleanup();
+	log_notice("stopped");
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	char why[256], note[512];
+	int r;
+
+	raise_nofile();
+	if ((r = parse_options(argc, argv)))
+		return r;
+	trace_set(srv.cfg.trace);
+	srv.engine = engine_select(&srv.cfg, why, sizeof(why), note, sizeof(note));
+	if (!srv.engine) {
+		fprintf(stderr, "echosrv: --engine: %s\n", why);
+		return EXIT_USAGE;
+	}
+	if (srv.cfg.check) {
+		printf("echosrv: configuration OK (engine %s)\n", srv.engine->name);
+		return EXIT_OK;
+	}
+	if ((r = trace_open(srv.cfg.trace_file))) {
+		fprintf(stderr, "echosrv: cannot open trace file %s: %s\n", srv.cfg.trace_file,
+			strerror(-r));
+		return EXIT_RUNTIME;
+	}
+	if (note[0])
+		log_notice("%s", note);
+	return run();
+}

@@ -1,0 +1,55 @@
+/* Statistics: each counter is listed once here and exists once per worker.
+ *
+ * Only the owning worker writes its counters, so an increment is a relaxed
+ * load and store (a plain add on x86, no lock prefix); readers on other
+ * threads (stats, metrics) sum the workers with relaxed loads when asked.
+ * Nothing on the data path touches a cache line another worker writes. */
+#ifndef ECHOSRV_STATS_H
+#define ECHOSRV_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* X(field, prometheus-name, help) */
+#define STATS_FIELDS(X)                                                              \
+	X(accepted, "connections_total", "Connections accepted and served")         \
+	X(closed, "connections_closed_total", "Served connections that have closed") \
+	X(bytes_in, "bytes_received_total", "Bytes received from peers")            \
+	X(bytes_out, "bytes_sent_total", "Bytes echoed back to peers")              \
+	X(idle_closes, "idle_closes_total", "Connections closed by the idle timeout") \
+	X(resets, "resets_total", "Connections ended by a reset from the peer")     \
+	X(errors, "errors_total", "Connections ended by a send or receive error")   \
+	X(drain_closes, "drain_closes_total", "Connections cut at the drain timeout") \
+	X(rej_max_conns, "rejected_max_conns", "Rejected: --max-conns reached")      \
+	X(rej_per_ip, "rejected_per_ip", "Rejected: --max-conns-per-ip reached")     \
+	X(rej_acl, "rejected_acl", "Rejected: --allow/--deny")                     \
+	X(accept_pauses, "accept_pauses_total", "Accepting paused: out of descriptors")
+
+struct stats {
+#define X(f, p, h) _Atomic uint64_t f;
+	STATS_FIELDS(X)
+#undef X
+};
+
+#define STAT_ADD(s, f, v)                                                      \
+	atomic_store_explicit(&(s)->f,                                         \
+			      atomic_load_explicit(&(s)->f, memory_order_relaxed) + (v), \
+			      memory_order_relaxed)
+
+#define STAT_GET(s, f) atomic_load_explicit(&(s)->f, memory_order_relaxed)
+
+/* Add every counter of src into the plain sums in dst. */
+struct stats_sum {
+#define X(f, p, h) uint64_t f;
+	STATS_FIELDS(X)
+#undef X
+};
+
+static inline void stats_accumulate(struct stats_sum *dst, const struct stats *src)
+{
+#define X(f, p, h) dst->f += STAT_GET(src, f);
+	STATS_FIELDS(X)
+#undef X
+}
+
+#endif
