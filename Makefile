@@ -74,4 +74,7 @@ check: deps
 clean:
 	rm -rf build
 
+# Each part of the project that has build rules of its own (the benchmark,
+# operations tooling, BPF programs) keeps them in mk/NAME.mk.
+-include $(wildcard mk/*.mk)
 -include $(DEPS)

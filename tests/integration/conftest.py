@@ -1,0 +1,181 @@
+"""Shared fixtures for the integration tests.
+
+Every test starts the real echosrv binary on port 0 and learns the port from
+--port-file (never a fixed port), and every test has a time limit
+(pytest-timeout, set in pytest.ini).  Tests that take the `engine` fixture run
+once per engine this build and kernel support; ECHOSRV_ENGINES=epoll,io_uring
+narrows or widens the list.
+"""
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, os.environ.get("ECHOSRV_BUILD", "build"))
+ECHOSRV = os.path.join(BUILD, "echosrv")
+ALL_ENGINES = ["epoll", "io_uring", "sockmap"]
+
+
+def _engine_works(name):
+    r = subprocess.run([ECHOSRV, "--engine", name, "--check"],
+                       capture_output=True, timeout=10)
+    return r.returncode == 0
+
+
+def available_engines():
+    wanted = os.environ.get("ECHOSRV_ENGINES")
+    names = wanted.split(",") if wanted else ALL_ENGINES
+    return [e for e in names if _engine_works(e)]
+
+
+def pytest_generate_tests(metafunc):
+    if "engine" in metafunc.fixturenames:
+        metafunc.parametrize("engine", available_engines())
+
+
+def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
+    """Poll pred() until it returns a true value; fail the test after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(interval)
+
+
+class Server:
+    """One running echosrv process."""
+
+    def __init__(self, tmp_path, args, engine=None, env=None, preexec=None,
+                 wrapper=None):
+        self.port_file = str(tmp_path / ("port.%d" % id(self)))
+        self.log_path = str(tmp_path / ("stderr.%d" % id(self)))
+        cmd = [ECHOSRV, "--port-file", self.port_file]
+        if engine:
+            cmd += ["--engine", engine]
+        if not any(a.startswith("--listen") for a in args):
+            cmd += ["--listen", "127.0.0.1:0"]
+        cmd += list(args)
+        if wrapper:
+            cmd = list(wrapper) + cmd
+        self.log = open(self.log_path, "w+b")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
+                                     env=env, preexec_fn=preexec)
+        lines = wait_for(self._read_port_file, what="echosrv to write its port file "
+                         "(stderr: %s)" % self._tail)
+        self.addrs = [_parse_addr(l) for l in lines]
+        self.host, self.port = self.addrs[0]
+
+    def _tail(self):
+        return self.stderr()[-2000:]
+
+    def _read_port_file(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("echosrv exited with %d: %s"
+                                 % (self.proc.returncode, self.stderr()))
+        try:
+            with open(self.port_file) as f:
+                lines = f.read().split()
+        except FileNotFoundError:
+            return None
+        return lines or None
+
+    def stderr(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def connect(self, addr=None, timeout=10):
+        host, port = addr or (self.host, self.port)
+        s = socket.create_connection((host, port), timeout=timeout)
+        return s
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=20):
+        return self.proc.wait(timeout=timeout)
+
+    def fd_count(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def cpu_seconds(self):
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def _parse_addr(text):
+    host, port = text.rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """start_server(*args, engine=None, ...) -> Server; all stopped at the end.
+
+    A server that exits with a sanitizer report fails the test: sanitizer
+    builds exit non-zero on any finding."""
+    servers = []
+
+    def start(*args, **kw):
+        s = Server(tmp_path, args, **kw)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        rc = s.stop()
+        assert rc == 0 or getattr(s, "expect_rc", 0) == rc, \
+            "echosrv exited %s: %s" % (rc, s.stderr()[-3000:])
+
+
+def echo_roundtrip(sock, data, chunk=65536):
+    """Send data and read back exactly len(data) bytes, interleaving so that
+    neither side's buffers fill; returns what came back."""
+    sock.setblocking(True)
+    out = bytearray()
+    sent = 0
+    while sent < len(data) or len(out) < len(data):
+        if sent < len(data):
+            n = sock.send(data[sent:sent + chunk])
+            sent += n
+        while len(out) < sent:
+            part = sock.recv(min(1 << 20, sent - len(out)))
+            if not part:
+                return bytes(out)
+            out += part
+    return bytes(out)
+
+
+def read_to_eof(sock, limit=1 << 30):
+    out = bytearray()
+    while len(out) <= limit:
+        part = sock.recv(1 << 20)
+        if not part:
+            break
+        out += part
+    return bytes(out)
