@@ -47,6 +47,7 @@ struct opt_def {
 
 #define F(field) offsetof(struct config, field)
 #define SECS_MAX (365ULL * 86400)
+#define KEEPALIVE_MAX 32767	/* the kernel's limit for TCP_KEEPIDLE */
 
 static const struct opt_def opts[] = {
 	{ "listen", 'l', T_LISTEN, "ADDR:PORT",
@@ -73,6 +74,9 @@ static const struct opt_def opts[] = {
 	{ "idle-timeout", 0, T_SECS, "SECS",
 	  "close a connection that received nothing for SECS seconds; 0 = never",
 	  "300", 0, SECS_MAX, F(idle_timeout) },
+	{ "keepalive", 0, T_SECS, "SECS",
+	  "TCP keepalive: probe a connection silent for SECS seconds, drop it after about "
+	  "2*SECS if the peer is gone; 0 = off", "0", 0, KEEPALIVE_MAX, F(keepalive) },
 	{ "allow", 0, T_ALLOW, "CIDR", "serve only peers matching an allow rule (repeatable)",
 	  NULL, 0, 0, 0 },
 	{ "deny", 0, T_DENY, "CIDR", "refuse peers matching (repeatable; deny wins)",

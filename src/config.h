@@ -45,6 +45,7 @@ struct config {
 	uint32_t max_conns;
 	uint32_t max_conns_per_ip;
 	uint32_t idle_timeout;	/* seconds, 0 = none */
+	uint32_t keepalive;	/* seconds of silence before TCP keepalive probes, 0 = off */
 	uint32_t drain_timeout;	/* seconds */
 	uint32_t trace;
 	const char *trace_file;

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,28 @@ fail:
 	return r;
 }
 
+/* --keepalive: set on the listening socket, because Linux copies these
+ * options into every socket accepted from it.  That costs nothing per
+ * accept and reaches every engine, including io_uring's direct descriptors,
+ * which setsockopt() cannot name.  A silent connection is probed after
+ * secs seconds, then 3 times every secs/3; TCP_USER_TIMEOUT bounds the same
+ * total for a peer that stops acknowledging data we sent, which keepalive
+ * alone would leave to the retransmission timer (about 15 minutes). */
+static int set_keepalive(int fd, uint32_t secs)
+{
+	int intvl = (int)MAX(1, (secs + 2) / 3), cnt = 3;
+	int r;
+
+	if (!secs)
+		return 0;
+	if ((r = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1)) ||
+	    (r = set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)secs)) ||
+	    (r = set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, intvl)) ||
+	    (r = set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, cnt)))
+		return r;
+	return set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, ((int)secs + cnt * intvl) * 1000);
+}
+
 static bool ipv6_missing(int err)
 {
 	return err == -EAFNOSUPPORT || err == -EADDRNOTAVAIL || err == -EPROTONOSUPPORT;
@@ -59,6 +82,8 @@ static int open_addr(struct listeners *ls, const struct config *cfg, unsigned a,
 	for (unsigned w = 0; w < ls->n_workers; w++) {
 		r = listen_one(ss, len, reuseport, (int)MIN(cfg->backlog, 0x7fffffffu),
 			       &ls->fds[w * ls->n_addr + a]);
+		if (!r)
+			r = set_keepalive(ls->fds[w * ls->n_addr + a], cfg->keepalive);
 		if (r)
 			return r;
 		if (w == 0) {

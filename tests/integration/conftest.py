@@ -62,8 +62,10 @@ class Server:
         if not any(a.startswith("--listen") for a in args):
             cmd += ["--listen", "127.0.0.1:0"]
         cmd += list(args)
-        if wrapper:
-            cmd = list(wrapper) + cmd
+        # ECHOSRV_WRAPPER (e.g. "valgrind --error-exitcode=99 -q") runs
+        # every server under a tool; it goes inside any per-test wrapper
+        # such as `ip netns exec NS`.
+        cmd = list(wrapper or []) + os.environ.get("ECHOSRV_WRAPPER", "").split() + cmd
         self.log = open(self.log_path, "w+b")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
                                      env=env, preexec_fn=preexec)
