@@ -298,7 +298,10 @@ int config_parse(struct config *cfg, int argc, char **argv, char *err, size_t er
 	set_defaults(cfg);
 	build_getopt(lo, so);
 	opterr = 0;
-	optind = 1;
+	/* 0, not 1: glibc then forgets where an earlier scan stopped inside a
+	 * cluster like "-hZl..."; with 1 a second config_parse() went on from
+	 * the previous argv (found by fuzz/fuzz_config.c). */
+	optind = 0;
 	while ((c = getopt_long(argc, argv, so, lo, NULL)) != -1) {
 		const char *bad = argv[optind - 1];
 		const struct opt_def *o = c >= 256 ? &opts[c - 256] : find_short(c);

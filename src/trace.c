@@ -83,6 +83,7 @@ int trace_reopen(void)
 	return 0;
 }
 
+__attribute__((format(printf, 3, 0)))
 static void emit(int prio, const char *tag, const char *fmt, va_list ap)
 {
 	char line[1024];
