@@ -8,16 +8,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-/* ::ffff:0:0/96.  Compared bytewise: ipaddr.bytes sits at offset 1, so
- * IN6_IS_ADDR_V4MAPPED's 32-bit loads through it would be misaligned
- * (found by fuzz/fuzz_cidr.c under UBSan). */
-static bool is_v4mapped(const uint8_t *b)
-{
-	static const uint8_t prefix[12] = { [10] = 0xff, [11] = 0xff };
-
-	return !memcmp(b, prefix, sizeof(prefix));
-}
-
 int cidr_parse(const char *s, struct cidr *c, char *err, size_t errlen)
 {
 	char host[INET6_ADDRSTRLEN + 1];
@@ -58,7 +48,8 @@ int cidr_parse(const char *s, struct cidr *c, char *err, size_t errlen)
 		}
 	}
 	/* A v4-mapped rule is an IPv4 rule, as peers are normalised the same. */
-	if (c->net.family == AF_INET6 && c->prefix >= 96 && is_v4mapped(c->net.bytes)) {
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+	if (c->net.family == AF_INET6 && c->prefix >= 96 && !memcmp(c->net.bytes, mapped, 12)) {
 		memmove(c->net.bytes, c->net.bytes + 12, 4);
 		memset(c->net.bytes + 4, 0, 12);
 		c->net.family = AF_INET;
