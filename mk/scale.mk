@@ -18,3 +18,7 @@ integration: $(O)/connhold
 SCALE_CONNS ?= 19000
 scale: all $(O)/connhold
 	ECHOSRV_BUILD=$(O) $(PYTHON) tests/integration/scaling.py --conns $(SCALE_CONNS) $(SCALE_ARGS)
+
+SOAK_SECONDS ?= 600
+soak: all
+	ECHOSRV_BUILD=$(O) SOAK_SECONDS=$(SOAK_SECONDS) $(PYTHON) tests/soak/soak.py $(SOAK_ARGS)
