@@ -7,8 +7,10 @@ set -eu
 
 PKGS="build-essential pkg-config liburing-dev libsystemd-dev systemtap-sdt-dev
 libcmocka-dev python3 python3-pytest python3-pytest-timeout iproute2
-nftables"
+nftables valgrind"
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS gnuplot-nox"
+# make fuzz: clang with libFuzzer and its sanitizer runtimes.
+[ "${1:-}" = "--fuzz" ] && PKGS="$PKGS clang libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do

@@ -51,6 +51,10 @@ static int open_file(const char *path)
 
 int trace_open(const char *path)
 {
+	/* strftime() calls tzset(), which reads the zone file on first use:
+	 * do it now, at start-up, rather than with a descriptor opened for a
+	 * moment in whichever thread traces first (tests count descriptors). */
+	tzset();
 	if (!path) {
 		out_fd = STDERR_FILENO;
 		journal = stderr_is_journal();

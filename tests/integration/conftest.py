@@ -38,7 +38,9 @@ def pytest_generate_tests(metafunc):
 
 
 def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
-    """Poll pred() until it returns a true value; fail the test after timeout."""
+    """Poll pred() until it returns a true value; fail the test after timeout.
+    ECHOSRV_TIMEOUT_SCALE stretches every timeout (valgrind runs are slow)."""
+    timeout *= float(os.environ.get("ECHOSRV_TIMEOUT_SCALE", "1"))
     deadline = time.monotonic() + timeout
     while True:
         v = pred()
