@@ -9,14 +9,8 @@
 
 .PHONY: scale soak fuzz fuzz-build valgrind-check
 
-$(O)/connhold: tests/helpers/connhold.c
-	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDLIBS)
-
-integration: $(O)/connhold
-
 SCALE_CONNS ?= 19000
-scale: all $(O)/connhold
+scale: all $(O)/helpers/connhold
 	ECHOSRV_BUILD=$(O) $(PYTHON) tests/integration/scaling.py --conns $(SCALE_CONNS) $(SCALE_ARGS)
 
 SOAK_SECONDS ?= 600

@@ -9,7 +9,7 @@ Used two ways:
   median of --repeat runs is printed.
 - test_scale.py imports hold() for a smaller, quick version in `make check`.
 
-The clients are build/connhold (tests/helpers/connhold.c): several processes
+The clients are build/helpers/connhold (tests/helpers/connhold.c): several processes
 (one may hold only 20,000 descriptors) and several loopback source addresses
 (127.0.0.2 and up: one has about 28,000 ports towards one server port).
 """
@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.path.join(ROOT, os.environ.get("ECHOSRV_BUILD", "build"))
 ECHOSRV = os.path.join(BUILD, "echosrv")
-CONNHOLD = os.path.join(BUILD, "connhold")
+CONNHOLD = os.path.join(BUILD, "helpers", "connhold")
 PER_PROC = 15000  # client connections per connhold process
 
 

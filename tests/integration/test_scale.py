@@ -13,10 +13,12 @@ import scaling
 CONNS = 19000
 
 
-@pytest.mark.skipif(not os.path.exists(scaling.CONNHOLD), reason="build/connhold not built")
+@pytest.mark.skipif(not os.path.exists(scaling.CONNHOLD), reason="build/helpers/connhold not built")
 def test_hold_19000_connections(engine):
     r = scaling.hold(engine, CONNS)
     assert r["ok"], "%s\n%s" % (r.get("why"), r.get("server_log"))
-    assert r["hold_fds"] >= r["base_fds"] + CONNS
+    # All were open at once: the client closes none before every one has
+    # echoed in the last round.  (Not checked through the server's fd count:
+    # io_uring direct descriptors do not appear there.)
     assert r["kib_per_conn"] <= 1.0, r
     assert r["server_rc"] == 0, r["server_log"]
