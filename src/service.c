@@ -1,0 +1,88 @@
+/* sd_notify calls; see service.h.
+ *
+ * The watchdog is pinged from main's loop, which also reaps workers and
+ * takes signals; a main thread that stops turning stops the pings and
+ * systemd restarts the service.  Pings go at half the watchdog interval,
+ * as sd_watchdog_enabled(3) advises. */
+#include "service.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+#include "report.h"
+#include "server.h"
+#include "util.h"
+
+#define STATUS_PERIOD_MS 2000
+
+static uint64_t watchdog_ns;	/* half the interval; 0 = off */
+static uint64_t last_ping;
+static char last_status[160];
+
+void service_init(void)
+{
+	uint64_t usec = 0;
+
+	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0)
+		watchdog_ns = usec * 1000 / 2;
+}
+
+int service_period_ms(void)
+{
+	/* Tick twice per ping interval so a ping is never later than due. */
+	uint64_t ms = watchdog_ns ? MAX(watchdog_ns / 2 / NSEC_PER_MSEC, 1) : STATUS_PERIOD_MS;
+
+	return (int)MIN(ms, STATUS_PERIOD_MS);
+}
+
+static void status_text(struct server *srv, char *buf, size_t len)
+{
+	struct stats_sum sum;
+	uint64_t active;
+
+	report_sum(srv, &sum, &active);
+	if (server_phase(srv) == PHASE_RUNNING)
+		snprintf(buf, len, "Serving %llu connection%s (%llu since start); engine %s, %u worker%s",
+			 (unsigned long long)active, active == 1 ? "" : "s",
+			 (unsigned long long)sum.accepted, srv->engine->name, srv->n_workers,
+			 srv->n_workers == 1 ? "" : "s");
+	else
+		snprintf(buf, len, "Draining: %llu connection%s left", (unsigned long long)active,
+			 active == 1 ? "" : "s");
+}
+
+void service_ready(struct server *srv)
+{
+	char msg[200];
+
+	status_text(srv, last_status, sizeof(last_status));
+	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", last_status);
+	sd_notify(0, msg);
+	last_ping = mono_ns();
+	if (watchdog_ns)
+		sd_notify(0, "WATCHDOG=1");
+}
+
+void service_stopping(void)
+{
+	sd_notify(0, "STOPPING=1\nSTATUS=Draining");
+	strcpy(last_status, "Draining");
+}
+
+void service_tick(struct server *srv)
+{
+	char status[sizeof(last_status)], msg[200];
+	uint64_t now = mono_ns();
+
+	status_text(srv, status, sizeof(status));
+	if (strcmp(status, last_status)) {
+		strcpy(last_status, status);
+		snprintf(msg, sizeof(msg), "STATUS=%s", status);
+		sd_notify(0, msg);
+	}
+	if (watchdog_ns && now - last_ping >= watchdog_ns) {
+		last_ping = now;
+		sd_notify(0, "WATCHDOG=1");
+	}
+}
