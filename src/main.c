@@ -85,7 +85,8 @@ static void announce(void)
 		addr_format((struct sockaddr *)&srv.ls.bound[a], text, sizeof(text));
 		const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&srv.ls.bound[a];
 		bool dual = a6->sin6_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr);
-		log_notice("listening on %s%s", text, dual ? " (IPv4 and IPv6)" : "");
+		log_notice("listening on %s%s%s", text, dual ? " (IPv4 and IPv6)" : "",
+			   srv.ls.activated ? " (socket from systemd)" : "");
 	}
 	trace_format_flags(trace_get(), flags, sizeof(flags));
 	log_notice("echosrv %s: engine %s, %u worker%s, max-conns %u, idle-timeout %us, trace %s",
