@@ -216,7 +216,6 @@ static int run(void)
 		fprintf(stderr, "echosrv: %s\n", err);
 		return EXIT_RUNTIME;
 	}
-
 	if ((r = start_workers())) {
 		fprintf(stderr, "echosrv: cannot start workers: %s\n", strerror(-r));
 		stop_workers(PHASE_STOPPING);
