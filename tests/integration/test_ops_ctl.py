@@ -1,5 +1,6 @@
 """Control socket and echosrvctl (SPEC 7 run-time tracing, SPEC 8)."""
 import json
+import re
 import os
 import signal
 import socket
@@ -77,6 +78,32 @@ def test_trace_flags_change_at_run_time(start_server, engine, tmp_path):
     assert srv.stderr().count("accept conn=") == before
     r = ctl(path, "trace", "0x10", check=False)
     assert r.returncode == 1 and "0x10" in r.stderr
+
+
+@pytest.mark.workers
+def test_trace_change_reaches_every_worker(start_server, engine, tmp_path):
+    path = tmp_path / "ctl"
+    srv = start_server("--ctl", str(path), "--workers", "2", engine=engine)
+    ctl(path, "trace", "conn")
+    socks = [srv.connect() for _ in range(24)]
+    for s in socks:
+        assert echo_roundtrip(s, b"w") == b"w"
+    # Each worker traces exactly the connections it accepted.
+    per_worker = [w["connections_total"] for w in stats(path)["per_worker"]]
+    assert sum(per_worker) == 24
+    log = srv.stderr()
+    for w, n in enumerate(per_worker):
+        assert len(re.findall(r"CONN accept conn=\S+ peer=\S+ worker=%d$" % w, log, re.M)) == n
+    ctl(path, "trace", "none")
+    before = srv.stderr().count("CONN ")
+    for s in socks:
+        s.close()
+    more = [srv.connect() for _ in range(8)]
+    for s in more:
+        assert echo_roundtrip(s, b"q") == b"q"
+        s.close()
+    wait_for(lambda: stats(path)["connections_closed_total"] == 32, what="all closes")
+    assert srv.stderr().count("CONN ") == before
 
 
 @pytest.mark.workers

@@ -1,6 +1,7 @@
 """USDT probes (SPEC 7): bpftrace lists them, and one attached to a running
 server fires.  Needs bpftrace and root; skips with the reason otherwise."""
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -27,6 +28,25 @@ def test_bpftrace_lists_the_probes():
         pytest.skip("bpftrace -l failed here: %s" % r.stderr.strip()[:300])
     names = {line.rsplit(":", 1)[-1] for line in r.stdout.split()}
     assert names >= set(PROBES), r.stdout
+
+
+def test_unattached_probe_sites_are_nops():
+    """Every probe site in the binary is a one-byte nop until a tracer
+    attaches (no semaphore, no branch)."""
+    readelf, objdump = shutil.which("readelf"), shutil.which("objdump")
+    if not readelf or not objdump:
+        pytest.skip("binutils not installed")
+    notes = subprocess.run([readelf, "-n", ECHOSRV], capture_output=True, text=True).stdout
+    sites = re.findall(r"Name: (\w+)\s+Location: (0x[0-9a-f]+), Base: \S+, Semaphore: (0x[0-9a-f]+)",
+                       notes)
+    assert {n for n, _, _ in sites} >= set(PROBES), notes
+    for name, loc, sem in sites:
+        assert int(sem, 16) == 0, name
+        a = int(loc, 16)
+        dis = subprocess.run([objdump, "-d", "--start-address=%d" % a,
+                              "--stop-address=%d" % (a + 1), ECHOSRV],
+                             capture_output=True, text=True).stdout
+        assert re.search(r"%x:\s+90\s+nop" % a, dis), (name, dis[-300:])
 
 
 @pytest.mark.root
