@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -29,6 +30,10 @@
 #define CTL_READ_NS (2 * NSEC_PER_SEC)		/* to send the request line */
 #define CTL_TOTAL_NS (10 * NSEC_PER_SEC)	/* to take the whole reply */
 #define CTL_REPLY_MAX (64u << 20)
+/* `conns` costs every worker a walk of its table; answers given within
+ * this long of the last walk reuse it, so a flood of `conns` requests costs
+ * the workers at most ten walks a second. */
+#define CTL_CONNS_REUSE_NS (100 * NSEC_PER_MSEC)
 
 struct client {
 	int fd;			/* -1: slot free */
@@ -46,6 +51,8 @@ static struct {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	pthread_t thread;
 	bool running;
+	char *conns;		/* last `conns` body, and when it was taken */
+	uint64_t conns_at;
 	struct client clients[CTL_CLIENTS];
 } ctl = { .fd = -1, .stop_fd = -1 };
 
@@ -110,6 +117,23 @@ static char *dup_text(const char *s, size_t *len)
 	return strdup(s);
 }
 
+static void conns_json(struct sbuf *out)
+{
+	uint64_t now = mono_ns();
+
+	if (!ctl.conns || now - ctl.conns_at >= CTL_CONNS_REUSE_NS) {
+		struct sbuf fresh = { .max = CTL_REPLY_MAX };
+		free(ctl.conns);
+		report_conns_json(ctl.srv, &fresh);
+		ctl.conns = sbuf_take(&fresh, NULL);
+		ctl.conns_at = now;
+	}
+	if (ctl.conns)
+		sbuf_printf(out, "%s", ctl.conns);
+	else
+		out->failed = true;
+}
+
 /* Build the reply for one parsed request ("ok\n" + body, or an error). */
 static char *answer(struct client *c, const struct ctl_req *req, size_t *len)
 {
@@ -123,7 +147,7 @@ static char *answer(struct client *c, const struct ctl_req *req, size_t *len)
 		report_stats_json(ctl.srv, &b);
 		break;
 	case CTL_CONNS:
-		report_conns_json(ctl.srv, &b);
+		conns_json(&b);
 		break;
 	case CTL_TRACE_SET:
 		trace_set(req->trace);
@@ -285,6 +309,10 @@ static void *ctl_main(void *arg)
 	int idx[CTL_CLIENTS + 2];
 
 	pthread_setname_np(pthread_self(), "echosrv-ctl");
+	/* Below the workers: a flood of requests should take CPU from the
+	 * control thread first.  (Linux nice values are per thread.) */
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), 10))
+		TRACE(TR_INFO, "control: cannot lower priority: %s", strerror(errno));
 	for (;;) {
 		int timeout = expire(mono_ns());
 		nfds_t n = 0;
@@ -375,6 +403,8 @@ void ctl_stop(void)
 			client_close(c);
 		}
 	}
+	free(ctl.conns);
+	ctl.conns = NULL;
 	unlink(ctl.path);
 	close(ctl.fd);
 	close(ctl.stop_fd);

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "report.h"
 #include "server.h"
@@ -83,6 +85,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_len, void **state)
 {
+	static _Thread_local bool reniced;
+	if (!reniced) {
+		/* As the control thread: below the workers when CPU is short. */
+		reniced = true;
+		if (setpriority(PRIO_PROCESS, (id_t)gettid(), 10))
+			TRACE(TR_INFO, "metrics: cannot lower priority: %s", strerror(errno));
+	}
 	if (*upload_len) {	/* a body we do not want: discard it */
 		*upload_len = 0;
 		return MHD_YES;
