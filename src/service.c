@@ -1,24 +1,31 @@
 /* sd_notify calls; see service.h.
  *
- * The watchdog is pinged from main's loop, which also reaps workers and
- * takes signals; a main thread that stops turning stops the pings and
- * systemd restarts the service.  Pings go at half the watchdog interval,
- * as sd_watchdog_enabled(3) advises. */
+ * The watchdog is pinged from main's loop at half the interval, as
+ * sd_watchdog_enabled(3) advises, and only while every worker's loop still
+ * turns: at each ping main wakes every worker, and at the next one it
+ * checks that each has run worker_tick() since (worker->alive moved).  A
+ * stuck worker, or a stuck main thread, stops the pings and systemd
+ * restarts the service. */
 #include "service.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
 #include "report.h"
 #include "server.h"
+#include "trace.h"
 #include "util.h"
+#include "worker.h"
 
 #define STATUS_PERIOD_MS 2000
 
 static uint64_t watchdog_ns;	/* half the interval; 0 = off */
 static uint64_t last_ping;
 static char last_status[160];
+static uint64_t *seen;		/* per worker: `alive` at the last check */
+static bool stuck_logged;
 
 void service_init(void)
 {
@@ -70,6 +77,35 @@ void service_stopping(void)
 	strcpy(last_status, "Draining");
 }
 
+/* Has every worker ticked since the previous check?  Wakes them all for
+ * the next one.  While draining, workers end one by one: no check then. */
+static bool workers_alive(struct server *srv)
+{
+	bool ok = true;
+
+	if (!seen && !(seen = calloc(srv->n_workers, sizeof(*seen))))
+		return true;
+	if (server_phase(srv) != PHASE_RUNNING)
+		return true;
+	for (unsigned i = 0; i < srv->n_workers; i++) {
+		struct worker *w = &srv->workers[i];
+		uint64_t a = atomic_load_explicit(&w->alive, memory_order_relaxed);
+		if (seen[i] && a == seen[i]) {
+			if (!stuck_logged)
+				TRACE(TR_ERROR, "worker %u has not run its loop for %llu ms: "
+				      "not feeding the watchdog", i,
+				      (unsigned long long)((mono_ns() - a) / NSEC_PER_MSEC));
+			stuck_logged = true;
+			ok = false;
+		}
+		seen[i] = a;
+		worker_wake(w);
+	}
+	if (ok)
+		stuck_logged = false;
+	return ok;
+}
+
 void service_tick(struct server *srv)
 {
 	char status[sizeof(last_status)], msg[200];
@@ -83,6 +119,7 @@ void service_tick(struct server *srv)
 	}
 	if (watchdog_ns && now - last_ping >= watchdog_ns) {
 		last_ping = now;
-		sd_notify(0, "WATCHDOG=1");
+		if (workers_alive(srv))
+			sd_notify(0, "WATCHDOG=1");
 	}
 }

@@ -306,6 +306,7 @@ void worker_tick(struct worker *w)
 	}
 	if (reject_log_pending(&w->rlog) && w->now - w->rlog.last >= REJECT_LOG_NS)
 		reject_log_flush(w);
+	atomic_store_explicit(&w->alive, w->now, memory_order_relaxed);
 	if (unlikely(atomic_load_explicit(&w->query.pending, memory_order_relaxed)))
 		worker_query_answer(w);
 	if (!w->draining && server_phase(w->srv) != PHASE_RUNNING) {

@@ -54,6 +54,8 @@ struct worker {
 	bool draining;
 	struct reject_log rlog;
 	struct worker_query query;
+	_Atomic uint64_t alive;	/* `now` at the last worker_tick(): the watchdog
+				 * checks that every loop still turns */
 };
 
 int worker_create(struct worker *w, struct server *srv, unsigned id);

@@ -1,6 +1,7 @@
 """systemd integration (SPEC 9): readiness, status, watchdog and stopping
 through a NOTIFY_SOCKET the test binds itself; socket activation through
 systemd-socket-activate; the unit files' hardening and syntax."""
+import ctypes
 import os
 import shutil
 import signal
@@ -30,6 +31,46 @@ def test_notify_ready_status_watchdog_stopping(start_server, engine, tmp_path):
     s.close()
     assert srv.wait() == 0
     ns.close()
+
+
+PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_DETACH = 0x4206, 0x4207, 17
+
+
+@pytest.mark.root
+@pytest.mark.workers
+def test_watchdog_stops_while_a_worker_is_stuck(start_server, tmp_path):
+    """Freeze one worker thread (ptrace stops just that thread): the pings
+    must stop and the log must say which worker; thawed, they resume."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    ns = NotifySocket(tmp_path)
+    env = dict(os.environ, NOTIFY_SOCKET=ns.path, WATCHDOG_USEC="400000")
+    srv = start_server("--workers", "2", env=env)
+    ns.wait_for(lambda m: m == "WATCHDOG=1", "a first ping")
+    tid = wait_for(lambda: _thread(srv.proc.pid, "echosrv-w1"), what="worker thread")
+    if libc.ptrace(PTRACE_SEIZE, tid, None, None) != 0:
+        pytest.skip("cannot ptrace here: %s" % os.strerror(ctypes.get_errno()))
+    try:
+        assert libc.ptrace(PTRACE_INTERRUPT, tid, None, None) == 0
+        os.waitpid(tid, getattr(os, "__WALL", 0x40000000))
+        wait_for(lambda: "worker 1 has not run its loop" in srv.stderr(), what="the stuck log line")
+        ns.poll()
+        ns.messages.clear()
+        time.sleep(1.0)     # 5 ping intervals
+        assert "WATCHDOG=1" not in ns.poll()
+    finally:
+        libc.ptrace(PTRACE_DETACH, tid, None, None)
+    ns.messages.clear()
+    ns.wait_for(lambda m: m == "WATCHDOG=1", "pings to resume")
+    ns.close()
+
+
+def _thread(pid, name):
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            if f.read().strip() == name:
+                return int(tid)
+    return None
 
 
 def test_no_watchdog_pings_unless_asked(start_server, tmp_path):
