@@ -54,19 +54,6 @@ void sbuf_printf(struct sbuf *b, const char *fmt, ...)
 	}
 }
 
-void sbuf_json_str(struct sbuf *b, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			sbuf_printf(b, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			sbuf_printf(b, "\\u%04x", c);
-		else
-			sbuf_printf(b, "%c", c);
-	}
-}
-
 char *sbuf_take(struct sbuf *b, size_t *len)
 {
 	if (!b->failed && !b->s && grow(b, 1))

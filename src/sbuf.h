@@ -16,8 +16,6 @@ struct sbuf {
 };
 
 void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Append s as the body of a JSON string (quotes not included). */
-void sbuf_json_str(struct sbuf *b, const char *s);
 /* Hand the text over (caller frees) and reset b.  NULL if an append failed. */
 char *sbuf_take(struct sbuf *b, size_t *len);
 void sbuf_free(struct sbuf *b);
