@@ -25,6 +25,7 @@ static uint64_t watchdog_ns;	/* half the interval; 0 = off */
 static uint64_t last_ping;
 static char last_status[160];
 static uint64_t *seen;		/* per worker: `alive` at the last check */
+#define NOT_SEEN UINT64_MAX	/* before the first check (alive may be 0) */
 static bool stuck_logged;
 
 void service_init(void)
@@ -83,14 +84,18 @@ static bool workers_alive(struct server *srv)
 {
 	bool ok = true;
 
-	if (!seen && !(seen = calloc(srv->n_workers, sizeof(*seen))))
-		return true;
+	if (!seen) {
+		if (!(seen = malloc(srv->n_workers * sizeof(*seen))))
+			return true;
+		for (unsigned i = 0; i < srv->n_workers; i++)
+			seen[i] = NOT_SEEN;
+	}
 	if (server_phase(srv) != PHASE_RUNNING)
 		return true;
 	for (unsigned i = 0; i < srv->n_workers; i++) {
 		struct worker *w = &srv->workers[i];
 		uint64_t a = atomic_load_explicit(&w->alive, memory_order_relaxed);
-		if (seen[i] && a == seen[i]) {
+		if (a == seen[i]) {	/* woken at the last check, has not run */
 			if (!stuck_logged)
 				TRACE(TR_ERROR, "worker %u has not run its loop for %llu ms: "
 				      "not feeding the watchdog", i,
