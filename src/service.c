@@ -99,7 +99,8 @@ static bool workers_alive(struct server *srv)
 			if (!stuck_logged)
 				TRACE(TR_ERROR, "worker %u has not run its loop for %llu ms: "
 				      "not feeding the watchdog", i,
-				      (unsigned long long)((mono_ns() - a) / NSEC_PER_MSEC));
+				      (unsigned long long)((mono_ns() - (a ? a : srv->started)) /
+							   NSEC_PER_MSEC));
 			stuck_logged = true;
 			ok = false;
 		}
