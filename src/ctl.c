@@ -370,8 +370,8 @@ int ctl_start(struct server *srv, const char *path, char *err, size_t errlen)
 	if ((r = bind_ctl(ctl.fd, &addr, err, errlen)))
 		goto fail;
 	strcpy(ctl.path, path);
-	if (listen(ctl.fd, CTL_CLIENTS) || (errno = pthread_create(&ctl.thread, NULL, ctl_main, NULL))) {
-		r = -errno;
+	r = listen(ctl.fd, CTL_CLIENTS) ? ERR() : -pthread_create(&ctl.thread, NULL, ctl_main, NULL);
+	if (r) {
 		snprintf(err, errlen, "--ctl %s: %s", path, strerror(-r));
 		unlink(ctl.path);
 		goto fail;

@@ -110,15 +110,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 	return reply(mc, MHD_HTTP_OK, text, len);
 }
 
+/* libmicrohttpd's own messages: kept for a start-up failure (which it
+ * does not otherwise explain) and traced as INFO, since a hostile client
+ * could otherwise fill the log with them. */
+static char mhd_last[200];
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	char line[256];
+	char line[sizeof(mhd_last)];
 
-	if (!trace_on(TR_INFO))
-		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	line[strcspn(line, "\n")] = '\0';
-	trace_emit(TR_INFO, "metrics: %s", line);
+	if (!daemon_)
+		memcpy(mhd_last, line, sizeof(line));
+	TRACE(TR_INFO, "metrics: %s", line);
 }
 
 int metrics_start(struct server *srv, const struct listen_addr *addr, char *err, size_t errlen)
@@ -140,9 +145,8 @@ int metrics_start(struct server *srv, const struct listen_addr *addr, char *err,
 				   MHD_OPTION_END);
 	addr_format((const struct sockaddr *)&addr->ss, text, sizeof(text));
 	if (!daemon_) {
-		/* MHD does not say why; the usual reason is a taken port. */
-		snprintf(err, errlen, "--metrics: cannot serve on %s (address in use or not local?)",
-			 text);
+		snprintf(err, errlen, "--metrics: cannot serve on %s: %s", text,
+			 mhd_last[0] ? mhd_last : "libmicrohttpd gave no reason");
 		return -EADDRNOTAVAIL;
 	}
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);

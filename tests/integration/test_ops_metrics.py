@@ -66,6 +66,14 @@ def test_metrics_on_ipv6_and_bad_address(start_server):
     r = subprocess.run([ECHOSRV, "--metrics", "localhost:80", "--check"],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 2 and "--metrics" in r.stderr
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    r = subprocess.run([ECHOSRV, "--listen", "127.0.0.1:0",
+                        "--metrics", "127.0.0.1:%d" % taken.getsockname()[1]],
+                       capture_output=True, text=True, timeout=20)
+    taken.close()
+    assert r.returncode == 1 and "--metrics" in r.stderr and "in use" in r.stderr, r.stderr
 
 
 def test_slow_and_hostile_scrapers_do_not_stall_echo(start_server, engine):
