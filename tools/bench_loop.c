@@ -1,0 +1,595 @@
+/*
+ * bench_loop.c - one load thread of echosrv-bench.
+ *
+ * Each thread owns a share of the connections and one level-triggered epoll
+ * loop over them.  A connection is only a handful of byte counters: what was
+ * issued (messages the load model has asked for), sent and received; its
+ * bytes are the pattern.h stream, so sending is send() straight from the
+ * shared table and checking is one memcmp() per recv().  Per message the
+ * loop does no allocation and no system call beyond the recv()/send() the
+ * echo needs (several messages share one when they arrive together), which
+ * keeps the tool cheaper per message than the servers it measures.
+ *
+ * Closed loop (-p K): every connection keeps K messages in flight and issues
+ * the next one when one completes; latency runs from the issue time.  Open
+ * loop (-r R): message m of the thread's connection j is due at a fixed time
+ * (go + (m*n + j) * gap); it is issued then whatever the server is doing and
+ * its latency runs from that intended time, so a server that stalls is
+ * charged for the whole stall, not just for the messages it let through.
+ *
+ * A run ends with a drain: no new messages (and no more of those issued but
+ * not yet sent than completes the message under way), wait for the echoes
+ * still owed, send FIN, and expect the server's FIN with nothing extra
+ * before it.  The drain gives up when nothing has come back for
+ * BENCH_DRAIN_IDLE_NS; whatever is still owed then is counted missing.
+ */
+#include "bench.h"
+#include "pattern.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RBUF_SIZE      (128u * 1024)     /* <= PATTERN_TAIL: one memcmp per recv */
+#define MAX_EVENTS     256
+#define CONNECT_BATCH  256               /* connects in progress at once */
+#define ISSUE_BATCH    4096              /* open-loop issues per loop turn */
+
+enum cstate {
+	C_CONNECTING,   /* connect() in progress */
+	C_OPEN,         /* sending and checking echoes */
+	C_SHUT,         /* every echo back and our FIN sent; awaiting the server's */
+	C_DONE,         /* closed (cleanly or not); fd is -1 */
+};
+
+struct bconn {
+	int fd;
+	uint8_t state;
+	bool want_out;          /* EPOLLOUT is armed */
+	bool extra_seen;
+	uint32_t id;            /* global connection number */
+	uint64_t base;          /* where its stream starts in the pattern */
+	uint64_t issued, sent, received;   /* bytes */
+	uint64_t bad_msg;       /* 1 + last message counted as mismatched */
+	uint64_t *t_issue;      /* closed loop: issue time of message m at [m % K] */
+};
+
+struct loop {
+	struct bench_thread *th;
+	struct bench_shared *sh;
+	const struct bench_opts *o;
+	struct bench_result *res;
+	int ep;
+	unsigned n;             /* connections of this thread */
+	unsigned live;          /* connections not yet C_DONE */
+	struct bconn *c;
+	uint64_t *ring;
+	uint8_t *rbuf;
+	bool measuring, draining;
+	uint64_t cpu0, user0;
+	uint64_t last_rx;       /* while draining: when something last came back */
+	double gap_ns;          /* open loop: between two of this thread's messages */
+	uint64_t next_k;        /* open loop: next message is k / n on conn k % n */
+};
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t thread_user_ns(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_THREAD, &ru);
+	return (uint64_t)ru.ru_utime.tv_sec * NS_PER_S + (uint64_t)ru.ru_utime.tv_usec * 1000;
+}
+
+static const char *errtext(int e, char *buf, size_t len)
+{
+	return strerror_r(e, buf, len);
+}
+
+static void set_out(struct loop *l, struct bconn *c, bool want)
+{
+	struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0),
+				  .data.ptr = c };
+
+	if (c->want_out == want)
+		return;
+	c->want_out = want;
+	epoll_ctl(l->ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void close_conn(struct loop *l, struct bconn *c)
+{
+	close(c->fd);           /* also leaves the epoll set */
+	c->fd = -1;
+	c->state = C_DONE;
+	l->live--;
+}
+
+static void fail(struct loop *l, struct bconn *c, int e)
+{
+	enum bench_error kind = e == ECONNRESET ? BERR_reset :
+				e == EPIPE ? BERR_early_close : BERR_io;
+	char buf[64];
+
+	l->res->err[kind]++;
+	l->res->missing_bytes += c->issued - c->received;
+	bench_report(l->sh, "connection %u: %s after %llu of %llu bytes came back",
+		     c->id, errtext(e, buf, sizeof(buf)),
+		     (unsigned long long)c->received, (unsigned long long)c->issued);
+	close_conn(l, c);
+}
+
+static void flush(struct loop *l, struct bconn *c)
+{
+	while (c->sent < c->issued) {
+		uint64_t len = c->issued - c->sent;
+		ssize_t r;
+
+		if (len > PATTERN_TAIL)
+			len = PATTERN_TAIL;
+		r = send(c->fd, pattern_at(c->base, c->sent), len, MSG_NOSIGNAL);
+		if (r > 0) {
+			c->sent += (uint64_t)r;
+			if ((uint64_t)r < len)
+				break;          /* socket buffer full */
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == EAGAIN)
+			break;
+		fail(l, c, r < 0 ? errno : EIO);
+		return;
+	}
+	set_out(l, c, c->sent < c->issued);
+}
+
+static void shut(struct loop *l, struct bconn *c)
+{
+	set_out(l, c, false);
+	shutdown(c->fd, SHUT_WR);
+	c->state = C_SHUT;
+}
+
+/* Counts the messages in buf (stream bytes from c->received on) that differ. */
+static void check(struct loop *l, struct bconn *c, const uint8_t *buf, size_t n)
+{
+	const uint8_t *want = pattern_at(c->base, c->received);
+	uint64_t size = l->o->size;
+	size_t i = 0;
+
+	if (memcmp(buf, want, n) == 0)
+		return;
+	while (i < n) {
+		uint64_t off, msg;
+
+		while (i < n && buf[i] == want[i])
+			i++;
+		if (i == n)
+			break;
+		off = c->received + i;
+		msg = off / size;
+		if (c->bad_msg != msg + 1) {
+			c->bad_msg = msg + 1;
+			l->res->mismatches++;
+			bench_report(l->sh, "connection %u: byte %llu of its stream "
+				     "(message %llu) came back as 0x%02x, sent 0x%02x",
+				     c->id, (unsigned long long)off,
+				     (unsigned long long)msg, buf[i], want[i]);
+		}
+		i = (size_t)((msg + 1) * size - c->received);   /* next message */
+	}
+}
+
+static uint64_t intended_ns(const struct loop *l, const struct bconn *c, uint64_t m)
+{
+	uint64_t k = m * l->n + (uint64_t)(c - l->c);
+
+	return l->sh->clk.go + (uint64_t)((double)k * l->gap_ns);
+}
+
+static void complete(struct loop *l, struct bconn *c, uint64_t m, uint64_t now)
+{
+	const struct bench_opts *o = l->o;
+	uint64_t *slot = o->rate > 0 ? NULL : &c->t_issue[m % o->pipeline];
+	uint64_t t0 = slot ? *slot : intended_ns(l, c, m);
+
+	if (now >= l->sh->clk.measure && now < l->sh->clk.end) {
+		hist_record(&l->res->lat, now > t0 ? now - t0 : 0);
+		l->res->messages++;
+	}
+	if (slot && !l->draining) {
+		*slot = now;            /* message m + K reuses the slot */
+		c->issued += o->size;
+	}
+}
+
+static void consume(struct loop *l, struct bconn *c, const uint8_t *buf,
+		    size_t n, uint64_t now)
+{
+	uint64_t owed = c->sent - c->received, first, last;
+
+	if (n > owed) {
+		if (!c->extra_seen) {
+			c->extra_seen = true;
+			l->res->err[BERR_extra]++;
+			bench_report(l->sh, "connection %u: %llu bytes came back that were "
+				     "never sent (after byte %llu)", c->id,
+				     (unsigned long long)(n - owed),
+				     (unsigned long long)c->sent);
+		}
+		l->res->extra_bytes += n - owed;
+		n = (size_t)owed;
+	}
+	l->last_rx = now;
+	if (!n)
+		return;
+	check(l, c, buf, n);
+	l->res->checked += n;
+	first = c->received / l->o->size;
+	c->received += n;
+	last = c->received / l->o->size;
+	for (uint64_t m = first; m < last; m++)
+		complete(l, c, m, now);
+	if (c->state != C_OPEN)
+		return;
+	if (l->draining && c->received == c->issued)
+		shut(l, c);
+	else if (c->sent < c->issued && !c->want_out)
+		flush(l, c);
+}
+
+static void on_eof(struct loop *l, struct bconn *c)
+{
+	l->last_rx = bench_now_ns();
+	if (c->state == C_SHUT) {       /* the clean end */
+		close_conn(l, c);
+		return;
+	}
+	l->res->err[BERR_early_close]++;
+	l->res->missing_bytes += c->issued - c->received;
+	bench_report(l->sh, "connection %u: closed by the server after %llu of "
+		     "%llu bytes came back", c->id, (unsigned long long)c->received,
+		     (unsigned long long)c->issued);
+	close_conn(l, c);
+}
+
+static void on_readable(struct loop *l, struct bconn *c)
+{
+	ssize_t r;
+
+	do
+		r = recv(c->fd, l->rbuf, RBUF_SIZE, 0);
+	while (r < 0 && errno == EINTR);
+	if (r > 0)
+		consume(l, c, l->rbuf, (size_t)r, bench_now_ns());
+	else if (r == 0)
+		on_eof(l, c);
+	else if (errno != EAGAIN)
+		fail(l, c, errno);
+}
+
+/* Open loop: issue every message whose time has come, a bounded number a turn. */
+static void issue_due(struct loop *l, uint64_t now)
+{
+	for (unsigned i = 0; i < ISSUE_BATCH; i++) {
+		uint64_t t = l->sh->clk.go + (uint64_t)((double)l->next_k * l->gap_ns);
+		struct bconn *c;
+
+		if (t > now)
+			return;
+		c = &l->c[l->next_k % l->n];
+		l->next_k++;
+		if (c->state != C_OPEN)
+			continue;
+		c->issued += l->o->size;
+		if (!c->want_out)
+			flush(l, c);
+	}
+}
+
+static void begin_drain(struct loop *l, uint64_t now)
+{
+	uint64_t size = l->o->size;
+
+	l->draining = true;
+	l->last_rx = now;
+	for (unsigned i = 0; i < l->n; i++) {
+		struct bconn *c = &l->c[i];
+
+		if (c->state != C_OPEN)
+			continue;
+		/* Unsent whole messages are withdrawn: only what is under way is owed. */
+		c->issued = (c->sent + size - 1) / size * size;
+		if (c->received == c->issued)
+			shut(l, c);
+	}
+}
+
+/* At the drain deadline: whatever is still owed never came back. */
+static void finish(struct loop *l)
+{
+	for (unsigned i = 0; i < l->n; i++) {
+		struct bconn *c = &l->c[i];
+
+		if (c->state == C_OPEN) {
+			l->res->err[BERR_missing]++;
+			l->res->missing_bytes += c->issued - c->received;
+			bench_report(l->sh, "connection %u: %llu of %llu bytes never "
+				     "came back", c->id,
+				     (unsigned long long)(c->issued - c->received),
+				     (unsigned long long)c->issued);
+		} else if (c->state == C_SHUT) {
+			l->res->no_fin++;
+		}
+		if (c->state != C_DONE)
+			close_conn(l, c);
+	}
+}
+
+static int wait_events(struct loop *l, struct epoll_event *ev, uint64_t timeout_ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(timeout_ns / NS_PER_S),
+			       .tv_nsec = (long)(timeout_ns % NS_PER_S) };
+
+	return epoll_pwait2(l->ep, ev, MAX_EVENTS, &ts, NULL);
+}
+
+/* Moves between warm-up, measurement and drain; false once the run is over. */
+static bool advance(struct loop *l, uint64_t now, uint64_t *wake)
+{
+	const struct bench_clock *k = &l->sh->clk;
+
+	if (!l->measuring && !l->draining && now >= k->measure) {
+		l->measuring = true;
+		l->cpu0 = thread_cpu_ns();
+		l->user0 = thread_user_ns();
+	}
+	if (!l->draining && now >= k->end) {
+		l->res->cpu_ns = thread_cpu_ns() - l->cpu0;
+		l->res->user_ns = thread_user_ns() - l->user0;
+		l->measuring = false;
+		begin_drain(l, now);
+	}
+	if (l->draining) {
+		*wake = l->last_rx + BENCH_DRAIN_IDLE_NS;
+		if (*wake > k->end + BENCH_DRAIN_MAX_NS)
+			*wake = k->end + BENCH_DRAIN_MAX_NS;
+		return l->live > 0 && now < *wake;
+	}
+	*wake = l->measuring ? k->end : k->measure;
+	return true;
+}
+
+static void run(struct loop *l)
+{
+	struct epoll_event ev[MAX_EVENTS];
+	uint64_t now = bench_now_ns(), wake;
+
+	if (l->o->rate == 0) {
+		for (unsigned i = 0; i < l->n; i++) {
+			struct bconn *c = &l->c[i];
+
+			for (unsigned m = 0; m < l->o->pipeline; m++)
+				c->t_issue[m] = now;
+			c->issued = l->o->size * l->o->pipeline;
+			flush(l, c);
+		}
+	}
+	while (advance(l, now = bench_now_ns(), &wake)) {
+		int n;
+
+		if (l->o->rate > 0 && !l->draining) {
+			uint64_t due;
+
+			issue_due(l, now);
+			due = l->sh->clk.go + (uint64_t)((double)l->next_k * l->gap_ns);
+			if (due < wake)
+				wake = due;
+		}
+		n = wait_events(l, ev, wake > now ? wake - now : 0);
+		for (int i = 0; i < n; i++) {
+			struct bconn *c = ev[i].data.ptr;
+
+			if (c->state == C_DONE)
+				continue;
+			if (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+				on_readable(l, c);
+			if (c->state == C_OPEN && (ev[i].events & EPOLLOUT))
+				flush(l, c);
+		}
+	}
+	finish(l);
+}
+
+/* --- setup ----------------------------------------------------------------- */
+
+static int setup_error(struct loop *l, int e, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int setup_error(struct loop *l, int e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(l->th->setup_msg, sizeof(l->th->setup_msg), fmt, ap);
+	va_end(ap);
+	return -e;
+}
+
+static int start_connect(struct loop *l, struct bconn *c)
+{
+	const struct bench_opts *o = l->o;
+	struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
+	struct rlimit rl;
+	char buf[64];
+	int one = 1, e;
+
+	c->fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		e = errno;
+		getrlimit(RLIMIT_NOFILE, &rl);
+		return setup_error(l, e, "cannot open connection %u of %u: %s "
+				   "(descriptor limit %llu%s)", c->id + 1, o->conns,
+				   errtext(e, buf, sizeof(buf)),
+				   (unsigned long long)rl.rlim_cur,
+				   e == EMFILE ? "; raise it with ulimit -n" : "");
+	}
+	/* Messages are sent as soon as they are issued, like a real client's. */
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->state = C_CONNECTING;
+	l->live++;
+	if (connect(c->fd, (const struct sockaddr *)&o->addr, o->addrlen) < 0 &&
+	    errno != EINPROGRESS) {
+		e = errno;
+		return setup_error(l, e, "connect to %s: %s", o->addr_text,
+				   errtext(e, buf, sizeof(buf)));
+	}
+	if (epoll_ctl(l->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+		e = errno;
+		return setup_error(l, e, "epoll_ctl: %s", errtext(e, buf, sizeof(buf)));
+	}
+	return 0;
+}
+
+/* A connect finished: either the connection is up or the run cannot start. */
+static int connected(struct loop *l, struct bconn *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+	socklen_t len = sizeof(int);
+	char buf[64];
+	int e = 0;
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
+		e = errno;
+	if (e)
+		return setup_error(l, e, "connect to %s: %s", l->o->addr_text,
+				   errtext(e, buf, sizeof(buf)));
+	c->state = C_OPEN;
+	epoll_ctl(l->ep, EPOLL_CTL_MOD, c->fd, &ev);
+	return 0;
+}
+
+/* Opens all of this thread's connections, a bounded number at a time. */
+static int connect_all(struct loop *l)
+{
+	struct epoll_event ev[MAX_EVENTS];
+	uint64_t deadline = bench_now_ns() + BENCH_CONNECT_NS, now;
+	unsigned started = 0, up = 0;
+	int r;
+
+	while (up < l->n) {
+		while (started < l->n && started - up < CONNECT_BATCH) {
+			r = start_connect(l, &l->c[started++]);
+			if (r < 0)
+				return r;
+		}
+		if (atomic_load(&l->sh->abort))
+			return -ECANCELED;
+		now = bench_now_ns();
+		if (now >= deadline)
+			return setup_error(l, ETIMEDOUT, "connect to %s: timed out after "
+					   "%llu s (%u of %u connections of one thread up)",
+					   l->o->addr_text,
+					   (unsigned long long)(BENCH_CONNECT_NS / NS_PER_S),
+					   up, l->n);
+		r = wait_events(l, ev, deadline - now < NS_PER_S / 10 ?
+				deadline - now : NS_PER_S / 10);
+		for (int i = 0; i < r; i++) {
+			struct bconn *c = ev[i].data.ptr;
+
+			if (c->state != C_CONNECTING)
+				continue;
+			if ((r = connected(l, c)) < 0)
+				return r;
+			up++;
+		}
+	}
+	return 0;
+}
+
+static int loop_init(struct loop *l, struct bench_thread *th)
+{
+	const struct bench_opts *o = th->sh->o;
+	unsigned t = o->threads;
+
+	memset(l, 0, sizeof(*l));
+	l->ep = -1;
+	l->th = th;
+	l->sh = th->sh;
+	l->o = o;
+	l->res = &th->res;
+	hist_init(&l->res->lat);
+	/* Connection i belongs to thread i % t. */
+	l->n = o->conns / t + (th->index < o->conns % t);
+	l->c = calloc(l->n, sizeof(*l->c));
+	l->ring = calloc((size_t)l->n * o->pipeline, sizeof(*l->ring));
+	l->rbuf = malloc(RBUF_SIZE);
+	l->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (!l->c || !l->ring || !l->rbuf || l->ep < 0)
+		return setup_error(l, ENOMEM, "out of memory or descriptors for %u "
+				   "connections", l->n);
+	for (unsigned i = 0; i < l->n; i++) {
+		struct bconn *c = &l->c[i];
+
+		c->fd = -1;
+		c->state = C_DONE;
+		c->id = th->index + i * t;
+		c->base = pattern_base(c->id);
+		c->t_issue = l->ring + (size_t)i * o->pipeline;
+	}
+	if (o->rate > 0) {
+		/* This thread's share of the rate, spread evenly over its conns. */
+		l->gap_ns = 1e9 * (double)o->conns / (o->rate * (double)l->n);
+		prctl(PR_SET_TIMERSLACK, 1UL);   /* wake on time, not 50 us late */
+	}
+	return 0;
+}
+
+static void loop_free(struct loop *l)
+{
+	for (unsigned i = 0; l->c && i < l->n; i++)
+		if (l->c[i].fd >= 0)
+			close(l->c[i].fd);
+	if (l->ep >= 0)
+		close(l->ep);
+	free(l->c);
+	free(l->ring);
+	free(l->rbuf);
+}
+
+void *bench_thread_main(void *arg)
+{
+	struct bench_thread *th = arg;
+	struct loop l;
+	int r;
+
+	r = loop_init(&l, th);
+	if (!r)
+		r = connect_all(&l);
+	if (r < 0 && r != -ECANCELED) {
+		th->setup_err = r;
+		atomic_store(&th->sh->abort, true);
+	}
+	pthread_barrier_wait(&th->sh->connected);
+	pthread_barrier_wait(&th->sh->go);
+	if (!atomic_load(&th->sh->abort))
+		run(&l);
+	loop_free(&l);
+	return NULL;
+}
