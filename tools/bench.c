@@ -440,9 +440,11 @@ int main(int argc, char **argv)
 		return EXIT_SETUP;
 	}
 	rc = run_threads(&o, &sh, th, srv_cpu);
+	if (!rc)
+		sum_results(&r, th, o.threads);
+	free(th);
 	if (rc)
 		return rc;
-	sum_results(&r, th, o.threads);
 	s.secs = (double)(sh.clk.end - sh.clk.measure) / 1e9;
 	s.msgs_per_s = (double)r.messages / s.secs;
 	s.bytes_per_s = s.msgs_per_s * (double)o.size;
@@ -456,5 +458,6 @@ int main(int argc, char **argv)
 		print_json(&o, &r, &s);
 	else
 		print_text(&o, &r, &s);
+	fflush(stdout);
 	return total_errors(&r) || r.mismatches ? EXIT_ERRORS : 0;
 }
