@@ -47,7 +47,6 @@ struct bench_opts {
 
 /* Every way a connection can go wrong other than a wrong byte. */
 #define BENCH_ERRORS(X) \
-	X(connect,     "could not connect") \
 	X(early_close, "closed by the server before all echoes came back") \
 	X(reset,       "reset by the server") \
 	X(missing,     "echoes never came back") \
