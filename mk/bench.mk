@@ -1,6 +1,6 @@
 # echosrv-bench, the baseline server and `make bench` (see bench/README.md).
 
-BENCH_OBJ := $(addprefix $(O)/tools/,bench.o bench_loop.o pattern.o hist.o)
+BENCH_OBJ := $(addprefix $(O)/tools/,bench.o bench_setup.o bench_loop.o pattern.o hist.o)
 
 all: $(O)/echosrv-bench $(O)/bench-baseline
 integration: $(O)/echosrv-bench $(O)/bench-baseline

@@ -1,5 +1,5 @@
 /*
- * bench_loop.c - one load thread of echosrv-bench.
+ * bench_loop.c - the measured part of one load thread of echosrv-bench.
  *
  * Each thread owns a share of the connections and one level-triggered epoll
  * loop over them.  A connection is only a handful of byte counters: what was
@@ -7,8 +7,9 @@
  * bytes are the pattern.h stream, so sending is send() straight from the
  * shared table and checking is one memcmp() per recv().  Per message the
  * loop does no allocation and no system call beyond the recv()/send() the
- * echo needs (several messages share one when they arrive together), which
- * keeps the tool cheaper per message than the servers it measures.
+ * echo needs (several messages share one when they arrive together), so the
+ * tool's own user-space work per message stays a small fraction of the
+ * kernel's, which it cannot avoid any more than the server can.
  *
  * Closed loop (-p K): every connection keeps K messages in flight and issues
  * the next one when one completes; latency runs from the issue time.  Open
@@ -23,62 +24,18 @@
  * before it.  The drain gives up when nothing has come back for
  * BENCH_DRAIN_IDLE_NS; whatever is still owed then is counted missing.
  */
-#include "bench.h"
+#include "bench_loop.h"
 #include "pattern.h"
 
 #include <errno.h>
-#include <netinet/tcp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
-#define RBUF_SIZE      (128u * 1024)     /* <= PATTERN_TAIL: one memcmp per recv */
-#define MAX_EVENTS     256
-#define CONNECT_BATCH  256               /* connects in progress at once */
 #define ISSUE_BATCH    4096              /* open-loop issues per loop turn */
-
-enum cstate {
-	C_CONNECTING,   /* connect() in progress */
-	C_OPEN,         /* sending and checking echoes */
-	C_SHUT,         /* every echo back and our FIN sent; awaiting the server's */
-	C_DONE,         /* closed (cleanly or not); fd is -1 */
-};
-
-struct bconn {
-	int fd;
-	uint8_t state;
-	bool want_out;          /* EPOLLOUT is armed */
-	bool extra_seen;
-	uint32_t id;            /* global connection number */
-	uint64_t base;          /* where its stream starts in the pattern */
-	uint64_t issued, sent, received;   /* bytes */
-	uint64_t bad_msg;       /* 1 + last message counted as mismatched */
-	uint64_t *t_issue;      /* closed loop: issue time of message m at [m % K] */
-};
-
-struct loop {
-	struct bench_thread *th;
-	struct bench_shared *sh;
-	const struct bench_opts *o;
-	struct bench_result *res;
-	int ep;
-	unsigned n;             /* connections of this thread */
-	unsigned live;          /* connections not yet C_DONE */
-	struct bconn *c;
-	uint64_t *ring;
-	uint8_t *rbuf;
-	bool measuring, draining;
-	uint64_t cpu0, user0;
-	uint64_t last_rx;       /* while draining: when something last came back */
-	double gap_ns;          /* open loop: between two of this thread's messages */
-	uint64_t next_k;        /* open loop: next message is k / n on conn k % n */
-};
 
 static uint64_t thread_cpu_ns(void)
 {
@@ -96,7 +53,7 @@ static uint64_t thread_user_ns(void)
 	return (uint64_t)ru.ru_utime.tv_sec * NS_PER_S + (uint64_t)ru.ru_utime.tv_usec * 1000;
 }
 
-static const char *errtext(int e, char *buf, size_t len)
+const char *loop_errtext(int e, char *buf, size_t len)
 {
 	return strerror_r(e, buf, len);
 }
@@ -129,7 +86,7 @@ static void fail(struct loop *l, struct bconn *c, int e)
 	l->res->err[kind]++;
 	l->res->missing_bytes += c->issued - c->received;
 	bench_report(l->sh, "connection %u: %s after %llu of %llu bytes came back",
-		     c->id, errtext(e, buf, sizeof(buf)),
+		     c->id, loop_errtext(e, buf, sizeof(buf)),
 		     (unsigned long long)c->received, (unsigned long long)c->issued);
 	close_conn(l, c);
 }
@@ -342,7 +299,7 @@ static void finish(struct loop *l)
 	}
 }
 
-static int wait_events(struct loop *l, struct epoll_event *ev, uint64_t timeout_ns)
+int loop_wait(struct loop *l, struct epoll_event *ev, uint64_t timeout_ns)
 {
 	struct timespec ts = { .tv_sec = (time_t)(timeout_ns / NS_PER_S),
 			       .tv_nsec = (long)(timeout_ns % NS_PER_S) };
@@ -376,7 +333,7 @@ static bool advance(struct loop *l, uint64_t now, uint64_t *wake)
 	return true;
 }
 
-static void run(struct loop *l)
+void loop_run(struct loop *l)
 {
 	struct epoll_event ev[MAX_EVENTS];
 	uint64_t now = bench_now_ns(), wake;
@@ -402,7 +359,7 @@ static void run(struct loop *l)
 			if (due < wake)
 				wake = due;
 		}
-		n = wait_events(l, ev, wake > now ? wake - now : 0);
+		n = loop_wait(l, ev, wake > now ? wake - now : 0);
 		for (int i = 0; i < n; i++) {
 			struct bconn *c = ev[i].data.ptr;
 
@@ -415,181 +372,4 @@ static void run(struct loop *l)
 		}
 	}
 	finish(l);
-}
-
-/* --- setup ----------------------------------------------------------------- */
-
-static int setup_error(struct loop *l, int e, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int setup_error(struct loop *l, int e, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(l->th->setup_msg, sizeof(l->th->setup_msg), fmt, ap);
-	va_end(ap);
-	return -e;
-}
-
-static int start_connect(struct loop *l, struct bconn *c)
-{
-	const struct bench_opts *o = l->o;
-	struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
-	struct rlimit rl;
-	char buf[64];
-	int one = 1, e;
-
-	c->fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd < 0) {
-		e = errno;
-		getrlimit(RLIMIT_NOFILE, &rl);
-		return setup_error(l, e, "cannot open connection %u of %u: %s "
-				   "(descriptor limit %llu%s)", c->id + 1, o->conns,
-				   errtext(e, buf, sizeof(buf)),
-				   (unsigned long long)rl.rlim_cur,
-				   e == EMFILE ? "; raise it with ulimit -n" : "");
-	}
-	/* Messages are sent as soon as they are issued, like a real client's. */
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->state = C_CONNECTING;
-	l->live++;
-	if (connect(c->fd, (const struct sockaddr *)&o->addr, o->addrlen) < 0 &&
-	    errno != EINPROGRESS) {
-		e = errno;
-		return setup_error(l, e, "connect to %s: %s", o->addr_text,
-				   errtext(e, buf, sizeof(buf)));
-	}
-	if (epoll_ctl(l->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
-		e = errno;
-		return setup_error(l, e, "epoll_ctl: %s", errtext(e, buf, sizeof(buf)));
-	}
-	return 0;
-}
-
-/* A connect finished: either the connection is up or the run cannot start. */
-static int connected(struct loop *l, struct bconn *c)
-{
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
-	socklen_t len = sizeof(int);
-	char buf[64];
-	int e = 0;
-
-	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
-		e = errno;
-	if (e)
-		return setup_error(l, e, "connect to %s: %s", l->o->addr_text,
-				   errtext(e, buf, sizeof(buf)));
-	c->state = C_OPEN;
-	epoll_ctl(l->ep, EPOLL_CTL_MOD, c->fd, &ev);
-	return 0;
-}
-
-/* Opens all of this thread's connections, a bounded number at a time. */
-static int connect_all(struct loop *l)
-{
-	struct epoll_event ev[MAX_EVENTS];
-	uint64_t deadline = bench_now_ns() + BENCH_CONNECT_NS, now;
-	unsigned started = 0, up = 0;
-	int r;
-
-	while (up < l->n) {
-		while (started < l->n && started - up < CONNECT_BATCH) {
-			r = start_connect(l, &l->c[started++]);
-			if (r < 0)
-				return r;
-		}
-		if (atomic_load(&l->sh->abort))
-			return -ECANCELED;
-		now = bench_now_ns();
-		if (now >= deadline)
-			return setup_error(l, ETIMEDOUT, "connect to %s: timed out after "
-					   "%llu s (%u of %u connections of one thread up)",
-					   l->o->addr_text,
-					   (unsigned long long)(BENCH_CONNECT_NS / NS_PER_S),
-					   up, l->n);
-		r = wait_events(l, ev, deadline - now < NS_PER_S / 10 ?
-				deadline - now : NS_PER_S / 10);
-		for (int i = 0; i < r; i++) {
-			struct bconn *c = ev[i].data.ptr;
-
-			if (c->state != C_CONNECTING)
-				continue;
-			if ((r = connected(l, c)) < 0)
-				return r;
-			up++;
-		}
-	}
-	return 0;
-}
-
-static int loop_init(struct loop *l, struct bench_thread *th)
-{
-	const struct bench_opts *o = th->sh->o;
-	unsigned t = o->threads;
-
-	memset(l, 0, sizeof(*l));
-	l->ep = -1;
-	l->th = th;
-	l->sh = th->sh;
-	l->o = o;
-	l->res = &th->res;
-	hist_init(&l->res->lat);
-	/* Connection i belongs to thread i % t. */
-	l->n = o->conns / t + (th->index < o->conns % t);
-	l->c = calloc(l->n, sizeof(*l->c));
-	l->ring = calloc((size_t)l->n * o->pipeline, sizeof(*l->ring));
-	l->rbuf = malloc(RBUF_SIZE);
-	l->ep = epoll_create1(EPOLL_CLOEXEC);
-	if (!l->c || !l->ring || !l->rbuf || l->ep < 0)
-		return setup_error(l, ENOMEM, "out of memory or descriptors for %u "
-				   "connections", l->n);
-	for (unsigned i = 0; i < l->n; i++) {
-		struct bconn *c = &l->c[i];
-
-		c->fd = -1;
-		c->state = C_DONE;
-		c->id = th->index + i * t;
-		c->base = pattern_base(c->id);
-		c->t_issue = l->ring + (size_t)i * o->pipeline;
-	}
-	if (o->rate > 0) {
-		/* This thread's share of the rate, spread evenly over its conns. */
-		l->gap_ns = 1e9 * (double)o->conns / (o->rate * (double)l->n);
-		prctl(PR_SET_TIMERSLACK, 1UL);   /* wake on time, not 50 us late */
-	}
-	return 0;
-}
-
-static void loop_free(struct loop *l)
-{
-	for (unsigned i = 0; l->c && i < l->n; i++)
-		if (l->c[i].fd >= 0)
-			close(l->c[i].fd);
-	if (l->ep >= 0)
-		close(l->ep);
-	free(l->c);
-	free(l->ring);
-	free(l->rbuf);
-}
-
-void *bench_thread_main(void *arg)
-{
-	struct bench_thread *th = arg;
-	struct loop l;
-	int r;
-
-	r = loop_init(&l, th);
-	if (!r)
-		r = connect_all(&l);
-	if (r < 0 && r != -ECANCELED) {
-		th->setup_err = r;
-		atomic_store(&th->sh->abort, true);
-	}
-	pthread_barrier_wait(&th->sh->connected);
-	pthread_barrier_wait(&th->sh->go);
-	if (!atomic_load(&th->sh->abort))
-		run(&l);
-	loop_free(&l);
-	return NULL;
 }

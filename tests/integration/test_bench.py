@@ -9,6 +9,7 @@ counts and messages are asserted, never speed.
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -169,6 +170,18 @@ def test_refused_is_a_clear_failure():
                              timeout=30)
     assert rc == 3
     assert "Connection refused" in err and out is None
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="needs root and unshare for an empty network namespace")
+def test_unreachable_is_a_clear_failure():
+    # In a fresh network namespace there is no route at all, so connect()
+    # fails at once and no packet is sent anywhere.
+    r = subprocess.run(["unshare", "-n", BENCH, "-a", "198.18.0.1:40007", "-c", "2"]
+                       + SHORT, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 3
+    assert "Network is unreachable" in r.stderr
 
 
 def test_out_of_descriptors_is_a_clear_failure(start_server):
