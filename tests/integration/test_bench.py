@@ -151,7 +151,9 @@ def test_echosrv_open_loop(start_server, engine):
     rc, out, err = bench("-a", "127.0.0.1:%d" % srv.port, "-c", "10",
                          "-r", "2000", *SHORT)
     assert rc == 0, err
-    assert 0 < out["messages"] <= 2000 * 0.3 * 1.5      # paced, not flat out
+    # Paced, not flat out: only messages due before the end exist at all
+    # (0.4 s of warm-up and measurement at 2000/s), however fast the server.
+    assert 0 < out["messages"] <= 2000 * 0.4 + 1
 
 
 def test_echosrv_5000_connections(start_server, engine):
