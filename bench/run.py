@@ -2,7 +2,9 @@
 """bench/run.py - the standard benchmark matrix behind `make bench`.
 
 Starts echosrv once per engine this build and kernel accept, and the plain
-epoll baseline (bench/baseline_epoll.c), all pinned to one CPU; then, for
+epoll baseline (bench/baseline_epoll.c), all pinned to one CPU, and keeps
+all but the one under load stopped (SIGSTOP, so that a busy-polling server
+cannot steal the CPU from the one being measured); then, for
 every cell of the matrix (SPEC section 10: message size x connections x
 messages in flight), runs echosrv-bench pinned to another CPU against each
 server in turn, so every server sees the same machine at nearly the same
@@ -108,9 +110,17 @@ class Server:
             time.sleep(0.02)
         raise RuntimeError("%s did not start listening" % self.name)
 
+    def pause(self, paused):
+        """Servers not under load are stopped (SIGSTOP), so that one that
+        polls instead of sleeping (--busy-poll) cannot steal the CPU from
+        the one being measured."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGCONT)
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -246,6 +256,23 @@ def summarise(runs, cells, names):
     return table
 
 
+def client_cost(runs):
+    """Median over the baseline's runs of the load generator's CPU per
+    message (total, and user space only) over the baseline server's."""
+    tot, user = [], []
+    for r in runs:
+        res = r["result"]
+        if r["server"] != "baseline" or r["rc"] != 0 or not res:
+            continue
+        srv = res.get("server_cpu_us_per_message")
+        if srv:
+            tot.append(res["client_cpu_us_per_message"] / srv)
+            user.append(res["client_user_cpu_us_per_message"] / srv)
+    if not tot:
+        return None
+    return statistics.median(tot), statistics.median(user)
+
+
 def ratio(v, base):
     if v is None or not base:
         return ""
@@ -272,7 +299,7 @@ def machine():
             "kernel": platform.release(), "commit": commit or "?"}
 
 
-def markdown(meta, table, cells, names, image):
+def markdown(meta, table, cells, names, image, cost):
     m = meta["settings"]
     mach = meta["machine"]
     out = ["# echosrv benchmark (%s)" % ("quick" if m["quick"] else "full matrix"), ""]
@@ -317,6 +344,11 @@ def markdown(meta, table, cells, names, image):
                     fmt_num(t["srv"]) + ratio(t["srv"], b.get("srv")),
                     fmt_num(t["p99"]) + ratio(t["p99"], b.get("p99"))]
         out.append("| " + " | ".join(row) + " |")
+    if cost:
+        out += ["", "The load generator's own CPU time per message, median over the "
+                "cells, was %.2f times the baseline server's; its user-space part "
+                "(the tool's own code, the rest is the kernel's TCP work, which "
+                "mirrors the server's) %.3f times." % cost]
     out += ["", "![throughput and p99 latency across the matrix](%s)" % image, ""]
     return "\n".join(out)
 
@@ -401,6 +433,8 @@ def main():
             for rep in range(m["repeat"]):
                 k = (i + rep) % len(servers)
                 for srv in servers[k:] + servers[:k]:
+                    for other in servers:
+                        other.pause(other is not srv)
                     run = run_one(build, srv, cell, m, ccpu)
                     run["repeat"] = rep
                     runs.append(run)
@@ -415,7 +449,8 @@ def main():
     meta["finished"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     with open(os.path.join(outdir, "results.json"), "w") as f:
         json.dump({"meta": meta, "runs": runs}, f, indent=1)
-    md = markdown(meta, table, cells, names, "plot.png")
+    cost = client_cost(runs)
+    md = markdown(meta, table, cells, names, "plot.png", cost)
     with open(os.path.join(outdir, "results.md"), "w") as f:
         f.write(md)
     title = "echosrv vs. baseline, %s, %s" % (meta["started"], meta["machine"]["cpu"])
@@ -424,7 +459,7 @@ def main():
     print(md)
     if m["standard"]:
         with open(os.path.join(HERE, "latest.md"), "w") as f:
-            f.write(markdown(meta, table, cells, names, "latest.png"))
+            f.write(markdown(meta, table, cells, names, "latest.png", cost))
         if have_plot:
             shutil.copyfile(os.path.join(outdir, "plot.png"), os.path.join(HERE, "latest.png"))
     failed = [r for r in runs if r["rc"] != 0]
