@@ -166,8 +166,9 @@ def kernel_drops():
     Loopback has no wire to lose packets on, but its per-CPU input queue
     (net.core.netdev_max_backlog) overflows when thousands of connections
     burst at once; the retransmission timeouts that follow, not the server,
-    then set the figures.  The driver records both counters around each run
-    and marks such cells.  They are machine-wide: other traffic counts too."""
+    then set the figures.  echosrv-bench counts its own connections'
+    retransmits (which mark the cells); these machine-wide counters, kept
+    in results.json, also count everything else on the machine."""
     drops = retrans = 0
     try:
         with open("/proc/net/softnet_stat") as f:
@@ -227,7 +228,7 @@ def progress(run):
         fmt_count(r["messages_per_second"]), r["bytes_per_second"] / 1e6,
         r.get("server_cpu_us_per_message", float("nan")),
         r["client_cpu_us_per_message"], r["latency_us"]["p99"],
-        "  (%d retransmits)" % run["tcp_retransmits"] if run["tcp_retransmits"] else "")
+        "  (%d retransmits)" % r["retransmits"] if r.get("retransmits") else "")
 
 
 def summarise(runs, cells, names):
@@ -251,7 +252,7 @@ def summarise(runs, cells, names):
                 "cli": med["client_cpu_us_per_message"],
                 "p99": med["latency_us"]["p99"],
                 "all_msgs": [g["result"]["messages_per_second"] for g in good],
-                "retrans": run["tcp_retransmits"],
+                "retrans": med.get("retransmits", 0),
             }
     return table
 
@@ -321,9 +322,10 @@ def markdown(meta, table, cells, names, image, cost):
                "percentile round-trip latency in us. (x.xx) is the ratio to the "
                "baseline (plain epoll echo loop): above 1 is better for msg/s, "
                "below 1 is better for CPU and p99. `-` is a failed run. † marks a "
-               "run during which TCP retransmitted (on loopback: the input "
-               "queue, net.core.netdev_max_backlog, overflowed), whose figures "
-               "retransmission timeouts dominate.")
+               "run in which the load generator's connections had to retransmit "
+               "(on loopback: the kernel's input queue, net.core.netdev_max_backlog, "
+               "or TCP memory overflowed), so that retransmission timeouts, not "
+               "the server, dominate its figures.")
     out.append("")
     head = ["size", "conns", "in flight"]
     for n in names:

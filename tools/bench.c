@@ -262,6 +262,7 @@ static void sum_results(struct bench_result *sum, struct bench_thread *th, unsig
 		sum->missing_bytes += r->missing_bytes;
 		sum->extra_bytes += r->extra_bytes;
 		sum->no_fin += r->no_fin;
+		sum->retransmits += r->retransmits;
 		sum->cpu_ns += r->cpu_ns;
 		sum->user_ns += r->user_ns;
 		hist_merge(&sum->lat, &r->lat);
@@ -323,12 +324,12 @@ static void print_json(const struct bench_opts *o, const struct bench_result *r,
 		printf("%s\"%s\": %llu", e ? ", " : "", error_names[e],
 		       (unsigned long long)r->err[e]);
 	printf("}, \"missing_bytes\": %llu, \"extra_bytes\": %llu, "
-	       "\"mismatches\": %llu, \"no_fin\": %llu, "
+	       "\"mismatches\": %llu, \"no_fin\": %llu, \"retransmits\": %llu, "
 	       "\"client_cpu_us_per_message\": %.3f, "
 	       "\"client_user_cpu_us_per_message\": %.3f",
 	       (unsigned long long)r->missing_bytes, (unsigned long long)r->extra_bytes,
 	       (unsigned long long)r->mismatches, (unsigned long long)r->no_fin,
-	       s->client_us, s->client_user_us);
+	       (unsigned long long)r->retransmits, s->client_us, s->client_user_us);
 	if (s->server_known)
 		printf(", \"server_cpu_us_per_message\": %.3f", s->server_us);
 	printf("}\n");
@@ -366,6 +367,9 @@ static void print_text(const struct bench_opts *o, const struct bench_result *r,
 		       (unsigned long long)r->extra_bytes);
 	printf("  mismatches   %llu  (messages with a wrong byte; %llu bytes checked)\n",
 	       (unsigned long long)r->mismatches, (unsigned long long)r->checked);
+	if (r->retransmits)
+		printf("  note         TCP sent %llu segments again: packets were lost "
+		       "on the way\n", (unsigned long long)r->retransmits);
 	if (r->no_fin)
 		printf("  note         %llu connections were not closed by the server "
 		       "after our FIN\n", (unsigned long long)r->no_fin);

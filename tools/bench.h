@@ -68,6 +68,7 @@ struct bench_result {
 	uint64_t missing_bytes;
 	uint64_t extra_bytes;
 	uint64_t no_fin;         /* connections the server did not close after our FIN */
+	uint64_t retransmits;    /* TCP segments our sockets sent again (TCP_INFO) */
 	uint64_t cpu_ns;         /* this thread's CPU time inside the window */
 	uint64_t user_ns;        /* the user-space part of it: the tool's own code */
 	struct hist lat;

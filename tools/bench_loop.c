@@ -28,6 +28,8 @@
 #include "pattern.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +73,13 @@ static void set_out(struct loop *l, struct bconn *c, bool want)
 
 static void close_conn(struct loop *l, struct bconn *c)
 {
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	/* Segments this connection had to send again: on loopback, a sign that
+	 * the kernel's queues, not the server, set the pace of the run. */
+	if (!getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		l->res->retransmits += ti.tcpi_total_retrans;
 	close(c->fd);           /* also leaves the epoll set */
 	c->fd = -1;
 	c->state = C_DONE;

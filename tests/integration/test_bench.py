@@ -136,6 +136,7 @@ def test_echosrv_passes(start_server, engine):
         assert out["latency_us"][k] > 0
     assert out["server_cpu_us_per_message"] >= 0
     assert out["client_cpu_us_per_message"] > 0
+    assert out["retransmits"] >= 0
 
 
 def test_echosrv_ipv6_large_messages(start_server, engine):
