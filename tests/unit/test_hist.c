@@ -73,6 +73,13 @@ static const struct case_ cases[] = {
 	/* ...and with 2 in 1000 the p99.9 rank does. */
 	{ "two outliers", 1, 0, 1, 10 * US, 998, 10 * S, 2,
 	  { 0.5, 0.99, 0.998, 0.999, 1 }, { 10 * US, 10 * US, 10 * US, 10 * S, 10 * S } },
+	/* Samples at the very bottom or top of a wide bucket: the midpoint is
+	 * furthest from them there, and must still be within 3%. */
+	{ "at a bucket's low edge", 1, 0, 1, 1 << 20, 98, 1 * S, 1,
+	  { 0.01, 0.5, 0.98, 0.99, 1 }, { 1 << 20, 1 << 20, 1 << 20, 1 * S, 1 * S } },
+	{ "at a bucket's high edge", 1, 0, 1, (1 << 21) - 1, 98, 1 * S, 1,
+	  { 0.01, 0.5, 0.98, 0.99, 1 },
+	  { (1 << 21) - 1, (1 << 21) - 1, (1 << 21) - 1, 1 * S, 1 * S } },
 	{ "bimodal 90/10", 1, 0, 1, 20 * US, 900, 2 * S, 100,
 	  { 0.5, 0.9, 0.901, 0.99, 1 }, { 20 * US, 20 * US, 2 * S, 2 * S, 2 * S } },
 };
