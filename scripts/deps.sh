@@ -6,8 +6,12 @@
 set -eu
 
 PKGS="build-essential pkg-config liburing-dev libsystemd-dev systemtap-sdt-dev
-libcmocka-dev python3 python3-pytest python3-pytest-timeout iproute2
-nftables valgrind"
+libcmocka-dev python3 python3-pytest python3-pytest-timeout iproute2"
+# Operations: metrics endpoint, man page lint, USDT and metrics tests.
+PKGS="$PKGS libmicrohttpd-dev mandoc bpftrace prometheus"
+# Scale and reliability: nftables for the network-namespace fault tests,
+# valgrind for make valgrind-check.
+PKGS="$PKGS nftables valgrind"
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS gnuplot-nox"
 # make fuzz: clang with libFuzzer and its sanitizer runtimes.
 [ "${1:-}" = "--fuzz" ] && PKGS="$PKGS clang libclang-rt-14-dev"
@@ -24,4 +28,4 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
