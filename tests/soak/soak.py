@@ -243,8 +243,10 @@ def main():
         if b.returncode:
             errors += 1
             failures.append("echosrv-bench exited %d:\n%s" % (b.returncode, out[-1500:]))
-        last = [l for l in out.splitlines() if "msg/s" in l or "errors" in l.lower()]
-        print("bench %s: %s" % (" ".join(b.args[3:9]), last[-1] if last else out[-200:]))
+        keep = [" ".join(l.split()[:2]) for l in out.splitlines()
+                if l.split() and l.split()[0] in ("messages/s", "errors", "mismatches", "result")]
+        print("echosrv-bench -c %s -s %s -p %s: %s" % (b.args[4], b.args[6], b.args[8],
+                                                       ", ".join(keep) or out[-300:]))
     for p in procs:
         p.join(120)
     while not q.empty():
