@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import echo_roundtrip, read_to_eof, wait_for
+from ops_common import stats
 from netns import SERVER_IP, CLIENT_IP, netns, require_netns  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.root
@@ -101,8 +102,9 @@ def _check_alive(socks, tag):
         assert echo_roundtrip(s, msg) == msg
 
 
-def test_connection_flood_beyond_max_conns(netns, start_server, engine):
-    srv = start_in_ns(start_server, netns, engine, "--max-conns", "10")
+def test_connection_flood_beyond_max_conns(netns, start_server, engine, tmp_path):
+    ctl_path = str(tmp_path / "ctl")
+    srv = start_in_ns(start_server, netns, engine, "--max-conns", "10", "--ctl", ctl_path)
     base = sockets(srv)
     kept = [netns.connect(srv.port) for _ in range(5)]
     _check_alive(kept, "before")
@@ -129,6 +131,10 @@ def test_connection_flood_beyond_max_conns(netns, start_server, engine):
     # Recovered: room for five new connections again, all served.
     again = [netns.connect(srv.port) for _ in range(5)]
     _check_alive(again + kept, "after")
+    st = stats(ctl_path)
+    assert st["rejected"]["max_conns"] == 95
+    assert st["connections_active"] == 10
+    assert st["accept_pauses_total"] == 0
     for s in again + kept:
         s.close()
     assert len(rejects(srv)) == 95

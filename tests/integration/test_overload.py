@@ -14,8 +14,9 @@ import subprocess
 import pytest
 
 from conftest import ECHOSRV, echo_roundtrip, wait_for
+from ops_common import stats
 
-NOFILE = 64
+NOFILE = 128
 
 
 def small_nofile():
@@ -49,16 +50,20 @@ def announced_max_conns(srv):
     return int(line.split("max-conns ")[1].split(",")[0])
 
 
-def test_default_max_conns_leaves_room_for_the_server(start_server, engine):
+def test_default_max_conns_leaves_room_for_the_server(start_server, engine, tmp_path):
     """With the default --max-conns, a flood past the descriptor limit is
     refused and counted; the server never hits EMFILE and stays usable."""
-    srv = start_server("--trace", "error,conn", engine=engine, preexec=small_nofile)
+    ctl_path = str(tmp_path / "ctl")
+    srv = start_server("--trace", "error,conn", "--ctl", ctl_path, engine=engine,
+                       preexec=small_nofile)
     limit = announced_max_conns(srv)
     assert 0 < limit < NOFILE
     flood = [try_connect(srv) for _ in range(limit + 40)]
     wait_for(lambda: len(rejected(srv)) == 40, what="40 rejections traced")
     assert served(flood) == limit
     assert "pausing accepts" not in srv.stderr()
+    st = stats(ctl_path)
+    assert st["rejected"]["max_conns"] == 40 and st["accept_pauses_total"] == 0
     for s in flood:
         if s:
             s.close()
