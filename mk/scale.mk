@@ -33,4 +33,4 @@ valgrind-check: all
 	@command -v valgrind >/dev/null || { echo "valgrind-check: needs valgrind (scripts/deps.sh)"; exit 1; }
 	ECHOSRV_BUILD=$(O) ECHOSRV_WRAPPER="$(VALGRIND)" ECHOSRV_TIMEOUT_SCALE=4 \
 		$(PYTEST) tests/integration \
-		-k "not scale and not descriptor_exhaustion and not leaves_room" $(VALGRIND_PYTEST_ARGS)
+		-k "not scale and not descriptor_exhaustion and not leaves_room and not attached_probe" $(VALGRIND_PYTEST_ARGS)

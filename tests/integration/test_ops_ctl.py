@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import echo_roundtrip, wait_for
+from conftest import ECHOSRV, echo_roundtrip, wait_for
 from ops_common import ECHOSRVCTL, ctl, raw_ctl, stats
 
 
@@ -220,7 +220,7 @@ def test_ctl_socket_replacement_rules(start_server, tmp_path):
     regular = tmp_path / "regular"
     regular.write_text("keep me")
     for path, why in ((stale, "another server is answering"), (regular, "not a socket")):
-        r = subprocess.run([srv.proc.args[0], "--listen", "127.0.0.1:0", "--ctl", str(path)],
+        r = subprocess.run([ECHOSRV, "--listen", "127.0.0.1:0", "--ctl", str(path)],
                            capture_output=True, text=True, timeout=20)
         assert r.returncode == 1 and why in r.stderr, r.stderr
     assert regular.read_text() == "keep me"
