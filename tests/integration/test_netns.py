@@ -18,9 +18,15 @@ from netns import SERVER_IP, CLIENT_IP, netns, require_netns  # noqa: F401 (fixt
 pytestmark = pytest.mark.root
 
 
-def start_in_ns(start_server, netns, engine, *args):
-    return start_server("--listen", SERVER_IP + ":0", "--trace", "error,conn", *args,
-                        engine=engine, wrapper=netns.wrapper())
+def start_in_ns(start_server, netns, engine, tmp_path, *args):
+    """echosrv in the server namespace, with CONN tracing and a control
+    socket (its path in srv.ctl_path; a Unix socket path works across
+    network namespaces)."""
+    ctl_path = str(tmp_path / "ctl")
+    srv = start_server("--listen", SERVER_IP + ":0", "--trace", "error,conn",
+                       "--ctl", ctl_path, *args, engine=engine, wrapper=netns.wrapper())
+    srv.ctl_path = ctl_path
+    return srv
 
 
 def closes(srv, reason=None):
@@ -30,26 +36,19 @@ def closes(srv, reason=None):
     return [l for l in lines if reason is None or l.endswith("reason=" + reason)]
 
 
-def sockets(srv):
-    """The server's socket descriptors (not fd_count(): glibc opens the
-    time zone file for a moment when tracing starts, and that shows)."""
-    fd_dir = "/proc/%d/fd" % srv.proc.pid
-    n = 0
-    for f in os.listdir(fd_dir):
-        try:
-            n += os.readlink(os.path.join(fd_dir, f)).startswith("socket:")
-        except FileNotFoundError:
-            pass
-    return n
+def active(srv):
+    """Open connections as the server counts them (not its descriptors:
+    io_uring direct descriptors do not appear in /proc/PID/fd)."""
+    return stats(srv.ctl_path)["connections_active"]
 
 
 def rejects(srv):
     return [l for l in srv.stderr().splitlines() if "close conn=-" in l and "reason=limit" in l]
 
 
-def test_loss_and_slow_link_every_byte_back_in_order(netns, start_server, engine):
+def test_loss_and_slow_link_every_byte_back_in_order(netns, start_server, engine, tmp_path):
     require_netns("nft", "tc")
-    srv = start_in_ns(start_server, netns, engine)
+    srv = start_in_ns(start_server, netns, engine, tmp_path)
     netns.lossy(5)
     netns.rate_limit("20mbit")
     socks = [netns.connect(srv.port, timeout=60) for _ in range(4)]
@@ -70,28 +69,29 @@ def test_loss_and_slow_link_every_byte_back_in_order(netns, start_server, engine
 
 
 def _vanish_then_wait(srv, netns, cut, reason, timeout):
-    base = sockets(srv)
     s = netns.connect(srv.port)
     assert echo_roundtrip(s, b"still here") == b"still here"
-    wait_for(lambda: sockets(srv) == base + 1, what="connection accepted")
+    assert active(srv) == 1
     cut()
     found = wait_for(lambda: closes(srv), timeout=timeout,
                      what="the vanished peer's connection to be closed")
     assert reason is None or found[0].endswith("reason=" + reason), found
-    wait_for(lambda: sockets(srv) == base, what="its descriptor given back")
+    wait_for(lambda: active(srv) == 0, what="its slot given back")
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
     s.close()
     return found[0]
 
 
-def test_vanished_peer_reclaimed_by_idle_timeout(netns, start_server, engine):
-    srv = start_in_ns(start_server, netns, engine, "--idle-timeout", "2")
+def test_vanished_peer_reclaimed_by_idle_timeout(netns, start_server, engine, tmp_path):
+    srv = start_in_ns(start_server, netns, engine, tmp_path, "--idle-timeout", "2")
     _vanish_then_wait(srv, netns, netns.link_down, "idle-timeout", timeout=30)
 
 
-def test_vanished_peer_found_by_keepalive_without_idle_timeout(netns, start_server, engine):
+def test_vanished_peer_found_by_keepalive_without_idle_timeout(netns, start_server, engine,
+                                                               tmp_path):
     require_netns("nft")
-    srv = start_in_ns(start_server, netns, engine, "--idle-timeout", "0", "--keepalive", "2")
+    srv = start_in_ns(start_server, netns, engine, tmp_path,
+                      "--idle-timeout", "0", "--keepalive", "2")
     line = _vanish_then_wait(srv, netns, netns.blackhole, None, timeout=40)
     assert "reason=idle" not in line, line
 
@@ -103,9 +103,8 @@ def _check_alive(socks, tag):
 
 
 def test_connection_flood_beyond_max_conns(netns, start_server, engine, tmp_path):
-    ctl_path = str(tmp_path / "ctl")
-    srv = start_in_ns(start_server, netns, engine, "--max-conns", "10", "--ctl", ctl_path)
-    base = sockets(srv)
+    srv = start_in_ns(start_server, netns, engine, tmp_path, "--max-conns", "10")
+    ctl_path = srv.ctl_path
     kept = [netns.connect(srv.port) for _ in range(5)]
     _check_alive(kept, "before")
     flood = []
@@ -127,7 +126,7 @@ def test_connection_flood_beyond_max_conns(netns, start_server, engine, tmp_path
             pass
         s.close()
     assert served == 5
-    wait_for(lambda: sockets(srv) == base + 5, what="flood connections closed")
+    wait_for(lambda: active(srv) == 5, what="flood connections closed")
     # Recovered: room for five new connections again, all served.
     again = [netns.connect(srv.port) for _ in range(5)]
     _check_alive(again + kept, "after")
@@ -140,9 +139,11 @@ def test_connection_flood_beyond_max_conns(netns, start_server, engine, tmp_path
     assert len(rejects(srv)) == 95
 
 
-def test_syn_flood_leaves_established_connections_served(netns, start_server, engine):
+def test_syn_flood_leaves_established_connections_served(netns, start_server, engine,
+                                                         tmp_path):
     require_netns("nft")
-    srv = start_in_ns(start_server, netns, engine, "--max-conns", "10", "--backlog", "16")
+    srv = start_in_ns(start_server, netns, engine, tmp_path,
+                      "--max-conns", "10", "--backlog", "16")
     kept = [netns.connect(srv.port) for _ in range(3)]
     _check_alive(kept, "before")
     netns.drop_synack()
