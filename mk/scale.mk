@@ -20,17 +20,31 @@ soak: all
 # The integration suite with every echosrv under valgrind's memcheck
 # (conftest.py honours ECHOSRV_WRAPPER); a report makes echosrv exit 99 and
 # the test fail.  An optimised build without sanitizers, as valgrind wants.
+#
+# Engines: epoll only.  Valgrind 3.19 does not treat io_uring_enter as a
+# blocking call, so a worker waiting in it holds valgrind's one big lock and
+# the other threads never run (the io_uring engine hangs); where the
+# no_uring helper exists it wraps valgrind, so that `--engine auto` falls
+# back to epoll as it does under a seccomp filter.  io_uring's memory
+# safety is covered by ASan/UBSan in `make check`.  (sockmap's data path is
+# in the kernel, out of memcheck's sight.)
+#
 # Left out: the scale test (it starts its own servers, and 19,000
-# connections would take minutes under valgrind) and the tests that give
+# connections would take minutes under valgrind); the tests that give
 # echosrv a tiny descriptor limit (valgrind keeps descriptors of its own
 # below it and closes accepted sockets that land above its share, which
-# those tests would see as lost connections).  VALGRIND_PYTEST_ARGS narrows
-# the run further.
+# those tests would see as lost connections); and the attached USDT probe
+# test (valgrind runs its own translation of the code, so a uprobe in the
+# binary never fires and its trap kills the process).
+# VALGRIND_PYTEST_ARGS narrows the run further.
 VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
             --errors-for-leak-kinds=definite --show-leak-kinds=definite \
             --track-fds=no --trace-children=no --vgdb=no
-valgrind-check: all
+VALGRIND_PREFIX := $(if $(wildcard tests/helpers/no_uring.c),$(CURDIR)/$(O)/helpers/no_uring )
+VALGRIND_SKIP := not scale and not descriptor_exhaustion and not leaves_room \
+                 and not attached_probe
+valgrind-check: all $(HELPERS)
 	@command -v valgrind >/dev/null || { echo "valgrind-check: needs valgrind (scripts/deps.sh)"; exit 1; }
-	ECHOSRV_BUILD=$(O) ECHOSRV_WRAPPER="$(VALGRIND)" ECHOSRV_TIMEOUT_SCALE=4 \
-		$(PYTEST) tests/integration \
-		-k "not scale and not descriptor_exhaustion and not leaves_room and not attached_probe" $(VALGRIND_PYTEST_ARGS)
+	ECHOSRV_BUILD=$(O) ECHOSRV_ENGINES=epoll ECHOSRV_TIMEOUT_SCALE=4 \
+		ECHOSRV_WRAPPER="$(VALGRIND_PREFIX)$(VALGRIND)" \
+		$(PYTEST) tests/integration -k "$(VALGRIND_SKIP)" $(VALGRIND_PYTEST_ARGS)
