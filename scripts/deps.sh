@@ -6,7 +6,8 @@
 set -eu
 
 PKGS="build-essential pkg-config liburing-dev libsystemd-dev systemtap-sdt-dev
-libcmocka-dev python3 python3-pytest python3-pytest-timeout iproute2"
+libcmocka-dev python3 python3-pytest python3-pytest-timeout iproute2
+clang libbpf-dev"
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS gnuplot-nox"
 
 missing=""
