@@ -59,6 +59,7 @@ struct smc {
 	uint64_t consumed;	/* bytes read in user mode, ever */
 	uint64_t asked_at;	/* consumed when we last asked for the kernel back */
 	bool user;		/* SM_USER: this file echoes */
+	bool in_map;		/* in the SOCKHASH (else user mode for good) */
 	bool eof;		/* user mode read the end of the stream */
 	bool flush_listed;
 };
@@ -145,13 +146,20 @@ static void sync_bytes(struct worker *w, struct conn *c, const struct tcp_bytes 
 
 /* What to watch follows from the state: peer FIN while open; in user mode,
  * room to send while holding data, else more data until the end. */
-static void watch(struct worker *w, struct conn *c)
+static uint32_t interest(struct worker *w, const struct conn *c)
 {
-	struct smc *m = smc_of(w, c);
+	const struct smc *m = smc_of(w, c);
 	uint32_t ev = c->state == CONN_OPEN ? EPOLLRDHUP : 0;
 
 	if (m->user)
 		ev |= c->len ? EPOLLOUT : (m->eof ? 0 : EPOLLIN);
+	return ev;
+}
+
+static void watch(struct worker *w, struct conn *c)
+{
+	uint32_t ev = interest(w, c);
+
 	if (c->engine_ref == ev)
 		return;
 	c->engine_ref = ev;
@@ -190,16 +198,20 @@ static void try_finish(struct worker *w, struct conn *c)
 	struct smc *m = smc_of(w, c);
 	struct tcp_bytes b;
 
-	if (m->user && !c->len && !m->eof)
-		user_read(w, c);	/* passed data may still be arriving */
 	if (c->state != CONN_FLUSHING || c->len)
 		return;
 	if (tcp_bytes(c->fd, &b)) {
 		sm_close(w, c, CLOSE_ERROR);
 		return;
 	}
-	if (b.out < b.in)
-		return;		/* the kernel is still writing; look again soon */
+	if (b.out < b.in) {
+		/* The kernel is still writing, or in user mode still passing
+		 * data up: recv() reports the end of the stream as soon as
+		 * nothing is readable yet, so EOF alone proves nothing. */
+		if (m->user)
+			user_read(w, c);
+		return;
+	}
 	sync_bytes(w, c, &b);
 	shutdown(c->fd, SHUT_WR);
 	sm_close(w, c, CLOSE_PEER);
@@ -247,7 +259,7 @@ static void ask_kernel_back(struct worker *w, struct conn *c)
 	struct smc *m = smc_of(w, c);
 	struct sm_ctl ctl = { .consumed = m->consumed, .want_kernel = 1 };
 
-	if (m->asked_at == m->consumed + 1)
+	if (!m->in_map || m->asked_at == m->consumed + 1)
 		return;
 	if (bpf_map_update_elem(s->bpf.ctl_fd, &m->cookie, &ctl, BPF_ANY))
 		return;		/* stays in user mode: correct, just slower */
@@ -291,8 +303,10 @@ static void user_read(struct worker *w, struct conn *c)
 			continue;
 		}
 		if (n == 0) {
-			m->eof = true;
-			peer_fin(w, c);
+			if (!m->eof) {	/* once: peer_fin() may read again */
+				m->eof = true;
+				peer_fin(w, c);
+			}
 		} else if (errno == EAGAIN || errno == EINTR) {
 			ask_kernel_back(w, c);
 		} else {
@@ -426,12 +440,20 @@ static int insert(struct worker *w, struct conn *c)
 	bpf_map_delete_elem(s->bpf.ctl_fd, &m->cookie);
 	if (bpf_map_update_elem(s->bpf.state_fd, &m->cookie, &st, BPF_ANY))
 		return ERR();
-	if (bpf_map_update_elem(s->bpf.socks_fd, &m->cookie, &fd, BPF_NOEXIST))
+	if (!bpf_map_update_elem(s->bpf.socks_fd, &m->cookie, &fd, BPF_NOEXIST)) {
+		m->in_map = true;
+	} else if (errno == EOPNOTSUPP) {
+		/* Only established sockets may join: the peer has already sent
+		 * its FIN, so there is nothing left to speed up.  Echo it here. */
+		bpf_map_delete_elem(s->bpf.state_fd, &m->cookie);
+		m->user = true;
+	} else {
 		return ERR();
-	c->engine_ref = EPOLLRDHUP;
-	if ((r = ep_ctl(s, EPOLL_CTL_ADD, c->fd, EPOLLRDHUP, conn_id(c))))
+	}
+	c->engine_ref = interest(w, c);
+	if ((r = ep_ctl(s, EPOLL_CTL_ADD, c->fd, c->engine_ref, conn_id(c))))
 		return r;
-	if (setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one)))
+	if (m->in_map && setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one)))
 		return ERR();
 	return 0;
 }
