@@ -50,7 +50,11 @@
 #define READ_BUDGET 4			/* user-mode reads per event, for fairness */
 #define TAG_WAKE UINT32_MAX
 #define TAG_RING (UINT32_MAX - 1)
-#define FLUSH_POLL_MS 1			/* half-closed: how often to look again */
+/* Half-closed connections are looked at again after 1/8 of the time they
+ * have been waiting, between these bounds: quick for the usual case of a
+ * few microseconds, cheap for a peer that does not read its echo. */
+#define FLUSH_MIN_NS (NSEC_PER_MSEC / 2)
+#define FLUSH_MAX_NS (100 * NSEC_PER_MSEC)
 #define SYNC_NS NSEC_PER_SEC		/* byte counters into the statistics */
 
 /* Engine state of one connection, beside struct conn (same index). */
@@ -62,6 +66,8 @@ struct smc {
 	bool in_map;		/* in the SOCKHASH (else user mode for good) */
 	bool eof;		/* user mode read the end of the stream */
 	bool flush_listed;
+	uint64_t flush_since;	/* ns: peer FIN seen */
+	uint64_t flush_next;	/* ns: look again then */
 };
 
 struct sm {
@@ -75,6 +81,7 @@ struct sm {
 	uint32_t n_per;
 	uint64_t *flush;	/* ids of half-closed connections still sending */
 	uint32_t n_flush, cap_flush;
+	uint64_t flush_wake;	/* ns: the earliest flush_next */
 	uint64_t next_sync;
 	struct epoll_event events[EP_BATCH];
 };
@@ -188,6 +195,8 @@ static void flush_list_add(struct worker *w, struct conn *c)
 	}
 	s->flush[s->n_flush++] = conn_id(c);
 	m->flush_listed = true;
+	m->flush_since = m->flush_next = w->now;
+	s->flush_wake = w->now;
 }
 
 static void user_read(struct worker *w, struct conn *c);
@@ -233,13 +242,21 @@ static void poll_flushing(struct worker *w)
 	struct sm *s = w->eng;
 	uint32_t keep = 0;
 
+	s->flush_wake = UINT64_MAX;
 	for (uint32_t i = 0; i < s->n_flush; i++) {
 		struct conn *c = conn_lookup(&w->conns, s->flush[i]);
 		if (!c || c->state != CONN_FLUSHING)
 			continue;
-		try_finish(w, c);
-		if (c->state == CONN_FLUSHING)
-			s->flush[keep++] = s->flush[i];
+		struct smc *m = smc_of(w, c);
+		if (m->flush_next <= w->now) {
+			try_finish(w, c);
+			if (c->state != CONN_FLUSHING)
+				continue;
+			uint64_t wait = (w->now - m->flush_since) / 8;
+			m->flush_next = w->now + MIN(MAX(wait, FLUSH_MIN_NS), FLUSH_MAX_NS);
+		}
+		s->flush_wake = MIN(s->flush_wake, m->flush_next);
+		s->flush[keep++] = s->flush[i];
 	}
 	s->n_flush = keep;
 }
@@ -576,8 +593,12 @@ static int loop_timeout(struct worker *w)
 
 	if (w->srv->cfg.busy_poll)
 		return 0;
-	if (s->n_flush && (t < 0 || t > FLUSH_POLL_MS))
-		t = FLUSH_POLL_MS;
+	if (s->n_flush) {
+		uint64_t in = s->flush_wake > w->now ? s->flush_wake - w->now : 0;
+		int ft = (int)((in + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC);
+		if (t < 0 || t > ft)
+			t = ft;
+	}
 	if (w->conns.active && (t < 0 || t > st))
 		t = st;
 	return t;
@@ -594,7 +615,7 @@ static int sm_run(struct worker *w)
 		w->now = mono_ns();
 		for (int i = 0; i < n; i++)
 			dispatch(w, &s->events[i]);
-		if (s->n_flush)
+		if (s->n_flush && s->flush_wake <= w->now)
 			poll_flushing(w);
 		if (w->now >= s->next_sync) {
 			conn_table_each(&w->conns, sweep_one, w);

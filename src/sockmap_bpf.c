@@ -4,9 +4,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <linux/capability.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "trace.h"
 
@@ -32,7 +36,7 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 		return 0;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	line[strcspn(line, "\n")] = '\0';
-	trace_emit(TR_INFO, "libbpf: %s", line);
+	trace_emit(TR_INFO, "%s", line);
 	return 0;
 }
 
@@ -45,11 +49,38 @@ static int size_map(struct sm_bpf *b, const char *name, uint32_t entries)
 	return bpf_map__set_max_entries(m, entries) ? -EINVAL : 0;
 }
 
+/* Loading needs CAP_BPF and CAP_NET_ADMIN (a networking program), and
+ * CAP_PERFMON too, because the program reads the socket's send queue
+ * through BTF (bpf_skc_to_tcp_sock), which the verifier allows only then.
+ * CAP_SYS_ADMIN stands in for CAP_BPF and CAP_PERFMON.  Checked first so
+ * that the message names what is missing instead of a verifier error. */
+static bool has_cap(const struct __user_cap_data_struct *d, int cap)
+{
+	return d[cap / 32].effective & (1u << (cap % 32));
+}
+
+static int check_caps(char *err, size_t errlen)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+	bool admin;
+
+	memset(d, 0, sizeof(d));
+	if (syscall(SYS_capget, &h, d))
+		return 0;	/* cannot tell: let the kernel decide */
+	admin = has_cap(d, CAP_SYS_ADMIN);
+	if (has_cap(d, CAP_NET_ADMIN) && (admin || (has_cap(d, CAP_BPF) && has_cap(d, CAP_PERFMON))))
+		return 0;
+	snprintf(err, errlen, "the sockmap engine needs root, or CAP_BPF, CAP_NET_ADMIN and "
+		 "CAP_PERFMON (it loads eBPF programs); use --engine epoll or io_uring otherwise");
+	return -EPERM;
+}
+
 static int explain(int r, const char *what, char *err, size_t errlen)
 {
 	if (r == -EPERM || r == -EACCES)
 		snprintf(err, errlen,
-			 "%s: %s (the sockmap engine needs root, or CAP_BPF plus CAP_NET_ADMIN)",
+			 "%s: %s (the sockmap engine needs root, or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)",
 			 what, strerror(-r));
 	else
 		snprintf(err, errlen, "%s: %s (the sockmap engine needs a kernel with BPF "
@@ -66,6 +97,8 @@ int sm_bpf_open(struct sm_bpf *b, uint32_t max_conns, char *err, size_t errlen)
 
 	memset(b, 0, sizeof(*b));
 	b->socks_fd = b->state_fd = b->ctl_fd = b->events_fd = -1;
+	if ((r = check_caps(err, errlen)))
+		return r;
 	libbpf_set_print(libbpf_log);
 	b->obj = bpf_object__open_mem(sm_bpf_image, (size_t)(sm_bpf_image_end - sm_bpf_image),
 				      NULL);
