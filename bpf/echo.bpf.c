@@ -133,6 +133,7 @@ int echo_verdict(struct __sk_buff *skb)
 	 * the psock's queue fails and breaks the connection with EPIPE. */
 	if (!len)
 		return SK_DROP;
+	st->seen += len;
 	if (st->mode == SM_USER) {
 		if (!may_return(skb, st, &key)) {
 			st->passed += len;

@@ -475,6 +475,22 @@ static int insert(struct worker *w, struct conn *c)
 	return 0;
 }
 
+/* The program must never see more bytes than TCP received: if it does, the
+ * kernel handed it a segment overlapping one already delivered (a
+ * retransmission), and the echo carries those bytes twice.  Say so. */
+static void check_seen(struct worker *w, struct conn *c, const struct smc *m)
+{
+	struct sm *s = w->eng;
+	struct sm_state st;
+
+	if (!m->in_map || bpf_map_lookup_elem(s->bpf.state_fd, &m->cookie, &st) ||
+	    st.seen <= c->bytes_in)
+		return;
+	TRACE(TR_ERROR, "worker %u: conn=%llx: the kernel delivered %llu bytes more than TCP "
+	      "received to the echo program (overlapping retransmission)", w->id,
+	      (unsigned long long)conn_id(c), (unsigned long long)(st.seen - c->bytes_in));
+}
+
 static void sm_close(struct worker *w, struct conn *c, enum close_reason why)
 {
 	struct sm *s = w->eng;
@@ -485,6 +501,8 @@ static void sm_close(struct worker *w, struct conn *c, enum close_reason why)
 	 * it: the FIN would count as a byte sent. */
 	if (why != CLOSE_PEER && !tcp_bytes(c->fd, &b))
 		sync_bytes(w, c, &b);
+	if (c->idx < s->n_per && s->per[c->idx].cookie)
+		check_seen(w, c, &s->per[c->idx]);
 	close(c->fd);	/* also leaves the SOCKHASH and the epoll set */
 	if (c->idx < s->n_per && s->per[c->idx].cookie) {
 		bpf_map_delete_elem(s->bpf.state_fd, &s->per[c->idx].cookie);

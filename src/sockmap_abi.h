@@ -23,6 +23,7 @@ struct sm_state {
 	__u64 conn_id;		/* set by user space at creation, read-only after */
 	__u64 redirected;	/* bytes redirected since the last switch to SM_KERNEL */
 	__u64 passed;		/* bytes passed up to user space, ever */
+	__u64 seen;		/* bytes of every skb the program saw, ever */
 	__u32 seq0;		/* tcp write_seq at the last switch to SM_KERNEL */
 	__u32 mode;		/* enum sm_mode */
 	__u32 inited;		/* seq0 is valid */
