@@ -695,6 +695,12 @@ static void sm_fini(struct worker *w)
 	w->eng = NULL;
 }
 
+/* Reports want current byte counts: take them from TCP_INFO now. */
+static void sm_sync(struct worker *w)
+{
+	conn_table_each(&w->conns, sweep_one, w);
+}
+
 static void sm_stop_accepting(struct worker *w)
 {
 	set_accepting(w, false);
@@ -709,4 +715,5 @@ const struct engine_ops engine_sockmap = {
 	.set_accepting = set_accepting,
 	.stop_accepting = sm_stop_accepting,
 	.fini = sm_fini,
+	.sync = sm_sync,
 };
