@@ -9,12 +9,14 @@ PKGS="build-essential pkg-config liburing-dev libsystemd-dev systemtap-sdt-dev
 libcmocka-dev python3 python3-pytest python3-pytest-timeout iproute2"
 # Operations: metrics endpoint, man page lint, USDT and metrics tests.
 PKGS="$PKGS libmicrohttpd-dev mandoc bpftrace prometheus"
+# The sockmap engine: its BPF program (clang -target bpf) and loader.
+PKGS="$PKGS clang libbpf-dev"
 # Scale and reliability: nftables for the network-namespace fault tests,
 # valgrind for make valgrind-check.
 PKGS="$PKGS nftables valgrind"
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS gnuplot-nox"
 # make fuzz: clang with libFuzzer and its sanitizer runtimes.
-[ "${1:-}" = "--fuzz" ] && PKGS="$PKGS clang libclang-rt-14-dev"
+[ "${1:-}" = "--fuzz" ] && PKGS="$PKGS libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do
