@@ -38,6 +38,7 @@ struct engine_ops {
 };
 
 extern const struct engine_ops engine_epoll;
+extern const struct engine_ops engine_uring;
 
 /* The engine for cfg->engine; for auto, the best one that probes fine.
  * NULL with the reason in why when the requested one cannot run.  A
