@@ -35,6 +35,7 @@ DEPS     := $(wildcard $(O)/*/*.d $(O)/*/*/*.d)
 BINS     := $(O)/echosrv
 
 .PHONY: all run check unit integration deps clean install
+.SECONDARY:
 all: $(BINS)
 
 deps:
@@ -60,9 +61,15 @@ $(O)/tests/%: $(O)/tests/unit/%.o $(CORE_OBJ)
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
+# Small programs the integration tests run (fault injection and the like).
+HELPERS  := $(patsubst tests/helpers/%.c,$(O)/helpers/%,$(wildcard tests/helpers/*.c))
+$(O)/helpers/%: tests/helpers/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS)
+
 # Integration tests start the real binaries from $(O).
 PYTEST   := $(PYTHON) -m pytest -p no:cacheprovider
-integration: $(BINS)
+integration: $(BINS) $(HELPERS)
 	ECHOSRV_BUILD=$(O) $(PYTEST) tests/integration $(PYTEST_ARGS)
 
 # The whole suite: ASan+UBSan over everything, then TSan over the cases that

@@ -48,8 +48,8 @@ int cidr_parse(const char *s, struct cidr *c, char *err, size_t errlen)
 		}
 	}
 	/* A v4-mapped rule is an IPv4 rule, as peers are normalised the same. */
-	if (c->net.family == AF_INET6 && c->prefix >= 96 &&
-	    IN6_IS_ADDR_V4MAPPED((struct in6_addr *)c->net.bytes)) {
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+	if (c->net.family == AF_INET6 && c->prefix >= 96 && !memcmp(c->net.bytes, mapped, 12)) {
 		memmove(c->net.bytes, c->net.bytes + 12, 4);
 		memset(c->net.bytes + 4, 0, 12);
 		c->net.family = AF_INET;

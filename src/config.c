@@ -385,7 +385,10 @@ void config_usage(FILE *out)
 				      : snprintf(lhs, sizeof(lhs), "    ");
 		snprintf(lhs + n, sizeof(lhs) - (size_t)n, "--%s%s%s", o->name, o->arg ? " " : "",
 			 o->arg ? o->arg : "");
-		fprintf(out, "  %-36s %s", lhs, o->help);
+		if (strlen(lhs) > 30)	/* long placeholders get a line of their own */
+			fprintf(out, "  %s\n  %-30s %s", lhs, "", o->help);
+		else
+			fprintf(out, "  %-30s %s", lhs, o->help);
 		if (o->def)
 			fprintf(out, " [%s]", o->def);
 		fputc('\n', out);

@@ -108,8 +108,10 @@ static int start_workers(void)
 			return r;
 		}
 		sem_wait(&srv.ready);
-		if (srv.workers[i].init_result)
+		if (srv.workers[i].init_result) {
+			srv.n_workers = i + 1;	/* only these need joining */
 			return srv.workers[i].init_result;
+		}
 	}
 	return 0;
 }

@@ -61,6 +61,8 @@ class Server:
             cmd += ["--engine", engine]
         if not any(a.startswith("--listen") for a in args):
             cmd += ["--listen", "127.0.0.1:0"]
+        if "--drain-timeout" not in args:
+            cmd += ["--drain-timeout", "3"]   # keep teardown short
         cmd += list(args)
         if wrapper:
             cmd = list(wrapper) + cmd
@@ -179,3 +181,58 @@ def read_to_eof(sock, limit=1 << 30):
             break
         out += part
     return bytes(out)
+
+
+def send_all_then_read(sock, data, shut=True):
+    """Write data from a thread (so a large payload cannot deadlock against
+    our own unread receive buffer), optionally half-close, and read to EOF."""
+    import threading
+    err = []
+
+    def writer():
+        try:
+            sock.sendall(data)
+            if shut:
+                sock.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            err.append(e)
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    got = read_to_eof(sock)
+    t.join(30)
+    assert not err, err
+    return got
+
+
+def connect_or_none(addr, source=None, timeout=10):
+    """A connected socket, or None when the server refused it so fast that
+    the reset arrived before connect() returned (common on loopback)."""
+    fam = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+    s = socket.socket(fam)
+    s.settimeout(timeout)
+    try:
+        if source:
+            s.bind((source, 0))
+        s.connect(addr)
+        return s
+    except ConnectionResetError:
+        s.close()
+        return None
+
+
+def assert_rejected(sock, timeout=10):
+    """The server closed (or reset) this connection without echoing."""
+    if sock is None:
+        return
+    sock.settimeout(timeout)
+    try:
+        sock.sendall(b"x")
+        data = sock.recv(16)
+    except (ConnectionResetError, BrokenPipeError):
+        return
+    assert data == b"", "rejected connection echoed %r" % data
+
+
+def assert_echoes(sock, payload=b"ping"):
+    assert echo_roundtrip(sock, payload) == payload
