@@ -71,7 +71,6 @@ struct uring_engine {
 	struct uconn **uc;		/* chunks of CONN_CHUNK, like the conn table */
 	uint32_t n_uc_chunks;
 	struct uconn starved;		/* sentinel of the starved list */
-	uint32_t returned;		/* buffers put back since the last ENOBUFS */
 	uint32_t cap;			/* --conn-buffer */
 	bool accepting;
 	bool accept_armed[CONFIG_MAX_LISTEN];

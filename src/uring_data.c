@@ -15,7 +15,7 @@
  *
  * Running out of ring buffers ends a multishot receive with ENOBUFS; the
  * connection waits on a FIFO "starved" list and is re-armed as buffers
- * come back, at most one connection per returned buffer, so nothing spins
+ * come back, at most one connection per free buffer, so nothing spins
  * and no data is lost (it stays in the socket). */
 #include <stdlib.h>
 #include <string.h>
@@ -152,7 +152,6 @@ static void queue_consume(struct uring_engine *u, struct uconn *uc, uint32_t n)
 			uc->q_head = b->next[bid];
 			uc->q_off = 0;
 			uring_buf_put(b, bid);
-			u->returned++;
 		}
 	}
 	if (uc->q_head == BUFS_NONE)
@@ -221,7 +220,6 @@ static void take(struct worker *w, struct conn *c, struct uconn *uc, uint16_t bi
 		copied = priv_append(u, c, uc, uring_buf(&u->bufs, bid), n);
 		if (copied == n) {
 			uring_buf_put(&u->bufs, bid);
-			u->returned++;
 		}
 	}
 	if (copied < n)
@@ -246,7 +244,6 @@ void udata_on_recv(struct worker *w, struct conn *c, const struct io_uring_cqe *
 		uring_buf_taken(&u->bufs, bid);
 		if (c->state != CONN_OPEN) {
 			uring_buf_put(&u->bufs, bid);
-			u->returned++;
 			return;
 		}
 		worker_recv(w, c, (uint32_t)res);
@@ -259,7 +256,6 @@ void udata_on_recv(struct worker *w, struct conn *c, const struct io_uring_cqe *
 	} else if (res == -ENOBUFS) {
 		if (c->state == CONN_OPEN && !(uc->flags & UC_STARVED))
 			starve(u, uc);
-		u->returned = 0;
 		return;
 	} else if (res != -ECANCELED && c->state != CONN_CLOSING) {
 		uring_close(w, c, errno_reason(-res));
@@ -303,16 +299,20 @@ void udata_on_send(struct worker *w, struct conn *c, const struct io_uring_cqe *
 		maybe_resume(w, c, uc);
 }
 
-/* Buffers came back since the last ENOBUFS: re-arm that many starved
- * connections, oldest first. */
+/* After a batch of completions: re-arm as many starved connections as
+ * there are free buffers, oldest first.  Once every completion is reaped the
+ * free count is exact (with DEFER_TASKRUN the kernel only takes buffers
+ * while we are in io_uring_enter), so a re-armed receive finds a buffer
+ * unless another connection's data came first -- nothing spins. */
 void udata_feed_starved(struct worker *w)
 {
 	struct uring_engine *u = w->eng;
+	uint32_t n = uring_bufs_free(&u->bufs);
 
-	while (u->returned && u->starved.snext != &u->starved) {
+	while (n && u->starved.snext != &u->starved) {
 		struct uconn *uc = u->starved.snext;
 		unstarve(uc);
-		u->returned--;
+		n--;
 		maybe_resume(w, uc->c, uc);
 	}
 }
