@@ -27,8 +27,8 @@
 
 #define SQ_ENTRIES 1024
 #define CQ_ENTRIES 16384
-#define BUF_SIZE_MAX (16u << 10)
-#define BUF_POOL_BYTES (16u << 20)	/* per worker, address space; pages fill on use */
+#define BUF_SIZE_MAX (64u << 10)
+#define BUF_POOL_BYTES (64u << 20)	/* per worker, address space; pages fill on use */
 
 struct io_uring_sqe *uring_sqe(struct uring_engine *u)
 {
@@ -238,6 +238,7 @@ static int ur_run(struct worker *w)
 		struct io_uring_cqe *cqe;
 		int r;
 
+		uring_bufs_refill(&u->bufs, w->now);
 		if (busy) {
 			/* Submit and collect what is ready, never sleep. */
 			r = io_uring_submit_and_get_events(&u->ring);
@@ -252,6 +253,7 @@ static int ur_run(struct worker *w)
 			return r;
 		w->now = mono_ns();
 		reap(w);
+		uring_bufs_refill(&u->bufs, w->now);
 		udata_feed_starved(w);
 		worker_tick(w);
 	}

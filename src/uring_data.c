@@ -15,7 +15,7 @@
  *
  * Running out of ring buffers ends a multishot receive with ENOBUFS; the
  * connection waits on a FIFO "starved" list and is re-armed as buffers
- * come back, at most one connection per free buffer, so nothing spins
+ * come back, at most one connection per posted buffer, so nothing spins
  * and no data is lost (it stays in the socket). */
 #include <stdlib.h>
 #include <string.h>
@@ -256,6 +256,7 @@ void udata_on_recv(struct worker *w, struct conn *c, const struct io_uring_cqe *
 	} else if (res == -ENOBUFS) {
 		if (c->state == CONN_OPEN && !(uc->flags & UC_STARVED))
 			starve(u, uc);
+		uring_bufs_grow(&u->bufs);
 		return;
 	} else if (res != -ECANCELED && c->state != CONN_CLOSING) {
 		uring_close(w, c, errno_reason(-res));
@@ -299,15 +300,16 @@ void udata_on_send(struct worker *w, struct conn *c, const struct io_uring_cqe *
 		maybe_resume(w, c, uc);
 }
 
-/* After a batch of completions: re-arm as many starved connections as
- * there are free buffers, oldest first.  Once every completion is reaped the
- * free count is exact (with DEFER_TASKRUN the kernel only takes buffers
- * while we are in io_uring_enter), so a re-armed receive finds a buffer
- * unless another connection's data came first -- nothing spins. */
+/* After a batch of completions and a refill: re-arm as many starved
+ * connections as there are posted buffers, oldest first.  Once every
+ * completion is reaped that count is exact (with DEFER_TASKRUN the kernel
+ * only takes buffers while we are in io_uring_enter), so a re-armed receive
+ * finds a buffer unless another connection's data came first -- nothing
+ * spins. */
 void udata_feed_starved(struct worker *w)
 {
 	struct uring_engine *u = w->eng;
-	uint32_t n = uring_bufs_free(&u->bufs);
+	uint32_t n = uring_bufs_posted(&u->bufs);
 
 	while (n && u->starved.snext != &u->starved) {
 		struct uconn *uc = u->starved.snext;
