@@ -239,26 +239,29 @@ void udata_on_recv(struct worker *w, struct conn *c, const struct io_uring_cqe *
 		uc->flags &= (uint8_t)~(UC_RECV | UC_RECV_CANCEL);
 		c->engine_ref--;
 	}
-	if (res > 0) {
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
 		uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 		uring_buf_taken(&u->bufs, bid);
-		if (c->state != CONN_OPEN) {
-			uring_buf_put(&u->bufs, bid);
-			return;
+		if (res > 0 && c->state == CONN_OPEN) {
+			worker_recv(w, c, (uint32_t)res);
+			take(w, c, uc, bid, (uint32_t)res);
+		} else {
+			uring_buf_put(&u->bufs, bid);	/* closing, or no data in it */
 		}
-		worker_recv(w, c, (uint32_t)res);
-		take(w, c, uc, bid, (uint32_t)res);
-	} else if (res == 0) {
+	}
+	if (res == 0) {
 		if (c->state == CONN_OPEN)
 			conn_set_state(c, CONN_FLUSHING);
 		maybe_finish(w, c, uc);
 		return;
-	} else if (res == -ENOBUFS) {
+	}
+	if (res == -ENOBUFS) {
 		if (c->state == CONN_OPEN && !(uc->flags & UC_STARVED))
 			starve(u, uc);
 		uring_bufs_grow(&u->bufs);
 		return;
-	} else if (res != -ECANCELED && c->state != CONN_CLOSING) {
+	}
+	if (res < 0 && res != -ECANCELED && c->state != CONN_CLOSING) {
 		uring_close(w, c, errno_reason(-res));
 		return;
 	}
