@@ -45,15 +45,17 @@ static inline uint64_t ud_conn_id(uint64_t ud)
 }
 
 /* Per-connection engine state, kept beside the slot table (same index) so
- * that struct conn stays engine-independent.  Unsent data is, in order: the
- * private copy c->buf[off, off+len) (only when the peer reads slower than
- * we echo), then a queue of ring buffers linked through bufs.next. */
+ * that struct conn stays engine-independent.  Unsent data is either a queue
+ * of ring buffers linked through bufs.next (the peer keeps up), or (slow
+ * mode) the private copy c->buf[off, off+len) followed by the spill. */
 struct uconn {
 	struct conn *c;
 	struct uconn *sprev, *snext;	/* starved list: waiting for buffers */
 	uint32_t q_bytes;	/* unsent bytes in queued ring buffers */
 	uint32_t q_off;		/* bytes of the head buffer already gone */
 	uint32_t send_len;	/* bytes of the send in flight */
+	uint8_t *spill;		/* slow mode: bytes behind the full private copy */
+	uint32_t spill_len, spill_cap;
 	uint16_t q_head, q_tail;
 	uint8_t flags;
 };

@@ -11,7 +11,9 @@
  * and the ring buffers go back at once, so slow readers never pin the
  * worker's shared pool; sends from the private copy wait in the kernel for
  * room.  Once a connection holds --conn-buffer unsent bytes its receive is
- * cancelled (TCP then throttles the peer), and re-armed when half is gone.
+ * cancelled (TCP then throttles the peer), and re-armed when half is gone;
+ * what still arrives before the cancel lands is copied to a small "spill"
+ * behind the private buffer, never left in a ring buffer.
  *
  * Running out of ring buffers ends a multishot receive with ENOBUFS; the
  * connection waits on a FIFO "starved" list and is re-armed as buffers
@@ -27,7 +29,7 @@
 
 static uint32_t held(const struct conn *c, const struct uconn *uc)
 {
-	return c->len + uc->q_bytes;
+	return c->len + uc->spill_len + uc->q_bytes;
 }
 
 static enum close_reason errno_reason(int err)
@@ -102,9 +104,33 @@ static void maybe_resume(struct worker *w, struct conn *c, struct uconn *uc)
 		udata_arm_recv(w, c);
 }
 
+/* Slow mode: unsent bytes live in the private copy c->buf (at most
+ * --conn-buffer bytes; a send may be reading it) and, behind it, the spill:
+ * what arrived after the private copy was full but before the receive's
+ * cancel took effect.  The spill is never sent from, so it may move. */
+static bool slow(const struct conn *c, const struct uconn *uc)
+{
+	return c->len || uc->spill_len;
+}
+
+static int spill_append(struct uconn *uc, const uint8_t *data, uint32_t n)
+{
+	if (uc->spill_len + n > uc->spill_cap) {
+		uint32_t cap = MAX(uc->spill_len + n, uc->spill_cap * 2);
+		uint8_t *p = realloc(uc->spill, cap);
+		if (!p)
+			return -ENOMEM;
+		uc->spill = p;
+		uc->spill_cap = cap;
+	}
+	memcpy(uc->spill + uc->spill_len, data, n);
+	uc->spill_len += n;
+	return 0;
+}
+
 /* Append up to n bytes to the private copy; returns how many fit. */
-static uint32_t priv_append(struct uring_engine *u, struct conn *c, struct uconn *uc,
-			    const uint8_t *data, uint32_t n)
+static uint32_t priv_fit(struct uring_engine *u, struct conn *c, struct uconn *uc,
+			 const uint8_t *data, uint32_t n)
 {
 	if (!c->buf) {
 		if (!(c->buf = malloc(u->cap)))
@@ -120,6 +146,33 @@ static uint32_t priv_append(struct uring_engine *u, struct conn *c, struct uconn
 	memcpy(c->buf + c->off + c->len, data, k);
 	c->len += k;
 	return k;
+}
+
+/* Copy n bytes to the end of the slow-mode data.  0 or -ENOMEM. */
+static int stash(struct uring_engine *u, struct conn *c, struct uconn *uc, const uint8_t *data,
+		 uint32_t n)
+{
+	if (!uc->spill_len) {
+		uint32_t k = priv_fit(u, c, uc, data, n);
+		data += k;
+		n -= k;
+	}
+	return n ? spill_append(uc, data, n) : 0;
+}
+
+/* Move spilled bytes up into the private copy (no send in flight). */
+static void unspill(struct uring_engine *u, struct conn *c, struct uconn *uc)
+{
+	if (!uc->spill_len || (uc->flags & UC_SEND))
+		return;
+	uint32_t k = priv_fit(u, c, uc, uc->spill, uc->spill_len);
+	memmove(uc->spill, uc->spill + k, uc->spill_len - k);
+	uc->spill_len -= k;
+	if (!uc->spill_len) {
+		free(uc->spill);
+		uc->spill = NULL;
+		uc->spill_cap = 0;
+	}
 }
 
 static void queue_push(struct uring_engine *u, struct uconn *uc, uint16_t bid, uint32_t skip)
@@ -158,19 +211,19 @@ static void queue_consume(struct uring_engine *u, struct uconn *uc, uint32_t n)
 		uc->q_tail = BUFS_NONE;
 }
 
-/* Move queued ring data into the private copy, as much as fits.
- * 0, or -ENOMEM when there is no private copy to move it to. */
+/* The peer stopped keeping up: copy everything queued in ring buffers to
+ * the private copy (and spill) and give the ring buffers back, so a slow
+ * reader never pins the shared pool.  0 or -ENOMEM. */
 static int go_slow(struct uring_engine *u, struct conn *c, struct uconn *uc)
 {
 	while (uc->q_head != BUFS_NONE) {
 		uint16_t bid = uc->q_head;
-		uint32_t want = u->bufs.len[bid] - uc->q_off;
-		uint32_t k = priv_append(u, c, uc, uring_buf(&u->bufs, bid) + uc->q_off, want);
+		uint32_t k = u->bufs.len[bid] - uc->q_off;
+		if (stash(u, c, uc, uring_buf(&u->bufs, bid) + uc->q_off, k))
+			return -ENOMEM;
 		queue_consume(u, uc, k);
-		if (k < want)
-			break;
 	}
-	return c->buf ? 0 : -ENOMEM;
+	return 0;
 }
 
 static void kick_send(struct worker *w, struct conn *c, struct uconn *uc)
@@ -178,7 +231,11 @@ static void kick_send(struct worker *w, struct conn *c, struct uconn *uc)
 	struct uring_engine *u = w->eng;
 	struct io_uring_sqe *sqe;
 
-	if ((uc->flags & UC_SEND) || (!c->len && uc->q_head == BUFS_NONE))
+	if (uc->flags & UC_SEND)
+		return;
+	if (!c->len)
+		unspill(u, c, uc);
+	if (!c->len && uc->q_head == BUFS_NONE)
 		return;
 	if (!(sqe = uring_sqe(u))) {
 		uring_close(w, c, CLOSE_ERROR);
@@ -215,15 +272,16 @@ static void take(struct worker *w, struct conn *c, struct uconn *uc, uint16_t bi
 	struct uring_engine *u = w->eng;
 
 	u->bufs.len[bid] = n;
-	uint32_t copied = 0;
-	if (uc->q_head == BUFS_NONE && c->len) {
-		copied = priv_append(u, c, uc, uring_buf(&u->bufs, bid), n);
-		if (copied == n) {
-			uring_buf_put(&u->bufs, bid);
+	if (slow(c, uc)) {
+		int r = stash(u, c, uc, uring_buf(&u->bufs, bid), n);
+		uring_buf_put(&u->bufs, bid);
+		if (r) {
+			uring_close(w, c, CLOSE_ERROR);
+			return;
 		}
+	} else {
+		queue_push(u, uc, bid, 0);
 	}
-	if (copied < n)
-		queue_push(u, uc, bid, copied);
 	kick_send(w, c, uc);
 	if (held(c, uc) >= u->cap)
 		pause_recv(w, c, uc);
@@ -333,4 +391,7 @@ void udata_forget(struct worker *w, struct conn *c)
 		unstarve(uc);
 	if (uc->q_head != BUFS_NONE)
 		queue_consume(u, uc, uc->q_bytes);
+	free(uc->spill);
+	uc->spill = NULL;
+	uc->spill_len = uc->spill_cap = 0;
 }

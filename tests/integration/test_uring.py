@@ -111,3 +111,50 @@ def test_buffer_exhaustion_slows_but_loses_nothing(start_server):
     for i in payload:
         assert bytes(got[i]) == payload[i], "connection %d: %d of %d bytes" % (
             i, len(got[i]), len(payload[i]))
+
+
+def _fill_until_blocked(socks, quiet_rounds=20, limit=64 << 20):
+    """Write on every socket without reading until the kernel has refused
+    more on all of them for quiet_rounds rounds in a row (the server has
+    stopped receiving from them); returns the bytes written on each."""
+    chunk = b"s" * 65536
+    total = [0] * len(socks)
+    for s in socks:
+        s.setblocking(False)
+    quiet = 0
+    while quiet < quiet_rounds and min(total) < limit:
+        moved = False
+        for i, s in enumerate(socks):
+            try:
+                while total[i] < limit:
+                    total[i] += s.send(chunk)
+                    moved = True
+            except BlockingIOError:
+                pass
+        quiet = 0 if moved else quiet + 1
+        time.sleep(0.05)
+    return total
+
+
+@needs_uring
+def test_slow_readers_do_not_pin_the_buffer_ring(start_server):
+    """Sixteen peers that write but never read, against a ring of 8 buffers:
+    their unsent bytes move to per-connection buffers (at most --conn-buffer
+    each) and the ring buffers go back, so a newcomer is still served."""
+    env = dict(os.environ, ECHOSRV_URING_BUFS="8x1024")
+    srv = start_server("--conn-buffer", "1k", engine="io_uring", env=env)
+    hogs = [srv.connect() for _ in range(16)]
+    for h in hogs:  # one at a time, so each reaches the stuck state
+        assert _fill_until_blocked([h], quiet_rounds=10)[0] > 0
+    s = srv.connect()
+    s.settimeout(10)  # a starved newcomer fails here, not at the test timeout
+    s.sendall(b"x" * 5000)
+    got = b""
+    while len(got) < 5000:
+        part = s.recv(5000)
+        assert part, "connection closed after %d bytes" % len(got)
+        got += part
+    assert got == b"x" * 5000
+    s.close()
+    for h in hogs:
+        h.close()
