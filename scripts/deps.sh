@@ -7,6 +7,8 @@ set -eu
 
 PKGS="build-essential pkg-config liburing-dev libsystemd-dev systemtap-sdt-dev
 libcmocka-dev python3 python3-pytest python3-pytest-timeout iproute2"
+# Operations: metrics endpoint, man page lint, USDT and metrics tests.
+PKGS="$PKGS libmicrohttpd-dev mandoc bpftrace prometheus"
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS gnuplot-nox"
 
 missing=""
@@ -21,4 +23,4 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -32,6 +32,7 @@ enum opt_type {
 	T_DENY,
 	T_ENGINE,
 	T_TRACE,
+	T_ADDR,		/* one ADDR:PORT into a struct listen_addr */
 };
 
 struct opt_def {
@@ -85,6 +86,11 @@ static const struct opt_def opts[] = {
 	  "0x1", 0, 0, F(trace) },
 	{ "trace-file", 0, T_STRING, "PATH", "trace to PATH instead of stderr (SIGHUP reopens)",
 	  NULL, 0, 0, F(trace_file) },
+	{ "ctl", 0, T_STRING, "PATH",
+	  "control socket for echosrvctl (created mode 0600; a stale one is replaced)",
+	  NULL, 0, 0, F(ctl_path) },
+	{ "metrics", 0, T_ADDR, "ADDR:PORT",
+	  "serve Prometheus metrics at http://ADDR:PORT/metrics", NULL, 0, 0, F(metrics) },
 	{ "busy-poll", 0, T_FLAG, NULL,
 	  "poll instead of sleeping: lowest latency, but each worker keeps a CPU 100% busy",
 	  NULL, 0, 0, F(busy_poll) },
@@ -236,6 +242,14 @@ static int apply(const struct opt_def *o, const char *arg, struct config *cfg,
 		snprintf(err, errlen, "--engine: '%s' is not one of auto, io_uring, epoll, sockmap",
 			 arg);
 		return -EINVAL;
+	case T_ADDR: {
+		struct listen_addr *l = field;
+		if (addr_parse_listen(arg, &l->ss, &l->len, why, sizeof(why))) {
+			snprintf(err, errlen, "--%s: %s", o->name, why);
+			return -EINVAL;
+		}
+		return 0;
+	}
 	case T_TRACE:
 		if (trace_parse_flags(arg, (uint32_t *)field, why, sizeof(why))) {
 			snprintf(err, errlen, "--trace: %s", why);
@@ -334,10 +348,11 @@ static uint32_t read_somaxconn(void)
 }
 
 /* Descriptors echosrv itself needs besides connections: listeners, epoll or
- * ring, wake-up and control sockets per worker, plus stdio and trace file. */
+ * ring, wake-up and control sockets per worker, plus stdio and trace file,
+ * and the control socket's and metrics endpoint's clients (40 at most). */
 static uint64_t fd_reserve(const struct config *cfg)
 {
-	return 32 + (uint64_t)cfg->workers * (cfg->n_listen + 4);
+	return 32 + 40 + (uint64_t)cfg->workers * (cfg->n_listen + 4);
 }
 
 int config_finish(struct config *cfg, char *err, size_t errlen)

@@ -48,6 +48,8 @@ struct config {
 	uint32_t drain_timeout;	/* seconds */
 	uint32_t trace;
 	const char *trace_file;
+	const char *ctl_path;		/* control socket; NULL = none */
+	struct listen_addr metrics;	/* len 0: no metrics endpoint */
 	bool busy_poll;
 	bool check;
 	bool help;

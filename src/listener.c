@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "trace.h"
@@ -90,21 +91,89 @@ static int open_default(struct listeners *ls, const struct config *cfg)
 	return open_addr(ls, cfg, 0, &ss, sizeof(a4));
 }
 
-int listeners_open(struct listeners *ls, const struct config *cfg, char *err, size_t errlen)
+static int alloc_fds(struct listeners *ls, unsigned n_addr, unsigned n_workers)
 {
-	memset(ls, 0, sizeof(*ls));
-	ls->n_addr = cfg->n_listen;
-	ls->n_workers = cfg->workers;
+	ls->n_addr = n_addr;
+	ls->n_workers = n_workers;
 	ls->fds = malloc(sizeof(int) * ls->n_addr * ls->n_workers);
 	if (!ls->fds)
 		return -ENOMEM;
 	for (unsigned i = 0; i < ls->n_addr * ls->n_workers; i++)
 		ls->fds[i] = -1;
+	return 0;
+}
+
+/* Socket activation: adopt the n sockets systemd passed (from fd 3 on).
+ * Worker 0 owns the originals and every other worker a dup of each, all
+ * accepting from the same queue (the engines use EPOLLEXCLUSIVE or the
+ * ring's equivalent, so one connection wakes one worker). */
+static int adopt(struct listeners *ls, const struct config *cfg, int n, char *err,
+		 size_t errlen)
+{
+	int r;
+
+	if (n > CONFIG_MAX_LISTEN) {
+		snprintf(err, errlen, "socket activation: %d sockets passed, at most %d supported", n,
+			 CONFIG_MAX_LISTEN);
+		return -EINVAL;
+	}
+	if ((r = alloc_fds(ls, (unsigned)n, cfg->workers)))
+		return r;
+	ls->activated = true;
+	ls->shared = cfg->workers > 1;
+	for (unsigned a = 0; a < ls->n_addr; a++) {
+		int fd = SD_LISTEN_FDS_START + (int)a;
+		socklen_t blen = sizeof(ls->bound[a]);
+		ls->fds[a] = fd;
+		if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0 ||
+		    getsockname(fd, (struct sockaddr *)&ls->bound[a], &blen) ||
+		    (ls->bound[a].ss_family != AF_INET && ls->bound[a].ss_family != AF_INET6)) {
+			snprintf(err, errlen, "socket activation: descriptor %d is not a listening "
+				 "TCP socket (check ListenStream= in the .socket unit)", fd);
+			return -EINVAL;
+		}
+		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) ||
+		    fcntl(fd, F_SETFD, FD_CLOEXEC))
+			return ERR();
+		for (unsigned w = 1; w < ls->n_workers; w++) {
+			int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+			if (d < 0)
+				return ERR();
+			ls->fds[w * ls->n_addr + a] = d;
+		}
+	}
+	if (!cfg->listen_default)
+		log_notice("socket activation: using the %d socket%s systemd passed; --listen ignored",
+			   n, n == 1 ? "" : "s");
+	return 0;
+}
+
+int listeners_open(struct listeners *ls, const struct config *cfg, char *err, size_t errlen)
+{
+	/* unset_environment: LISTEN_* must not leak to anything we start. */
+	int n = sd_listen_fds(1);
+	int r;
+
+	memset(ls, 0, sizeof(*ls));
+	if (n < 0) {
+		snprintf(err, errlen, "socket activation: %s", strerror(-n));
+		return n;
+	}
+	if (n > 0) {
+		if ((r = adopt(ls, cfg, n, err, errlen))) {
+			if (!*err)
+				snprintf(err, errlen, "socket activation: %s", strerror(-r));
+			listeners_free(ls);
+		}
+		return r;
+	}
+	if ((r = alloc_fds(ls, cfg->n_listen, cfg->workers)))
+		return r;
 
 	for (unsigned a = 0; a < ls->n_addr; a++) {
 		struct sockaddr_storage ss = cfg->listen[a].ss;
-		int r = cfg->listen_default ? open_default(ls, cfg)
-					    : open_addr(ls, cfg, a, &ss, cfg->listen[a].len);
+		r = cfg->listen_default ? open_default(ls, cfg)
+					: open_addr(ls, cfg, a, &ss, cfg->listen[a].len);
 		if (r) {
 			char text[ADDR_TEXT_MAX];
 			addr_format((const struct sockaddr *)&cfg->listen[a].ss, text, sizeof(text));

@@ -5,7 +5,9 @@
  * all threads and takes them synchronously with sigwaitinfo(), so signal
  * handling is ordinary code: TERM/INT start a drain (a second one exits at
  * once), HUP reopens the trace file, and USR1 is how a worker says it has
- * ended. */
+ * ended or the control thread passes on a drain or stop request.  The wait
+ * has a timeout so the same loop keeps systemd's STATUS= and watchdog
+ * current. */
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,9 +17,12 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "ctl.h"
 #include "engine.h"
 #include "listener.h"
+#include "metrics.h"
 #include "server.h"
+#include "service.h"
 #include "trace.h"
 #include "util.h"
 #include "worker.h"
@@ -80,7 +85,8 @@ static void announce(void)
 		addr_format((struct sockaddr *)&srv.ls.bound[a], text, sizeof(text));
 		const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&srv.ls.bound[a];
 		bool dual = a6->sin6_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr);
-		log_notice("listening on %s%s", text, dual ? " (IPv4 and IPv6)" : "");
+		log_notice("listening on %s%s%s", text, dual ? " (IPv4 and IPv6)" : "",
+			   srv.ls.activated ? " (socket from systemd)" : "");
 	}
 	trace_format_flags(trace_get(), flags, sizeof(flags));
 	log_notice("echosrv %s: engine %s, %u worker%s, max-conns %u, idle-timeout %us, trace %s",
@@ -126,11 +132,35 @@ static void stop_workers(int phase)
 		worker_wake(&srv.workers[i]);
 }
 
-/* Wait for signals until every worker has ended. */
+static void begin_drain(const char *why)
+{
+	if (server_phase(&srv) != PHASE_RUNNING)
+		return;
+	log_notice("%s: draining for up to %us", why, srv.cfg.drain_timeout);
+	service_stopping();
+	stop_workers(PHASE_DRAINING);
+}
+
+static void take_requests(void)
+{
+	int req = atomic_exchange(&srv.requests, 0);
+
+	if (req & SERVER_REQ_STOP) {
+		log_notice("stop requested on the control socket: closing all connections now");
+		service_stopping();
+		stop_workers(PHASE_STOPPING);
+	} else if (req & SERVER_REQ_DRAIN) {
+		begin_drain("drain requested on the control socket");
+	}
+}
+
+/* Wait for signals and requests until every worker has ended. */
 static void signal_loop(const sigset_t *set)
 {
 	while (atomic_load(&srv.running) > 0) {
-		int sig = sigwaitinfo(set, NULL);
+		int ms = service_period_ms();
+		struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+		int sig = sigtimedwait(set, NULL, &ts);
 
 		if (sig == SIGHUP) {
 			int r = trace_reopen();
@@ -143,14 +173,18 @@ static void signal_loop(const sigset_t *set)
 				log_notice("second %s: exiting now", strsignal(sig));
 				_exit(EXIT_OK);
 			}
-			log_notice("%s: draining for up to %us", strsignal(sig), srv.cfg.drain_timeout);
-			stop_workers(PHASE_DRAINING);
+			begin_drain(strsignal(sig));
+		} else if (sig == SIGUSR1) {
+			take_requests();
 		}
+		service_tick(&srv);
 	}
 }
 
 static void cleanup(void)
 {
+	metrics_stop();
+	ctl_stop();
 	for (unsigned i = 0; i < srv.n_workers; i++)
 		pthread_join(srv.workers[i].thread, NULL);
 	for (unsigned i = 0; srv.workers && i < srv.cfg.workers; i++)
@@ -172,6 +206,7 @@ static int run(void)
 	srv.main_thread = pthread_self();
 	srv.started = mono_ns();
 	srv.n_workers = srv.cfg.workers;
+	service_init();
 	sem_init(&srv.ready, 0, 0);
 	if ((r = limits_init(&srv.limits, srv.cfg.max_conns, srv.cfg.max_conns_per_ip))) {
 		fprintf(stderr, "echosrv: %s\n", strerror(-r));
@@ -187,9 +222,24 @@ static int run(void)
 		cleanup();
 		return EXIT_RUNTIME;
 	}
+	/* ctl_start changes the umask for a moment: no other thread creates
+	 * files (workers never do). */
+	if (srv.cfg.ctl_path && ctl_start(&srv, srv.cfg.ctl_path, err, sizeof(err))) {
+		fprintf(stderr, "echosrv: %s\n", err);
+		stop_workers(PHASE_STOPPING);
+		cleanup();
+		return EXIT_RUNTIME;
+	}
+	if (srv.cfg.metrics.len && metrics_start(&srv, &srv.cfg.metrics, err, sizeof(err))) {
+		fprintf(stderr, "echosrv: %s\n", err);
+		stop_workers(PHASE_STOPPING);
+		cleanup();
+		return EXIT_RUNTIME;
+	}
 	if (srv.cfg.port_file && (r = listeners_write_port_file(&srv.ls, srv.cfg.port_file)))
 		TRACE(TR_ERROR, "cannot write port file %s: %s", srv.cfg.port_file, strerror(-r));
 	announce();
+	service_ready(&srv);
 	signal_loop(&set);
 	cleanup();
 	log_notice("stopped");

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -18,6 +19,12 @@ enum server_phase {
 	PHASE_RUNNING,
 	PHASE_DRAINING,	/* stop accepting, let connections finish */
 	PHASE_STOPPING,	/* close everything now (start-up failure) */
+};
+
+/* What the control socket asks main to do (bits: a stop outranks a drain). */
+enum server_req {
+	SERVER_REQ_DRAIN = 1,
+	SERVER_REQ_STOP = 2,
 };
 
 struct worker;
@@ -34,12 +41,21 @@ struct server {
 	_Atomic int phase;		/* enum server_phase */
 	_Atomic uint64_t drain_deadline;	/* ns, valid once DRAINING */
 	_Atomic unsigned running;	/* workers whose loop has not ended */
+	_Atomic int requests;		/* enum server_req bits, for main */
 	uint64_t started;		/* ns, monotonic */
 };
 
 static inline int server_phase(struct server *s)
 {
 	return atomic_load_explicit(&s->phase, memory_order_acquire);
+}
+
+/* Ask main for a drain or a stop from another thread: main takes it in its
+ * signal loop, the same path as SIGTERM, so there is one way to stop. */
+static inline void server_request(struct server *s, int req)
+{
+	atomic_fetch_or(&s->requests, req);
+	pthread_kill(s->main_thread, SIGUSR1);
 }
 
 #endif

@@ -10,8 +10,11 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-/* X(field, prometheus-name, help) */
-#define STATS_FIELDS(X)                                                              \
+/* X(field, name, help).  Counters: name is the Prometheus name without the
+ * "echosrv_" prefix, and also the key in `echosrvctl stats`.  Rejections:
+ * name is the reason, reported as echosrv_rejected_total{reason="..."} and
+ * under "rejected" in `stats`. */
+#define STATS_COUNTERS(X)                                                            \
 	X(accepted, "connections_total", "Connections accepted and served")         \
 	X(closed, "connections_closed_total", "Served connections that have closed") \
 	X(bytes_in, "bytes_received_total", "Bytes received from peers")            \
@@ -20,10 +23,14 @@
 	X(resets, "resets_total", "Connections ended by a reset from the peer")     \
 	X(errors, "errors_total", "Connections ended by a send or receive error")   \
 	X(drain_closes, "drain_closes_total", "Connections cut at the drain timeout") \
-	X(rej_max_conns, "rejected_max_conns", "Rejected: --max-conns reached")      \
-	X(rej_per_ip, "rejected_per_ip", "Rejected: --max-conns-per-ip reached")     \
-	X(rej_acl, "rejected_acl", "Rejected: --allow/--deny")                     \
 	X(accept_pauses, "accept_pauses_total", "Accepting paused: out of descriptors")
+
+#define STATS_REJECTS(X)                                                             \
+	X(rej_max_conns, "max_conns", "--max-conns reached")                        \
+	X(rej_per_ip, "max_conns_per_ip", "--max-conns-per-ip reached")             \
+	X(rej_acl, "acl", "refused by --allow/--deny")
+
+#define STATS_FIELDS(X) STATS_COUNTERS(X) STATS_REJECTS(X)
 
 struct stats {
 #define X(f, p, h) _Atomic uint64_t f;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "acl.h"
+#include "report.h"
 #include "util.h"
 
 #define ACCEPT_PAUSE_NS (100 * NSEC_PER_MSEC)
@@ -34,12 +35,14 @@ int worker_create(struct worker *w, struct server *srv, unsigned id)
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->wake_fd < 0)
 		return ERR();
+	worker_query_init(&w->query);
 	return conn_table_init(&w->conns, srv->cfg.max_conns);
 }
 
 void worker_destroy(struct worker *w)
 {
 	conn_table_free(&w->conns);
+	worker_query_fini(&w->query);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
 	w->wake_fd = -1;
@@ -97,6 +100,7 @@ static void *worker_main(void *arg)
 		TRACE(TR_INFO, "worker %u: stopped", w->id);
 	}
 	listeners_close_row(&srv->ls, w->id);
+	worker_query_gone(w);
 	atomic_fetch_sub(&srv->running, 1);
 	pthread_kill(srv->main_thread, SIGUSR1);	/* main may be waiting for us */
 	return NULL;
@@ -302,6 +306,9 @@ void worker_tick(struct worker *w)
 	}
 	if (reject_log_pending(&w->rlog) && w->now - w->rlog.last >= REJECT_LOG_NS)
 		reject_log_flush(w);
+	atomic_store_explicit(&w->alive, w->now, memory_order_relaxed);
+	if (unlikely(atomic_load_explicit(&w->query.pending, memory_order_relaxed)))
+		worker_query_answer(w);
 	if (!w->draining && server_phase(w->srv) != PHASE_RUNNING) {
 		w->draining = true;
 		w->accept_resume = 0;

@@ -23,6 +23,21 @@ struct reject_log {
 	uint32_t suppressed[4];	/* by enum admit, since that line */
 };
 
+/* The control thread's mailbox in a worker (report.c).  The connection
+ * table belongs to the worker's thread alone, so another thread that wants
+ * the list leaves a request here and wakes the worker, which answers from
+ * worker_tick().  The data path only ever does the relaxed load of
+ * `pending`; the lock is taken off the data path, once per request. */
+struct worker_query {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	_Atomic bool pending;	/* a request waits for an answer */
+	bool answered;
+	bool gone;		/* the loop has ended: answer nothing, at once */
+	char *reply;		/* malloc'ed JSON objects, comma-separated */
+	uint32_t listed, total;	/* connections in reply / open */
+};
+
 struct worker {
 	unsigned id;
 	struct server *srv;
@@ -38,6 +53,9 @@ struct worker {
 	uint64_t accept_resume;	/* ns; 0 while accepting */
 	bool draining;
 	struct reject_log rlog;
+	struct worker_query query;
+	_Atomic uint64_t alive;	/* `now` at the last worker_tick(): the watchdog
+				 * checks that every loop still turns */
 };
 
 int worker_create(struct worker *w, struct server *srv, unsigned id);

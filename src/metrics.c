@@ -1,0 +1,166 @@
+/* Prometheus exposition over libmicrohttpd; see metrics.h.
+ *
+ * Names follow the Prometheus conventions: an echosrv_ prefix, base units
+ * (seconds, bytes), _total on counters, HELP and TYPE for every family.
+ * Rejections are one family with a reason label; there are no per-peer or
+ * per-connection labels, so the number of series is fixed. */
+#include "metrics.h"
+
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "report.h"
+#include "server.h"
+#include "trace.h"
+#include "util.h"
+
+#define METRICS_CONNS 8			/* scrapers served at once */
+#define METRICS_PER_IP 4
+#define METRICS_TIMEOUT_S 5		/* idle connection closed after */
+#define METRICS_POOL (16u << 10)	/* request headers per connection */
+
+static struct MHD_Daemon *daemon_;
+static struct server *msrv;
+
+static void family(struct sbuf *o, const char *name, const char *type, const char *help)
+{
+	sbuf_printf(o, "# HELP echosrv_%s %s\n# TYPE echosrv_%s %s\n", name, help, name, type);
+}
+
+void metrics_render(struct server *srv, struct sbuf *o)
+{
+	struct stats_sum s;
+	uint64_t active, up = mono_ns() - srv->started;
+
+	report_sum(srv, &s, &active);
+	family(o, "build_info", "gauge", "Version and engine of the running server (always 1)");
+	sbuf_printf(o, "echosrv_build_info{version=\"%s\",engine=\"%s\"} 1\n", ECHOSRV_VERSION,
+		    srv->engine->name);
+	family(o, "uptime_seconds", "gauge", "Seconds since the server started");
+	sbuf_printf(o, "echosrv_uptime_seconds %llu.%03llu\n", (unsigned long long)(up / NSEC_PER_SEC),
+		    (unsigned long long)(up % NSEC_PER_SEC / NSEC_PER_MSEC));
+	family(o, "workers", "gauge", "Worker threads");
+	sbuf_printf(o, "echosrv_workers %u\n", srv->n_workers);
+	family(o, "draining", "gauge", "1 while the server drains before exiting");
+	sbuf_printf(o, "echosrv_draining %d\n", server_phase(srv) != PHASE_RUNNING);
+	family(o, "trace_flags", "gauge", "Trace flag mask (0x1 error, 0x2 info, 0x4 conn, 0x8 data)");
+	sbuf_printf(o, "echosrv_trace_flags %u\n", trace_get());
+	family(o, "connections_active", "gauge", "Connections open now");
+	sbuf_printf(o, "echosrv_connections_active %llu\n", (unsigned long long)active);
+#define X(f, p, h)                                                             \
+	family(o, p, "counter", h);                                            \
+	sbuf_printf(o, "echosrv_" p " %llu\n", (unsigned long long)s.f);
+	STATS_COUNTERS(X)
+#undef X
+	family(o, "rejected_total", "counter", "Connections refused at accept, by reason");
+#define X(f, p, h) \
+	sbuf_printf(o, "echosrv_rejected_total{reason=\"" p "\"} %llu\n", (unsigned long long)s.f);
+	STATS_REJECTS(X)
+#undef X
+}
+
+static enum MHD_Result reply(struct MHD_Connection *mc, unsigned code, char *body, size_t len)
+{
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				code == MHD_HTTP_OK ? "text/plain; version=0.0.4; charset=utf-8"
+						    : "text/plain; charset=utf-8");
+	enum MHD_Result ret = MHD_queue_response(mc, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_len, void **state)
+{
+	static _Thread_local bool reniced;
+	if (!reniced) {
+		/* As the control thread: below the workers when CPU is short. */
+		reniced = true;
+		if (setpriority(PRIO_PROCESS, (id_t)gettid(), 10))
+			TRACE(TR_INFO, "metrics: cannot lower priority: %s", strerror(errno));
+	}
+	if (*upload_len) {	/* a body we do not want: discard it */
+		*upload_len = 0;
+		return MHD_YES;
+	}
+	if (strcmp(url, "/metrics"))
+		return reply(mc, MHD_HTTP_NOT_FOUND, strdup("not found; try /metrics\n"), 24);
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return reply(mc, MHD_HTTP_METHOD_NOT_ALLOWED, strdup("use GET\n"), 8);
+
+	struct sbuf b = { .max = 1u << 20 };
+	size_t len;
+	metrics_render(msrv, &b);
+	char *text = sbuf_take(&b, &len);
+	if (!text)
+		return reply(mc, MHD_HTTP_INTERNAL_SERVER_ERROR, strdup("out of memory\n"), 14);
+	return reply(mc, MHD_HTTP_OK, text, len);
+}
+
+/* libmicrohttpd's own messages: kept for a start-up failure (which it
+ * does not otherwise explain) and traced as INFO, since a hostile client
+ * could otherwise fill the log with them. */
+static char mhd_last[200];
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[sizeof(mhd_last)];
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\n")] = '\0';
+	if (!daemon_)
+		memcpy(mhd_last, line, sizeof(line));
+	TRACE(TR_INFO, "metrics: %s", line);
+}
+
+int metrics_start(struct server *srv, const struct listen_addr *addr, char *err, size_t errlen)
+{
+	char text[ADDR_TEXT_MAX];
+	unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+
+	msrv = srv;
+	if (addr->ss.ss_family == AF_INET6)
+		flags |= MHD_USE_DUAL_STACK;	/* [::] also takes IPv4 scrapers */
+	daemon_ = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL,
+				   MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&addr->ss,
+				   MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_CONNS,
+				   MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)METRICS_PER_IP,
+				   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_TIMEOUT_S,
+				   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)METRICS_POOL,
+				   MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)METRICS_CONNS,
+				   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+				   MHD_OPTION_END);
+	addr_format((const struct sockaddr *)&addr->ss, text, sizeof(text));
+	if (!daemon_) {
+		snprintf(err, errlen, "--metrics: cannot serve on %s: %s", text,
+			 mhd_last[0] ? mhd_last : "libmicrohttpd gave no reason");
+		return -EADDRNOTAVAIL;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
+	struct sockaddr_storage bound = addr->ss;
+	if (info)	/* same offset of the port in sockaddr_in and _in6 */
+		((struct sockaddr_in *)&bound)->sin_port = htons(info->port);
+	addr_format((const struct sockaddr *)&bound, text, sizeof(text));
+	log_notice("metrics at http://%s/metrics", text);
+	return 0;
+}
+
+void metrics_stop(void)
+{
+	if (daemon_)
+		MHD_stop_daemon(daemon_);
+	daemon_ = NULL;
+}

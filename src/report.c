@@ -1,0 +1,246 @@
+/* Statistics and connection reports; see report.h.
+ *
+ * Counters are read with relaxed loads while workers keep writing them, so a
+ * report is a consistent picture of each counter, not of all of them at one
+ * instant; "active" is computed as accepted - closed and clamped at zero. */
+#include "report.h"
+
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server.h"
+#include "trace.h"
+#include "util.h"
+#include "worker.h"
+
+static const char *const phase_names[] = {
+	[PHASE_RUNNING] = "running",
+	[PHASE_DRAINING] = "draining",
+	[PHASE_STOPPING] = "stopping",
+};
+
+static uint64_t active_of(const struct stats_sum *s)
+{
+	return s->accepted > s->closed ? s->accepted - s->closed : 0;
+}
+
+void report_sum(struct server *srv, struct stats_sum *sum, uint64_t *active)
+{
+	memset(sum, 0, sizeof(*sum));
+	for (unsigned i = 0; i < srv->n_workers; i++)
+		stats_accumulate(sum, &srv->workers[i].stats);
+	*active = active_of(sum);
+}
+
+/* The counters of one sum as JSON members (no braces). */
+static void counters_json(struct sbuf *out, const struct stats_sum *s, const char *indent)
+{
+	sbuf_printf(out, "%s\"connections_active\": %llu", indent,
+		    (unsigned long long)active_of(s));
+#define X(f, p, h) sbuf_printf(out, ",\n%s\"" p "\": %llu", indent, (unsigned long long)s->f);
+	STATS_COUNTERS(X)
+#undef X
+	sbuf_printf(out, ",\n%s\"rejected\": {", indent);
+	const char *sep = "";
+#define X(f, p, h) { sbuf_printf(out, "%s\"" p "\": %llu", sep, (unsigned long long)s->f); sep = ", "; }
+	STATS_REJECTS(X)
+#undef X
+	sbuf_printf(out, "}");
+}
+
+void report_stats_json(struct server *srv, struct sbuf *out)
+{
+	struct stats_sum total;
+	uint64_t active, up = mono_ns() - srv->started;
+	char flags[64];
+	int phase = server_phase(srv);
+
+	report_sum(srv, &total, &active);
+	trace_format_flags(trace_get(), flags, sizeof(flags));
+	sbuf_printf(out, "{\n  \"version\": \"%s\",\n  \"engine\": \"%s\",\n  \"workers\": %u,\n"
+			 "  \"uptime_seconds\": %llu.%03llu,\n  \"phase\": \"%s\",\n"
+			 "  \"trace\": \"%s\",\n",
+		    ECHOSRV_VERSION, srv->engine->name, srv->n_workers,
+		    (unsigned long long)(up / NSEC_PER_SEC),
+		    (unsigned long long)(up % NSEC_PER_SEC / NSEC_PER_MSEC),
+		    phase_names[phase], flags);
+	counters_json(out, &total, "  ");
+	sbuf_printf(out, ",\n  \"per_worker\": [");
+	for (unsigned i = 0; i < srv->n_workers; i++) {
+		struct stats_sum one = { 0 };
+		stats_accumulate(&one, &srv->workers[i].stats);
+		sbuf_printf(out, "%s\n    {\n      \"worker\": %u,\n", i ? "," : "", i);
+		counters_json(out, &one, "      ");
+		sbuf_printf(out, "\n    }");
+	}
+	sbuf_printf(out, "\n  ]\n}\n");
+}
+
+/* --- connections ----------------------------------------------------------- */
+
+static void peer_text(const struct conn *c, char *buf, size_t len)
+{
+	struct sockaddr_storage ss = { 0 };
+
+	if (c->peer.family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		a->sin_family = AF_INET;
+		a->sin_port = htons(c->port);
+		memcpy(&a->sin_addr, c->peer.bytes, 4);
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(c->port);
+		memcpy(&a->sin6_addr, c->peer.bytes, 16);
+	}
+	addr_format((struct sockaddr *)&ss, buf, len);
+}
+
+static const char *const state_names[] = {
+	[CONN_FREE] = "free", [CONN_OPEN] = "open",
+	[CONN_FLUSHING] = "flushing", [CONN_CLOSING] = "closing",
+};
+
+struct listing {
+	struct worker *w;
+	struct sbuf out;
+	uint32_t listed, total;
+};
+
+static void list_one(struct conn *c, void *arg)
+{
+	struct listing *l = arg;
+	char peer[ADDR_TEXT_MAX];
+	uint64_t age = l->w->now - c->started;
+
+	if (l->total++ >= REPORT_CONNS_MAX)
+		return;
+	l->listed++;
+	peer_text(c, peer, sizeof(peer));
+	sbuf_printf(&l->out,
+		    "%s\n    {\"id\": \"%llx\", \"worker\": %u, \"peer\": \"%s\", \"state\": \"%s\", "
+		    "\"age_seconds\": %llu.%03llu, \"bytes_received\": %llu, \"bytes_sent\": %llu}",
+		    l->out.len ? "," : "", (unsigned long long)conn_id(c), l->w->id, peer,
+		    state_names[c->state], (unsigned long long)(age / NSEC_PER_SEC),
+		    (unsigned long long)(age % NSEC_PER_SEC / NSEC_PER_MSEC),
+		    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out);
+}
+
+void worker_query_answer(struct worker *w)
+{
+	struct listing l = { .w = w, .out = { .max = 4u << 20 } };
+	struct worker_query *q = &w->query;
+
+	w->now = mono_ns();
+	conn_table_each(&w->conns, list_one, &l);
+	pthread_mutex_lock(&q->lock);
+	if (atomic_load(&q->pending)) {	/* not given up on meanwhile */
+		free(q->reply);
+		q->reply = sbuf_take(&l.out, NULL);
+		q->listed = q->reply ? l.listed : 0;
+		q->total = l.total;
+		q->answered = true;
+		atomic_store(&q->pending, false);
+		pthread_cond_signal(&q->cond);
+	}
+	pthread_mutex_unlock(&q->lock);
+	sbuf_free(&l.out);
+}
+
+void worker_query_gone(struct worker *w)
+{
+	struct worker_query *q = &w->query;
+
+	pthread_mutex_lock(&q->lock);
+	q->gone = true;
+	atomic_store(&q->pending, false);
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+void worker_query_init(struct worker_query *q)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->cond, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+void worker_query_fini(struct worker_query *q)
+{
+	free(q->reply);
+	q->reply = NULL;
+	pthread_cond_destroy(&q->cond);
+	pthread_mutex_destroy(&q->lock);
+}
+
+/* Ask every worker, then wait for all of them against one deadline. */
+static void ask_all(struct server *srv)
+{
+	for (unsigned i = 0; i < srv->n_workers; i++) {
+		struct worker_query *q = &srv->workers[i].query;
+		pthread_mutex_lock(&q->lock);
+		free(q->reply);
+		q->reply = NULL;
+		q->answered = false;
+		if (!q->gone)
+			atomic_store(&q->pending, true);
+		pthread_mutex_unlock(&q->lock);
+		worker_wake(&srv->workers[i]);
+	}
+}
+
+/* Wait for worker i's answer until deadline; true if it answered. */
+static bool await_one(struct worker_query *q, const struct timespec *deadline)
+{
+	bool ok;
+
+	pthread_mutex_lock(&q->lock);
+	while (!q->answered && !q->gone &&
+	       pthread_cond_timedwait(&q->cond, &q->lock, deadline) == 0)
+		;
+	ok = q->answered;
+	atomic_store(&q->pending, false);	/* a late answer is dropped */
+	pthread_mutex_unlock(&q->lock);
+	return ok;
+}
+
+void report_conns_json(struct server *srv, struct sbuf *out)
+{
+	struct timespec deadline;
+	uint64_t total = 0, listed = 0;
+	unsigned silent = 0;
+	const char *sep = "";
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += REPORT_WAIT_MS / 1000;
+	deadline.tv_nsec += (REPORT_WAIT_MS % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	ask_all(srv);
+	sbuf_printf(out, "{\n  \"connections\": [");
+	for (unsigned i = 0; i < srv->n_workers; i++) {
+		struct worker_query *q = &srv->workers[i].query;
+		if (!await_one(q, &deadline)) {
+			silent += !q->gone;
+			continue;
+		}
+		if (q->reply && q->reply[0]) {
+			sbuf_printf(out, "%s%s", sep, q->reply);
+			sep = ",";
+		}
+		total += q->total;
+		listed += q->listed;
+	}
+	/* "open" > "listed" when a worker cut its list at REPORT_CONNS_MAX. */
+	sbuf_printf(out, "\n  ],\n  \"open\": %llu,\n  \"listed\": %llu,\n"
+			 "  \"workers_not_answering\": %u\n}\n",
+		    (unsigned long long)total, (unsigned long long)listed, silent);
+}

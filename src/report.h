@@ -1,0 +1,32 @@
+/* Reports built for the operator off the data path: the statistics as JSON
+ * (echosrvctl stats) and the list of open connections (echosrvctl conns),
+ * the latter gathered through each worker's mailbox (struct worker_query).
+ * The metrics page has its own file (metrics.c) but the same sums. */
+#ifndef ECHOSRV_REPORT_H
+#define ECHOSRV_REPORT_H
+
+#include "sbuf.h"
+#include "stats.h"
+
+struct server;
+struct worker;
+struct worker_query;
+
+/* Connections a worker lists at most; the reply says when it cut short. */
+#define REPORT_CONNS_MAX 10000
+/* How long `conns` waits for the workers, all together. */
+#define REPORT_WAIT_MS 2000
+
+/* Sum of every worker's counters; *active = open connections. */
+void report_sum(struct server *srv, struct stats_sum *sum, uint64_t *active);
+
+void report_stats_json(struct server *srv, struct sbuf *out);
+void report_conns_json(struct server *srv, struct sbuf *out);
+
+/* Worker side of the mailbox. */
+void worker_query_init(struct worker_query *q);
+void worker_query_fini(struct worker_query *q);
+void worker_query_answer(struct worker *w);	/* from worker_tick() */
+void worker_query_gone(struct worker *w);	/* the loop has ended */
+
+#endif

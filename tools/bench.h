@@ -1,0 +1,109 @@
+/*
+ * bench.h - what the parts of echosrv-bench share.
+ *
+ * bench.c parses the options, starts one load thread per -t, keeps the
+ * clock of the run (connect, warm-up, measurement, drain) and prints the
+ * result; bench_loop.c is one thread's epoll loop over its connections;
+ * pattern.h is the byte stream every connection sends and checks.  Each
+ * thread fills its own struct bench_result and bench.c sums them once the
+ * threads have finished, so the threads share nothing while they run but the
+ * read-only options, the pattern and a few atomics.
+ */
+#ifndef ECHOSRV_BENCH_H
+#define ECHOSRV_BENCH_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "hist.h"
+
+#define BENCH_MAX_CONNS     100000
+#define BENCH_MAX_THREADS   64
+#define BENCH_MAX_PIPELINE  4096
+#define BENCH_CONNECT_NS    (10 * NS_PER_S)  /* all connections up by then */
+#define BENCH_DRAIN_IDLE_NS (2 * NS_PER_S)   /* drain gives up after this long */
+#define BENCH_DRAIN_MAX_NS  (30 * NS_PER_S)  /* without a byte, or this in all */
+#define NS_PER_S            UINT64_C(1000000000)
+
+struct bench_opts {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char addr_text[128];
+	unsigned conns;
+	unsigned threads;
+	unsigned pipeline;       /* messages in flight per connection (closed loop) */
+	uint64_t size;           /* bytes per message */
+	double duration;         /* seconds measured */
+	double warmup;           /* seconds before the measurement */
+	double rate;             /* messages/s over all connections; 0 = closed loop */
+	pid_t server_pid;        /* 0 = not given */
+	bool json;
+};
+
+/* Every way a connection can go wrong other than a wrong byte. */
+#define BENCH_ERRORS(X) \
+	X(early_close, "closed by the server before all echoes came back") \
+	X(reset,       "reset by the server") \
+	X(missing,     "echoes never came back") \
+	X(extra,       "more bytes came back than were sent") \
+	X(io,          "other socket errors")
+
+enum bench_error {
+#define X(name, text) BERR_##name,
+	BENCH_ERRORS(X)
+#undef X
+	BERR__COUNT
+};
+
+struct bench_result {
+	uint64_t messages;       /* completed inside the measurement window */
+	uint64_t checked;        /* bytes that came back and were compared */
+	uint64_t mismatches;     /* messages with at least one wrong byte */
+	uint64_t err[BERR__COUNT];
+	uint64_t missing_bytes;
+	uint64_t extra_bytes;
+	uint64_t no_fin;         /* connections the server did not close after our FIN */
+	uint64_t retransmits;    /* TCP segments our sockets sent again (TCP_INFO) */
+	uint64_t cpu_ns;         /* this thread's CPU time inside the window */
+	uint64_t user_ns;        /* the user-space part of it: the tool's own code */
+	struct hist lat;
+};
+
+/* The clock of a run, in CLOCK_MONOTONIC nanoseconds, set once by bench.c. */
+struct bench_clock {
+	uint64_t go;             /* load starts (warm-up begins) */
+	uint64_t measure;        /* measurement window [measure, end) */
+	uint64_t end;
+};
+
+struct bench_shared {
+	const struct bench_opts *o;
+	struct bench_clock clk;
+	pthread_barrier_t connected;  /* threads have connected (or failed) */
+	pthread_barrier_t go;         /* main has set clk (or abort) */
+	atomic_bool abort;
+	atomic_int reports_left;      /* detail lines still allowed on stderr */
+};
+
+struct bench_thread {
+	pthread_t tid;
+	unsigned index;
+	struct bench_shared *sh;
+	int setup_err;                /* -errno when connecting failed */
+	char setup_msg[256];
+	struct bench_result res;
+};
+
+void *bench_thread_main(void *arg);
+
+uint64_t bench_now_ns(void);
+/* One line on stderr about one connection, at most a few per run. */
+void bench_report(struct bench_shared *sh, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif

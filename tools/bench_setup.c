@@ -1,0 +1,200 @@
+/*
+ * bench_setup.c - a load thread's life around the measured run: allocate its
+ * share of the connections (connection i belongs to thread i % threads),
+ * open them a bounded number at a time (so thousands of SYNs do not overflow
+ * the server's accept queue at once), meet the other threads at the
+ * "connected" and "go" barriers, run (bench_loop.c), clean up.
+ *
+ * Any failure to connect (refused, unreachable, timed out, out of
+ * descriptors) ends the whole run before the load starts, with one line that
+ * says why: figures from a partly connected run would mislead.
+ */
+#include "bench_loop.h"
+#include "pattern.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define CONNECT_BATCH  256               /* connects in progress at once */
+
+static int setup_error(struct loop *l, int e, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int setup_error(struct loop *l, int e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(l->th->setup_msg, sizeof(l->th->setup_msg), fmt, ap);
+	va_end(ap);
+	return -e;
+}
+
+static int start_connect(struct loop *l, struct bconn *c)
+{
+	const struct bench_opts *o = l->o;
+	struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
+	struct rlimit rl;
+	char buf[64];
+	int one = 1, e;
+
+	c->fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		e = errno;
+		getrlimit(RLIMIT_NOFILE, &rl);
+		return setup_error(l, e, "cannot open connection %u of %u: %s "
+				   "(descriptor limit %llu%s)", c->id + 1, o->conns,
+				   loop_errtext(e, buf, sizeof(buf)),
+				   (unsigned long long)rl.rlim_cur,
+				   e == EMFILE ? "; raise it with ulimit -n" : "");
+	}
+	/* Messages are sent as soon as they are issued, like a real client's. */
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->state = C_CONNECTING;
+	l->live++;
+	if (connect(c->fd, (const struct sockaddr *)&o->addr, o->addrlen) < 0 &&
+	    errno != EINPROGRESS) {
+		e = errno;
+		return setup_error(l, e, "connect to %s: %s", o->addr_text,
+				   loop_errtext(e, buf, sizeof(buf)));
+	}
+	if (epoll_ctl(l->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+		e = errno;
+		return setup_error(l, e, "epoll_ctl: %s", loop_errtext(e, buf, sizeof(buf)));
+	}
+	return 0;
+}
+
+/* A connect finished: either the connection is up or the run cannot start. */
+static int connected(struct loop *l, struct bconn *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+	socklen_t len = sizeof(int);
+	char buf[64];
+	int e = 0;
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
+		e = errno;
+	if (e)
+		return setup_error(l, e, "connect to %s: %s", l->o->addr_text,
+				   loop_errtext(e, buf, sizeof(buf)));
+	c->state = C_OPEN;
+	epoll_ctl(l->ep, EPOLL_CTL_MOD, c->fd, &ev);
+	return 0;
+}
+
+/* Opens all of this thread's connections, a bounded number at a time. */
+static int connect_all(struct loop *l)
+{
+	struct epoll_event ev[MAX_EVENTS];
+	uint64_t deadline = bench_now_ns() + BENCH_CONNECT_NS, now;
+	unsigned started = 0, up = 0;
+	int r;
+
+	while (up < l->n) {
+		while (started < l->n && started - up < CONNECT_BATCH) {
+			r = start_connect(l, &l->c[started++]);
+			if (r < 0)
+				return r;
+		}
+		if (atomic_load(&l->sh->abort))
+			return -ECANCELED;
+		now = bench_now_ns();
+		if (now >= deadline)
+			return setup_error(l, ETIMEDOUT, "connect to %s: timed out after "
+					   "%llu s (%u of %u connections of one thread up)",
+					   l->o->addr_text,
+					   (unsigned long long)(BENCH_CONNECT_NS / NS_PER_S),
+					   up, l->n);
+		r = loop_wait(l, ev, deadline - now < NS_PER_S / 10 ?
+				deadline - now : NS_PER_S / 10);
+		for (int i = 0; i < r; i++) {
+			struct bconn *c = ev[i].data.ptr;
+
+			if (c->state != C_CONNECTING)
+				continue;
+			if ((r = connected(l, c)) < 0)
+				return r;
+			up++;
+		}
+	}
+	return 0;
+}
+
+static int loop_init(struct loop *l, struct bench_thread *th)
+{
+	const struct bench_opts *o = th->sh->o;
+	unsigned t = o->threads;
+
+	memset(l, 0, sizeof(*l));
+	l->ep = -1;
+	l->th = th;
+	l->sh = th->sh;
+	l->o = o;
+	l->res = &th->res;
+	hist_init(&l->res->lat);
+	/* Connection i belongs to thread i % t. */
+	l->n = o->conns / t + (th->index < o->conns % t);
+	l->c = calloc(l->n, sizeof(*l->c));
+	l->ring = calloc((size_t)l->n * o->pipeline, sizeof(*l->ring));
+	l->rbuf = malloc(RBUF_SIZE);
+	l->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (!l->c || !l->ring || !l->rbuf || l->ep < 0)
+		return setup_error(l, ENOMEM, "out of memory or descriptors for %u "
+				   "connections", l->n);
+	for (unsigned i = 0; i < l->n; i++) {
+		struct bconn *c = &l->c[i];
+
+		c->fd = -1;
+		c->state = C_DONE;
+		c->id = th->index + i * t;
+		c->base = pattern_base(c->id);
+		c->t_issue = l->ring + (size_t)i * o->pipeline;
+	}
+	if (o->rate > 0) {
+		/* This thread's share of the rate, spread evenly over its conns. */
+		l->gap_ns = 1e9 * (double)o->conns / (o->rate * (double)l->n);
+		prctl(PR_SET_TIMERSLACK, 1UL);   /* wake on time, not 50 us late */
+	}
+	return 0;
+}
+
+static void loop_free(struct loop *l)
+{
+	for (unsigned i = 0; l->c && i < l->n; i++)
+		if (l->c[i].fd >= 0)
+			close(l->c[i].fd);
+	if (l->ep >= 0)
+		close(l->ep);
+	free(l->c);
+	free(l->ring);
+	free(l->rbuf);
+}
+
+void *bench_thread_main(void *arg)
+{
+	struct bench_thread *th = arg;
+	struct loop l;
+	int r;
+
+	r = loop_init(&l, th);
+	if (!r)
+		r = connect_all(&l);
+	if (r < 0 && r != -ECANCELED) {
+		th->setup_err = r;
+		atomic_store(&th->sh->abort, true);
+	}
+	pthread_barrier_wait(&th->sh->connected);
+	pthread_barrier_wait(&th->sh->go);
+	if (!atomic_load(&th->sh->abort))
+		loop_run(&l);
+	loop_free(&l);
+	return NULL;
+}
