@@ -9,6 +9,9 @@
  * only when this thread asks, with no cross-thread wake-ups), and every
  * loop iteration submits all new requests and waits for completions in one
  * io_uring_enter.  The wake eventfd is watched with a multishot poll.
+ * Admitted sockets move into a registered file table (slot = conn index),
+ * so requests skip the descriptor lookup and connections hold no
+ * descriptor.
  *
  * Teardown is counted: c->engine_ref is the number of requests in flight
  * for a connection; closing cancels them by descriptor and the slot is
@@ -17,6 +20,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -66,10 +70,17 @@ static int uconn_attach(struct uring_engine *u, struct conn *c)
 
 void uring_release_if_done(struct worker *w, struct conn *c)
 {
+	struct uring_engine *u = w->eng;
+
 	if (c->state != CONN_CLOSING || c->engine_ref)
 		return;
 	udata_forget(w, c);
-	close(c->fd);
+	if (uconn_of(u, c)->flags & UC_DIRECT) {
+		int none = -1;
+		io_uring_register_files_update(&u->ring, c->idx, &none, 1);
+	} else {
+		close(c->fd);
+	}
 	worker_closed(w, c);
 }
 
@@ -82,7 +93,11 @@ void uring_close(struct worker *w, struct conn *c, enum close_reason why)
 		return;
 	worker_closing(w, c, why);
 	if (c->engine_ref && (sqe = uring_sqe(u))) {
-		io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+		if (uconn_of(u, c)->flags & UC_DIRECT)
+			io_uring_prep_cancel_fd(sqe, (int)c->idx,
+						IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_FD_FIXED);
+		else
+			io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
 		io_uring_sqe_set_data64(sqe, ud_make(UOP_CANCEL, c->gen, c->idx));
 	}
 	uring_release_if_done(w, c);
@@ -94,6 +109,22 @@ static void ur_close(struct worker *w, struct conn *c, enum close_reason why)
 }
 
 /* --- accepting ----------------------------------------------------------- */
+
+/* Move an admitted socket into the ring's file table at slot c->idx and
+ * drop its descriptor: requests then skip the descriptor lookup, and the
+ * connection no longer counts against RLIMIT_NOFILE.  worker_admit() has
+ * used the plain descriptor already (peer address, TCP_NODELAY).  A slot
+ * beyond the table keeps its descriptor. */
+static void go_direct(struct uring_engine *u, struct conn *c)
+{
+	int fd = c->fd;
+
+	if (c->idx >= u->n_files || io_uring_register_files_update(&u->ring, c->idx, &fd, 1) != 1)
+		return;
+	close(fd);
+	c->fd = -1;
+	uconn_of(u, c)->flags |= UC_DIRECT;
+}
 
 static void arm_accept(struct worker *w, unsigned a)
 {
@@ -157,6 +188,7 @@ static void on_accept(struct worker *w, const struct io_uring_cqe *cqe, unsigned
 			close(fd);
 			worker_closed(w, c);
 		} else {
+			go_direct(u, c);
 			udata_arm_recv(w, c);
 		}
 	}
@@ -283,6 +315,29 @@ static void pool_shape(const struct config *cfg, uint32_t *count, uint32_t *size
 	*count = MIN(*count, BUFS_MAX);
 }
 
+/* One registered file slot per connection slot this worker can have, as
+ * far as RLIMIT_NOFILE allows (the kernel's cap on a table).  Without a
+ * table (ECHOSRV_URING_DIRECT=0, or registration refused) sockets keep
+ * their descriptors. */
+static void files_table(struct worker *w, struct uring_engine *u)
+{
+	const char *env = getenv("ECHOSRV_URING_DIRECT");
+	struct rlimit rl;
+	uint32_t n = w->conns.max_chunks * CONN_CHUNK;
+	int r;
+
+	if (env && !strcmp(env, "0"))
+		return;
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < n)
+		n = (uint32_t)rl.rlim_cur;
+	n = MIN(n, 1u << 20);
+	if ((r = io_uring_register_files_sparse(&u->ring, n)))
+		TRACE(TR_INFO, "worker %u: no registered file table (%s); using descriptors",
+		      w->id, strerror(-r));
+	else
+		u->n_files = n;
+}
+
 static int ur_init(struct worker *w)
 {
 	struct uring_engine *u = calloc(1, sizeof(*u));
@@ -300,6 +355,7 @@ static int ur_init(struct worker *w)
 	if ((r = uring_ring_create(&u->ring, SQ_ENTRIES, CQ_ENTRIES)))
 		return r;
 	u->ring_ok = true;
+	files_table(w, u);
 	pool_shape(&w->srv->cfg, &count, &size);
 	if ((r = uring_bufs_init(&u->bufs, &u->ring, 0, count, size))) {
 		TRACE(TR_ERROR, "worker %u: io_uring buffer ring: %s", w->id, strerror(-r));
@@ -312,7 +368,8 @@ static int ur_init(struct worker *w)
 
 static void close_leftover(struct conn *c, void *arg)
 {
-	close(c->fd);
+	if (c->fd >= 0)
+		close(c->fd);	/* registered ones went with the ring */
 }
 
 static void ur_fini(struct worker *w)

@@ -66,6 +66,7 @@ struct uconn {
 #define UC_SEND		0x08	/* a send is in flight */
 #define UC_SEND_PRIV	0x10	/* ... from the private copy */
 #define UC_STARVED	0x20	/* on the starved list */
+#define UC_DIRECT	0x40	/* socket lives in the ring's file table at c->idx */
 
 struct uring_engine {
 	struct io_uring ring;
@@ -74,6 +75,7 @@ struct uring_engine {
 	uint32_t n_uc_chunks;
 	struct uconn starved;		/* sentinel of the starved list */
 	uint32_t cap;			/* --conn-buffer */
+	uint32_t n_files;		/* registered file table slots; 0: none */
 	bool accepting;
 	bool accept_armed[CONFIG_MAX_LISTEN];
 	bool wake_armed;
@@ -84,6 +86,19 @@ struct uring_engine {
 static inline struct uconn *uconn_of(struct uring_engine *u, const struct conn *c)
 {
 	return &u->uc[c->idx / CONN_CHUNK][c->idx % CONN_CHUNK];
+}
+
+/* Point sqe at c's socket: its registered slot (no descriptor lookup per
+ * request, and no descriptor held), or its plain descriptor. */
+static inline void uring_target(struct io_uring_sqe *sqe, const struct conn *c,
+				const struct uconn *uc)
+{
+	if (uc->flags & UC_DIRECT) {
+		sqe->fd = (int)c->idx;
+		sqe->flags |= IOSQE_FIXED_FILE;
+	} else {
+		sqe->fd = c->fd;
+	}
 }
 
 /* A submission slot, flushing the queue when it is full; NULL (and fatal

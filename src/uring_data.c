@@ -66,6 +66,7 @@ void udata_arm_recv(struct worker *w, struct conn *c)
 		return;
 	}
 	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	uring_target(sqe, c, uc);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = u->bufs.bgid;
 	io_uring_sqe_set_data64(sqe, ud_make(UOP_RECV, c->gen, c->idx));
@@ -244,6 +245,7 @@ static void kick_send(struct worker *w, struct conn *c, struct uconn *uc)
 	if (c->len) {
 		/* The peer is slow: let the kernel wait for room. */
 		io_uring_prep_send(sqe, c->fd, c->buf + c->off, c->len, MSG_NOSIGNAL);
+		uring_target(sqe, c, uc);
 		uc->send_len = c->len;
 		uc->flags |= UC_SEND | UC_SEND_PRIV;
 	} else {
@@ -251,17 +253,21 @@ static void kick_send(struct worker *w, struct conn *c, struct uconn *uc)
 		uc->send_len = u->bufs.len[bid] - uc->q_off;
 		io_uring_prep_send(sqe, c->fd, uring_buf(&u->bufs, bid) + uc->q_off, uc->send_len,
 				   MSG_NOSIGNAL | MSG_DONTWAIT);
+		uring_target(sqe, c, uc);
 		uc->flags |= UC_SEND;
 	}
 	io_uring_sqe_set_data64(sqe, ud_make(UOP_SEND, c->gen, c->idx));
 	c->engine_ref++;
 }
 
-/* Everything received has been echoed after the peer's FIN: FIN back. */
+/* Everything received has been echoed after the peer's FIN: FIN back.  A
+ * registered socket gets its FIN from the close itself (nothing is unread,
+ * so closing is a graceful FIN), which spares an io-wq shutdown request. */
 static void maybe_finish(struct worker *w, struct conn *c, struct uconn *uc)
 {
 	if (c->state == CONN_FLUSHING && !(uc->flags & UC_SEND) && !held(c, uc)) {
-		shutdown(c->fd, SHUT_WR);
+		if (!(uc->flags & UC_DIRECT))
+			shutdown(c->fd, SHUT_WR);
 		uring_close(w, c, CLOSE_PEER);
 	}
 }
