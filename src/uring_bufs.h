@@ -26,7 +26,7 @@
 
 #define BUFS_NONE UINT16_MAX	/* "no buffer" in queue links */
 #define BUFS_MAX 32768u		/* the kernel's limit on ring entries */
-#define BUFS_MIN_DEPTH 8u
+#define BUFS_MIN_DEPTH 2u
 
 struct uring_bufs {
 	struct io_uring_buf_ring *br;
