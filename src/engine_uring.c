@@ -355,6 +355,8 @@ static int ur_init(struct worker *w)
 	if ((r = uring_ring_create(&u->ring, SQ_ENTRIES, CQ_ENTRIES)))
 		return r;
 	u->ring_ok = true;
+	/* Each io_uring_enter then skips the ring descriptor lookup. */
+	io_uring_register_ring_fd(&u->ring);
 	files_table(w, u);
 	pool_shape(&w->srv->cfg, &count, &size);
 	if ((r = uring_bufs_init(&u->bufs, &u->ring, 0, count, size))) {
