@@ -315,22 +315,25 @@ static void pool_shape(const struct config *cfg, uint32_t *count, uint32_t *size
 	*count = MIN(*count, BUFS_MAX);
 }
 
-/* One registered file slot per connection slot this worker can have, as
- * far as RLIMIT_NOFILE allows (the kernel's cap on a table).  Without a
- * table (ECHOSRV_URING_DIRECT=0, or registration refused) sockets keep
- * their descriptors. */
+/* One registered file slot per connection slot of this worker, when the
+ * table can cover every connection the server may hold (--max-conns within
+ * RLIMIT_NOFILE, the kernel's cap on a table).  Otherwise -- and with
+ * ECHOSRV_URING_DIRECT=0 -- sockets keep their descriptors, so that running
+ * out of descriptors still means what the accept pause expects (a mix
+ * would fill the descriptor table with the overflow and leave accept
+ * failing while registered slots sit free).  Holding more connections than
+ * RLIMIT_NOFILE (several tables) is for the connection-scaling work. */
 static void files_table(struct worker *w, struct uring_engine *u)
 {
 	const char *env = getenv("ECHOSRV_URING_DIRECT");
-	struct rlimit rl;
 	uint32_t n = w->conns.max_chunks * CONN_CHUNK;
+	struct rlimit rl;
 	int r;
 
-	if (env && !strcmp(env, "0"))
+	if ((env && !strcmp(env, "0")) || getrlimit(RLIMIT_NOFILE, &rl) ||
+	    rl.rlim_cur < w->srv->cfg.max_conns)
 		return;
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < n)
-		n = (uint32_t)rl.rlim_cur;
-	n = MIN(n, 1u << 20);
+	n = (uint32_t)MIN((rlim_t)MIN(n, 1u << 20), rl.rlim_cur);
 	if ((r = io_uring_register_files_sparse(&u->ring, n)))
 		TRACE(TR_INFO, "worker %u: no registered file table (%s); using descriptors",
 		      w->id, strerror(-r));
