@@ -366,6 +366,9 @@ static int ur_init(struct worker *w)
 		TRACE(TR_ERROR, "worker %u: io_uring buffer ring: %s", w->id, strerror(-r));
 		return r;
 	}
+	TRACE(TR_INFO, "worker %u: io_uring: %u buffers of %u bytes, %s descriptors, receive %s",
+	      w->id, u->bufs.count, u->bufs.size, u->n_files ? "registered" : "plain",
+	      uring_mshot_limit ? "limited to --conn-buffer" : "paused by cancel");
 	arm_wake(w);
 	ur_set_accepting(w, true);
 	return u->fatal;

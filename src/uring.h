@@ -116,7 +116,8 @@ void udata_forget(struct worker *w, struct conn *c);
 void uring_close(struct worker *w, struct conn *c, enum close_reason why);
 void uring_release_if_done(struct worker *w, struct conn *c);
 
-/* uring_probe.c */
+/* uring_probe.c; uring_mshot_limit is set before any worker starts. */
+extern bool uring_mshot_limit;
 int uring_ring_create(struct io_uring *ring, unsigned entries, unsigned cq_entries);
 int uring_probe(const struct config *cfg, char *why, size_t len);
 

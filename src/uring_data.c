@@ -10,10 +10,13 @@
  * private buffer of --conn-buffer bytes (c->buf, like the epoll engine)
  * and the ring buffers go back at once, so slow readers never pin the
  * worker's shared pool; sends from the private copy wait in the kernel for
- * room.  Once a connection holds --conn-buffer unsent bytes its receive is
- * cancelled (TCP then throttles the peer), and re-armed when half is gone;
- * what still arrives before the cancel lands is copied to a small "spill"
- * behind the private buffer, never left in a ring buffer.
+ * room.  A connection never receives more than --conn-buffer minus what it
+ * holds: each multishot receive is armed with that byte limit where the
+ * kernel has it (6.17) and ends by itself; elsewhere it is cancelled at
+ * --conn-buffer and what still arrives before the cancel lands is copied
+ * to a "spill" behind the private buffer, never left in a ring buffer.
+ * Either way TCP then throttles the peer; receiving resumes when half of
+ * the held bytes are gone.
  *
  * Running out of ring buffers ends a multishot receive with ENOBUFS; the
  * connection waits on a FIFO "starved" list and is re-armed as buffers
@@ -69,6 +72,10 @@ void udata_arm_recv(struct worker *w, struct conn *c)
 	uring_target(sqe, c, uc);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = u->bufs.bgid;
+	/* Where the kernel can, the receive ends by itself once the
+	 * connection's room is used: never more than --conn-buffer held. */
+	if (uring_mshot_limit)
+		sqe->file_index = u->cap - held(c, uc);
 	io_uring_sqe_set_data64(sqe, ud_make(UOP_RECV, c->gen, c->idx));
 	uc->flags |= UC_RECV;
 	c->engine_ref++;

@@ -4,7 +4,8 @@
  * a socket pair with a multishot receive.  Anything that blocks io_uring --
  * the kernel.io_uring_disabled sysctl, a seccomp filter, a kernel too old
  * for multishot receive (6.0) or buffer rings (5.19) -- shows up here with
- * a reason that names it, and `--engine auto` falls back to epoll. */
+ * a reason that names it, and `--engine auto` falls back to epoll.  It
+ * also finds out whether a multishot receive can be given a byte limit. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -65,8 +66,12 @@ static void setup_reason(int r, char *why, size_t len)
 		snprintf(why, len, "io_uring_setup: %s", strerror(-r));
 }
 
-/* One byte through a multishot receive with buffer select. */
-static int try_multishot_recv(struct io_uring *ring, struct uring_bufs *b)
+bool uring_mshot_limit;
+
+/* One byte through a multishot receive with buffer select; limit, when
+ * not 0, also asks for a byte limit on the whole multishot receive
+ * (sqe->optlen, which liburing 2.3 calls file_index; Linux 6.17). */
+static int try_multishot_recv(struct io_uring *ring, struct uring_bufs *b, uint32_t limit)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
 	struct io_uring_cqe *cqe;
@@ -77,18 +82,29 @@ static int try_multishot_recv(struct io_uring *ring, struct uring_bufs *b)
 	io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = b->bgid;
+	sqe->file_index = limit;
 	r = (int)write(sv[1], "x", 1);
+	bool armed = false;
 	if (r == 1 && (r = io_uring_submit_and_wait(ring, 1)) >= 0 &&
 	    (r = io_uring_peek_cqe(ring, &cqe)) == 0) {
+		armed = cqe->flags & IORING_CQE_F_MORE;
+		if (cqe->flags & IORING_CQE_F_BUFFER) {	/* back to the ring */
+			uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+			io_uring_buf_ring_add(b->br, uring_buf(b, bid), b->size, bid,
+					      io_uring_buf_ring_mask(b->count), 0);
+			io_uring_buf_ring_advance(b->br, 1);
+		}
 		if (cqe->res < 0)
 			r = cqe->res;
-		else if (cqe->res != 1 || !(cqe->flags & IORING_CQE_F_MORE) ||
-			 !(cqe->flags & IORING_CQE_F_BUFFER))
+		else if (cqe->res != 1 || !armed || !(cqe->flags & IORING_CQE_F_BUFFER))
 			r = -EOPNOTSUPP;
 		io_uring_cqe_seen(ring, cqe);
 	}
 	close(sv[0]);
 	close(sv[1]);
+	/* A receive still armed ends (EOF) with the socket: reap that too. */
+	if (armed && io_uring_submit_and_wait(ring, 1) >= 0 && io_uring_peek_cqe(ring, &cqe) == 0)
+		io_uring_cqe_seen(ring, cqe);
 	return r < 0 ? r : 0;
 }
 
@@ -108,8 +124,10 @@ int uring_probe(const struct config *cfg, char *why, size_t len)
 	} else if ((r = uring_bufs_init(&b, &ring, 0, 2, 64))) {
 		snprintf(why, len, "provided-buffer rings unsupported: %s", strerror(-r));
 	} else {
-		if ((r = try_multishot_recv(&ring, &b)))
+		if ((r = try_multishot_recv(&ring, &b, 0)))
 			snprintf(why, len, "multishot receive unsupported: %s", strerror(-r));
+		else
+			uring_mshot_limit = try_multishot_recv(&ring, &b, 1 << 20) == 0;
 		uring_bufs_fini(&b, &ring);
 	}
 	io_uring_queue_exit(&ring);
