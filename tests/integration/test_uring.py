@@ -137,11 +137,17 @@ def _fill_until_blocked(socks, quiet_rounds=20, limit=64 << 20):
 
 
 @needs_uring
-def test_slow_readers_do_not_pin_the_buffer_ring(start_server):
+@pytest.mark.parametrize("limit", ["limit", "cancel"])
+def test_slow_readers_do_not_pin_the_buffer_ring(start_server, limit):
     """Sixteen peers that write but never read, against a ring of 8 buffers:
     their unsent bytes move to per-connection buffers (at most --conn-buffer
-    each) and the ring buffers go back, so a newcomer is still served."""
+    each) and the ring buffers go back, so a newcomer is still served.
+    Both ways of stopping a receive at --conn-buffer: the kernel's multishot
+    byte limit, and (ECHOSRV_URING_NO_LIMIT, as on kernels before 6.17)
+    cancelling it, with a spill buffer for what arrives meanwhile."""
     env = dict(os.environ, ECHOSRV_URING_BUFS="8x1024")
+    if limit == "cancel":
+        env["ECHOSRV_URING_NO_LIMIT"] = "1"
     srv = start_server("--conn-buffer", "1k", engine="io_uring", env=env)
     hogs = [srv.connect() for _ in range(16)]
     for h in hogs:  # one at a time, so each reaches the stuck state
