@@ -9,6 +9,8 @@ PKGS="build-essential pkg-config liburing-dev libsystemd-dev systemtap-sdt-dev
 libcmocka-dev python3 python3-pytest python3-pytest-timeout iproute2"
 # Operations: metrics endpoint, man page lint, USDT and metrics tests.
 PKGS="$PKGS libmicrohttpd-dev mandoc bpftrace prometheus"
+# The sockmap engine: its BPF program (clang -target bpf) and loader.
+PKGS="$PKGS clang libbpf-dev"
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS gnuplot-nox"
 
 missing=""

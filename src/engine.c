@@ -1,5 +1,8 @@
 /* Engine selection: the one asked for, or for auto the best that can run:
- * io_uring when its probe succeeds, else epoll with a note saying why. */
+ * io_uring when its probe succeeds, else epoll with a note saying why.
+ * sockmap is only ever used when asked for by name (it needs privileges and
+ * changes where the data path runs), and it is probed here so that both a
+ * start and --check fail with the reason when it cannot run. */
 #include "engine.h"
 
 #include <stdio.h>
@@ -24,6 +27,10 @@ const struct engine_ops *engine_select(const struct config *cfg, char *why, size
 		return NULL;
 	case ENGINE_EPOLL:
 		return &engine_epoll;
+	case ENGINE_SOCKMAP:
+		if (engine_sockmap.probe(cfg, why, len))
+			return NULL;
+		return &engine_sockmap;
 	default:
 		snprintf(why, len, "the %s engine is not available in this build",
 			 engine_name((enum engine_kind)cfg->engine));

@@ -35,10 +35,16 @@ struct engine_ops {
 	 * listening sockets. */
 	void (*stop_accepting)(struct worker *w);
 	void (*fini)(struct worker *w);
+	/* Optional, for an engine whose byte counters lag behind the data
+	 * (sockmap reads them from TCP_INFO): bring c->bytes_in/out and the
+	 * statistics up to date now.  Called in the worker's thread before it
+	 * answers a report (report_refresh(), the connection listing). */
+	void (*sync)(struct worker *w);
 };
 
 extern const struct engine_ops engine_epoll;
 extern const struct engine_ops engine_uring;
+extern const struct engine_ops engine_sockmap;	/* root or CAP_BPF + CAP_NET_ADMIN */
 
 /* The engine for cfg->engine; for auto, the best one that probes fine.
  * NULL with the reason in why when the requested one cannot run.  A

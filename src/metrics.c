@@ -37,6 +37,7 @@ void metrics_render(struct server *srv, struct sbuf *o)
 	struct stats_sum s;
 	uint64_t active, up = mono_ns() - srv->started;
 
+	report_refresh(srv);
 	report_sum(srv, &s, &active);
 	family(o, "build_info", "gauge", "Version and engine of the running server (always 1)");
 	sbuf_printf(o, "echosrv_build_info{version=\"%s\",engine=\"%s\"} 1\n", ECHOSRV_VERSION,

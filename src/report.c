@@ -26,6 +26,25 @@ static uint64_t active_of(const struct stats_sum *s)
 	return s->accepted > s->closed ? s->accepted - s->closed : 0;
 }
 
+void report_refresh(struct server *srv)
+{
+	uint64_t deadline = mono_ns() + REPORT_WAIT_MS * NSEC_PER_MSEC;
+	struct timespec pause = { .tv_nsec = 200 * 1000 };
+
+	if (!srv->engine->sync)
+		return;
+	for (unsigned i = 0; i < srv->n_workers; i++) {
+		atomic_fetch_add(&srv->workers[i].sync_req, 1);
+		worker_wake(&srv->workers[i]);
+	}
+	for (unsigned i = 0; i < srv->n_workers; i++) {
+		struct worker *w = &srv->workers[i];
+		while (atomic_load(&w->sync_done) < atomic_load(&w->sync_req) &&
+		       server_phase(srv) == PHASE_RUNNING && mono_ns() < deadline)
+			nanosleep(&pause, NULL);
+	}
+}
+
 void report_sum(struct server *srv, struct stats_sum *sum, uint64_t *active)
 {
 	memset(sum, 0, sizeof(*sum));
@@ -57,6 +76,7 @@ void report_stats_json(struct server *srv, struct sbuf *out)
 	char flags[64];
 	int phase = server_phase(srv);
 
+	report_refresh(srv);
 	report_sum(srv, &total, &active);
 	trace_format_flags(trace_get(), flags, sizeof(flags));
 	sbuf_printf(out, "{\n  \"version\": \"%s\",\n  \"engine\": \"%s\",\n  \"workers\": %u,\n"

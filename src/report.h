@@ -19,6 +19,9 @@ struct worker_query;
 
 /* Sum of every worker's counters; *active = open connections. */
 void report_sum(struct server *srv, struct stats_sum *sum, uint64_t *active);
+/* Where the engine's byte counters lag (engine_ops.sync), have every
+ * running worker bring them up to date, waiting up to REPORT_WAIT_MS. */
+void report_refresh(struct server *srv);
 
 void report_stats_json(struct server *srv, struct sbuf *out);
 void report_conns_json(struct server *srv, struct sbuf *out);

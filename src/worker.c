@@ -307,6 +307,15 @@ void worker_tick(struct worker *w)
 	if (reject_log_pending(&w->rlog) && w->now - w->rlog.last >= REJECT_LOG_NS)
 		reject_log_flush(w);
 	atomic_store_explicit(&w->alive, w->now, memory_order_relaxed);
+	if (e->sync) {
+		uint64_t req = atomic_load_explicit(&w->sync_req, memory_order_relaxed);
+		bool query = atomic_load_explicit(&w->query.pending, memory_order_relaxed);
+		if (unlikely(query || req != atomic_load_explicit(&w->sync_done,
+								  memory_order_relaxed))) {
+			e->sync(w);
+			atomic_store(&w->sync_done, req);
+		}
+	}
 	if (unlikely(atomic_load_explicit(&w->query.pending, memory_order_relaxed)))
 		worker_query_answer(w);
 	if (!w->draining && server_phase(w->srv) != PHASE_RUNNING) {

@@ -54,6 +54,8 @@ struct worker {
 	bool draining;
 	struct reject_log rlog;
 	struct worker_query query;
+	_Atomic uint64_t sync_req;	/* report_refresh() asks (engine_ops.sync) */
+	_Atomic uint64_t sync_done;	/* the last request this worker answered */
 	_Atomic uint64_t alive;	/* `now` at the last worker_tick(): the watchdog
 				 * checks that every loop still turns */
 };

@@ -1,0 +1,154 @@
+/* The sockmap engine's data path: an sk_skb stream verdict program that
+ * echoes every skb a connection receives by redirecting it to the egress of
+ * the same socket, so the bytes never reach user space.
+ *
+ * Why it checks room first: a redirected skb is queued on the socket's psock
+ * and sent by a kernel work item; that queue has no limit, and once the skb
+ * has left the receive queue TCP no longer counts it, so a peer that sends
+ * without reading would make the kernel queue everything it sends.  So an
+ * skb is redirected only while the send queue plus what is still waiting to
+ * be written fits in the socket's send buffer.  When it does not, the
+ * connection switches to SM_USER: from then on every skb is passed up
+ * (SK_PASS), where it is charged to the socket's receive memory, so TCP's
+ * own window closes and the peer is throttled; user space reads and echoes
+ * it with ordinary backpressure.  Order is kept because the kernel delivers
+ * a passed skb to the reader only after every skb queued before it has been
+ * written.  User space asks for the connection back (struct sm_ctl) once it
+ * holds nothing; the switch happens here, atomically with the verdict of the
+ * next skb, and only if user space has read everything ever passed up.
+ *
+ * Sockets are inserted by user space after accept (see engine_sockmap.c for
+ * why no byte that arrived earlier is lost).  Kernel structures are read
+ * with CO-RE field relocations against the running kernel's BTF, so only
+ * the few fields used are declared below. */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "../src/sockmap_abi.h"
+
+/* Slack for skb overhead (truesize over payload) in the room check. */
+#define ROOM_SLACK 8192
+
+struct sock {
+	int sk_sndbuf;
+	int sk_wmem_queued;
+} __attribute__((preserve_access_index));
+
+struct tcp_sock {
+	__u32 write_seq;
+} __attribute__((preserve_access_index));
+
+/* max_entries of the maps are set by user space before loading. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 1);
+	__type(key, __u64);
+	__type(value, __u64);
+} socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct sm_state);
+} state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct sm_ctl);
+} ctl SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} events SEC(".maps");
+
+static __always_inline void notify(struct sm_state *st, __u32 kind)
+{
+	struct sm_event ev = { .conn_id = st->conn_id, .kind = kind };
+
+	/* A full ring only delays the switch's notice to user space: the
+	 * socket itself also reports readable passed data. */
+	bpf_ringbuf_output(&events, &ev, sizeof(ev), 0);
+}
+
+/* Would redirecting len more bytes keep send queue + unwritten backlog
+ * within the send buffer?  No socket to look at: let it through. */
+static __always_inline int room(struct __sk_buff *skb, struct sm_state *st, __u32 len)
+{
+	struct bpf_sock *bsk = skb->sk;
+	struct tcp_sock *tp;
+	struct sock *sk;
+
+	if (!bsk)
+		return 1;
+	tp = bpf_skc_to_tcp_sock(bsk);
+	if (!tp)
+		return 1;
+	sk = (struct sock *)tp;
+	if (!st->inited) {
+		st->seq0 = tp->write_seq;
+		st->inited = 1;
+	}
+	__u32 written = tp->write_seq - st->seq0;
+	__u32 backlog = (__u32)st->redirected - written;
+	__s64 need = (__s64)sk->sk_wmem_queued + 2 * ((__s64)backlog + len) + ROOM_SLACK;
+
+	return need <= sk->sk_sndbuf;
+}
+
+/* In SM_USER: may the kernel take the connection back now? */
+static __always_inline int may_return(struct __sk_buff *skb, struct sm_state *st, __u64 *key)
+{
+	struct sm_ctl *c = bpf_map_lookup_elem(&ctl, key);
+	struct bpf_sock *bsk = skb->sk;
+	struct tcp_sock *tp;
+
+	if (!c || !c->want_kernel || c->consumed != st->passed || !bsk)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(bsk);
+	if (!tp)
+		return 0;
+	/* User space has written everything it read: rebase the backlog. */
+	st->seq0 = tp->write_seq;
+	st->redirected = 0;
+	st->inited = 1;
+	return room(skb, st, skb->len);
+}
+
+SEC("sk_skb/stream_verdict")
+int echo_verdict(struct __sk_buff *skb)
+{
+	__u64 key = bpf_get_socket_cookie(skb);
+	struct sm_state *st = bpf_map_lookup_elem(&state, &key);
+	__u32 len = skb->len;
+
+	if (!st)
+		return SK_PASS;	/* being torn down: never echo blindly */
+	/* The peer's FIN can come as an skb without data: sending that from
+	 * the psock's queue fails and breaks the connection with EPIPE. */
+	if (!len)
+		return SK_DROP;
+	st->seen += len;
+	if (st->mode == SM_USER) {
+		if (!may_return(skb, st, &key)) {
+			st->passed += len;
+			return SK_PASS;
+		}
+		st->mode = SM_KERNEL;
+		notify(st, SM_EV_TO_KERNEL);
+	} else if (!room(skb, st, len)) {
+		st->mode = SM_USER;
+		st->passed += len;
+		notify(st, SM_EV_TO_USER);
+		return SK_PASS;
+	}
+	st->redirected += len;
+	return bpf_sk_redirect_hash(skb, &socks, &key, 0);
+}
+
+char LICENSE[] SEC("license") = "GPL";
