@@ -1,4 +1,5 @@
-/* Engine selection: the one asked for, or for auto the best that can run.
+/* Engine selection: the one asked for, or for auto the best that can run:
+ * io_uring when its probe succeeds, else epoll with a note saying why.
  * sockmap is only ever used when asked for by name (it needs privileges and
  * changes where the data path runs), and it is probed here so that both a
  * start and --check fail with the reason when it cannot run. */
@@ -10,9 +11,20 @@
 const struct engine_ops *engine_select(const struct config *cfg, char *why, size_t len,
 				       char *note, size_t notelen)
 {
+	char reason[200];
+
 	note[0] = '\0';
 	switch (cfg->engine) {
 	case ENGINE_AUTO:
+		if (engine_uring.probe(cfg, reason, sizeof(reason)) == 0)
+			return &engine_uring;
+		snprintf(note, notelen, "io_uring is not available (%s); using epoll", reason);
+		return &engine_epoll;
+	case ENGINE_URING:
+		if (engine_uring.probe(cfg, reason, sizeof(reason)) == 0)
+			return &engine_uring;
+		snprintf(why, len, "io_uring cannot run here: %s", reason);
+		return NULL;
 	case ENGINE_EPOLL:
 		return &engine_epoll;
 	case ENGINE_SOCKMAP:

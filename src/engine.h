@@ -43,6 +43,7 @@ struct engine_ops {
 };
 
 extern const struct engine_ops engine_epoll;
+extern const struct engine_ops engine_uring;
 extern const struct engine_ops engine_sockmap;	/* root or CAP_BPF + CAP_NET_ADMIN */
 
 /* The engine for cfg->engine; for auto, the best one that probes fine.

@@ -1,0 +1,124 @@
+/* Internals shared by the io_uring engine's files (engine_uring.c: ring,
+ * loop, accept and teardown; uring_data.c: the per-connection echo path;
+ * uring_probe.c: can io_uring run here).  Not an interface for anyone else.
+ *
+ * Every submission carries user_data = op << 56 | generation << 24 | slot
+ * index (--max-conns keeps indexes below 2^24; for accepts the index is
+ * the listener address), never a descriptor or pointer, so a completion that arrives after its connection
+ * was closed and its slot reused is recognised and dropped. */
+#ifndef ECHOSRV_URING_H
+#define ECHOSRV_URING_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "conn.h"
+#include "uring_bufs.h"
+
+struct worker;
+struct config;
+
+enum uop {
+	UOP_ACCEPT = 1,	/* multishot accept; index = listener address */
+	UOP_WAKE,	/* multishot poll on the worker's wake eventfd */
+	UOP_RECV,	/* multishot receive into the buffer ring */
+	UOP_SEND,	/* the one send in flight of a connection */
+	UOP_CANCEL,	/* a cancel request; its own result is ignored */
+};
+
+#define UD_IDX_BITS 24
+
+static inline uint64_t ud_make(enum uop op, uint32_t gen, uint32_t idx)
+{
+	return (uint64_t)op << 56 | (uint64_t)gen << UD_IDX_BITS | idx;
+}
+
+static inline enum uop ud_op(uint64_t ud) { return (enum uop)(ud >> 56); }
+static inline uint32_t ud_idx(uint64_t ud) { return (uint32_t)ud & ((1u << UD_IDX_BITS) - 1); }
+/* The conn_id() the completion names. */
+static inline uint64_t ud_conn_id(uint64_t ud)
+{
+	return (uint64_t)(uint32_t)(ud >> UD_IDX_BITS) << 32 | ud_idx(ud);
+}
+
+/* Per-connection engine state, kept beside the slot table (same index) so
+ * that struct conn stays engine-independent.  Unsent data is either a queue
+ * of ring buffers linked through bufs.next (the peer keeps up), or (slow
+ * mode) the private copy c->buf[off, off+len) followed by the spill. */
+struct uconn {
+	struct conn *c;
+	struct uconn *sprev, *snext;	/* starved list: waiting for buffers */
+	uint32_t q_bytes;	/* unsent bytes in queued ring buffers */
+	uint32_t q_off;		/* bytes of the head buffer already gone */
+	uint32_t send_len;	/* bytes of the send in flight */
+	uint8_t *spill;		/* slow mode: bytes behind the full private copy */
+	uint32_t spill_len, spill_cap;
+	uint16_t q_head, q_tail;
+	uint8_t flags;
+};
+
+#define UC_RECV		0x01	/* a multishot receive is armed */
+#define UC_RECV_CANCEL	0x02	/* ... and its cancel was submitted */
+#define UC_PAUSED	0x04	/* receive stopped: --conn-buffer reached */
+#define UC_SEND		0x08	/* a send is in flight */
+#define UC_SEND_PRIV	0x10	/* ... from the private copy */
+#define UC_STARVED	0x20	/* on the starved list */
+#define UC_DIRECT	0x40	/* socket lives in the ring's file table at c->idx */
+
+struct uring_engine {
+	struct io_uring ring;
+	struct uring_bufs bufs;
+	struct uconn **uc;		/* chunks of CONN_CHUNK, like the conn table */
+	uint32_t n_uc_chunks;
+	struct uconn starved;		/* sentinel of the starved list */
+	uint32_t cap;			/* --conn-buffer */
+	uint32_t n_files;		/* registered file table slots; 0: none */
+	bool accepting;
+	bool accept_armed[CONFIG_MAX_LISTEN];
+	bool wake_armed;
+	bool ring_ok;
+	int fatal;			/* -errno that ends the loop */
+};
+
+static inline struct uconn *uconn_of(struct uring_engine *u, const struct conn *c)
+{
+	return &u->uc[c->idx / CONN_CHUNK][c->idx % CONN_CHUNK];
+}
+
+/* Point sqe at c's socket: its registered slot (no descriptor lookup per
+ * request, and no descriptor held), or its plain descriptor. */
+static inline void uring_target(struct io_uring_sqe *sqe, const struct conn *c,
+				const struct uconn *uc)
+{
+	if (uc->flags & UC_DIRECT) {
+		sqe->fd = (int)c->idx;
+		sqe->flags |= IOSQE_FIXED_FILE;
+	} else {
+		sqe->fd = c->fd;
+	}
+}
+
+/* A submission slot, flushing the queue when it is full; NULL (and fatal
+ * set) only when the kernel refuses submissions altogether. */
+struct io_uring_sqe *uring_sqe(struct uring_engine *u);
+
+/* uring_data.c: the echo path of one connection. */
+void udata_arm_recv(struct worker *w, struct conn *c);
+void udata_on_recv(struct worker *w, struct conn *c, const struct io_uring_cqe *cqe);
+void udata_on_send(struct worker *w, struct conn *c, const struct io_uring_cqe *cqe);
+void udata_feed_starved(struct worker *w);
+void udata_forget(struct worker *w, struct conn *c);
+
+/* engine_uring.c */
+void uring_close(struct worker *w, struct conn *c, enum close_reason why);
+void uring_release_if_done(struct worker *w, struct conn *c);
+
+/* uring_probe.c; uring_mshot_limit is set before any worker starts. */
+extern bool uring_mshot_limit;
+int uring_ring_create(struct io_uring *ring, unsigned entries, unsigned cq_entries);
+int uring_probe(const struct config *cfg, char *why, size_t len);
+
+#endif
