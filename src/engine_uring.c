@@ -330,8 +330,13 @@ static void files_table(struct worker *w, struct uring_engine *u)
 	struct rlimit rl;
 	int r;
 
+	/* Each worker has a table of its own, so --max-conns may exceed
+	 * RLIMIT_NOFILE by up to the number of workers (--workers 4 holds
+	 * 60,000 under a limit of 20,000).  SO_REUSEPORT spreads connections
+	 * evenly; a worker that still gets more than its table keeps
+	 * descriptors for the excess, and the accept pause covers those. */
 	if ((env && !strcmp(env, "0")) || getrlimit(RLIMIT_NOFILE, &rl) ||
-	    rl.rlim_cur < w->srv->cfg.max_conns)
+	    (uint64_t)rl.rlim_cur * w->srv->cfg.workers < w->srv->cfg.max_conns)
 		return;
 	n = (uint32_t)MIN((rlim_t)MIN(n, 1u << 20), rl.rlim_cur);
 	if ((r = io_uring_register_files_sparse(&u->ring, n)))
