@@ -389,7 +389,7 @@ def plot(outdir, table, cells, names, title):
         "plot " + plots(1),
         "unset multiplot", ""])
     width = max(1200, 40 * len(cells) + 300)
-    for term in ("pngcairo size %d,900 font ',10'" % width, "png size %d,900 noenhanced" % width):
+    for term in ("pngcairo size %d,900 font ',10' noenhanced" % width, "png size %d,900 noenhanced" % width):
         with open(os.path.join(outdir, "plot.gp"), "w") as f:
             f.write("set terminal %s\n" % term + script)
         r = subprocess.run([gp, "plot.gp"], cwd=outdir, capture_output=True, text=True)
