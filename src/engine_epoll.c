@@ -22,7 +22,6 @@
 #include "worker.h"
 
 #define EP_BATCH 256
-#define ACCEPT_BATCH 64		/* accepts per listener event, for fairness */
 #define SCRATCH_MAX (256u << 10)
 #define TAG_WAKE UINT32_MAX
 
@@ -181,33 +180,12 @@ static void on_writable(struct worker *w, struct conn *c)
 		watch(w, c, EPOLLIN);
 }
 
-static void on_accept(struct worker *w, int lfd)
+/* A new connection starts out watched for input. */
+static void adopt(struct worker *w, struct conn *c)
 {
-	struct ep *e = w->eng;
-
-	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof(ss);
-		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (fd < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				return;
-			if (worker_accept_failed(w, errno)) {
-				ep_set_accepting(w, false);
-				return;
-			}
-			continue;
-		}
-		struct conn *c = worker_admit(w, fd, (struct sockaddr *)&ss);
-		if (!c) {
-			worker_reject_close(fd);
-			continue;
-		}
-		c->engine_ref = EPOLLIN;
-		if (ep_ctl(e, EPOLL_CTL_ADD, fd, EPOLLIN, conn_id(c)))
-			ep_close(w, c, CLOSE_ERROR);
-	}
+	c->engine_ref = EPOLLIN;
+	if (ep_ctl(w->eng, EPOLL_CTL_ADD, c->fd, EPOLLIN, conn_id(c)))
+		ep_close(w, c, CLOSE_ERROR);
 }
 
 static void on_wake(struct worker *w)
@@ -227,7 +205,7 @@ static void dispatch(struct worker *w, const struct epoll_event *ev)
 		if (idx == TAG_WAKE)
 			on_wake(w);
 		else if (!w->draining && !w->accept_resume)
-			on_accept(w, listener_row(&w->srv->ls, w->id)[idx]);
+			worker_accept_batch(w, listener_row(&w->srv->ls, w->id)[idx], adopt);
 		return;
 	}
 	struct conn *c = conn_lookup(&w->conns, tag);

@@ -45,7 +45,6 @@
 #include "worker.h"
 
 #define EP_BATCH 256
-#define ACCEPT_BATCH 64
 #define SCRATCH_MAX (256u << 10)
 #define READ_BUDGET 4			/* user-mode reads per event, for fairness */
 #define TAG_WAKE UINT32_MAX
@@ -528,33 +527,15 @@ static void set_accepting(struct worker *w, bool on)
 	}
 }
 
-static void on_accept(struct worker *w, int lfd)
+/* Hand an admitted connection to the kernel's data path. */
+static void adopt(struct worker *w, struct conn *c)
 {
-	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof(ss);
-		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int r = insert(w, c);
 
-		if (fd < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				return;
-			if (worker_accept_failed(w, errno)) {
-				set_accepting(w, false);
-				return;
-			}
-			continue;
-		}
-		struct conn *c = worker_admit(w, fd, (struct sockaddr *)&ss);
-		if (!c) {
-			worker_reject_close(fd);
-			continue;
-		}
-		int r = insert(w, c);
-		if (r) {
-			TRACE(TR_ERROR, "worker %u: cannot hand a connection to the kernel: %s",
-			      w->id, strerror(-r));
-			sm_close(w, c, CLOSE_ERROR);
-		}
+	if (r) {
+		TRACE(TR_ERROR, "worker %u: cannot hand a connection to the kernel: %s",
+		      w->id, strerror(-r));
+		sm_close(w, c, CLOSE_ERROR);
 	}
 }
 
@@ -593,7 +574,7 @@ static void dispatch(struct worker *w, const struct epoll_event *ev)
 		} else if (idx == TAG_RING) {
 			ring_buffer__consume(s->ring);
 		} else if (!w->draining && !w->accept_resume) {
-			on_accept(w, listener_row(&w->srv->ls, w->id)[idx]);
+			worker_accept_batch(w, listener_row(&w->srv->ls, w->id)[idx], adopt);
 		}
 		return;
 	}

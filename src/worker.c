@@ -265,6 +265,33 @@ bool worker_accept_failed(struct worker *w, int err)
 	return true;
 }
 
+#define ACCEPT_BATCH 64
+
+void worker_accept_batch(struct worker *w, int lfd,
+			 void (*adopt)(struct worker *w, struct conn *c))
+{
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			if (worker_accept_failed(w, errno)) {
+				w->srv->engine->set_accepting(w, false);
+				return;
+			}
+			continue;
+		}
+		struct conn *c = worker_admit(w, fd, (struct sockaddr *)&ss);
+		if (c)
+			adopt(w, c);
+		else
+			worker_reject_close(fd);
+	}
+}
+
 int worker_timeout_ms(const struct worker *w)
 {
 	uint64_t next = UINT64_MAX;

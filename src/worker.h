@@ -105,6 +105,14 @@ void worker_closed(struct worker *w, struct conn *c);
  * after a short while or as soon as one of its connections closes. */
 bool worker_accept_failed(struct worker *w, int err);
 
+/* For readiness engines (epoll, sockmap): accept up to a batch from lfd,
+ * which is readable.  Each admitted connection goes to adopt(); a refused
+ * one is reset; descriptor exhaustion pauses accepting through the
+ * engine's set_accepting().  The batch bound keeps accepting from starving
+ * the connections already open. */
+void worker_accept_batch(struct worker *w, int lfd,
+			 void (*adopt)(struct worker *w, struct conn *c));
+
 /* Milliseconds until the next timer (idle, drain, accept resume), -1 for
  * none.  Uses w->now. */
 int worker_timeout_ms(const struct worker *w);

@@ -3,8 +3,8 @@
 Every test starts the real echosrv binary on port 0 and learns the port from
 --port-file (never a fixed port), and every test has a time limit
 (pytest-timeout, set in pytest.ini).  Tests that take the `engine` fixture run
-once per engine this build and kernel support; ECHOSRV_ENGINES=epoll,io_uring
-narrows or widens the list.
+once per engine this build and kernel support (epoll and io_uring by default);
+ECHOSRV_ENGINES=epoll,io_uring,sockmap narrows or widens the list.
 """
 import os
 import signal
@@ -18,6 +18,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.join(ROOT, os.environ.get("ECHOSRV_BUILD", "build"))
 ECHOSRV = os.path.join(BUILD, "echosrv")
 ALL_ENGINES = ["epoll", "io_uring", "sockmap"]
+# sockmap is opt-in (`make check-sockmap`): under retransmission the kernel
+# has been seen to hand its verdict program a segment twice (issue 7), so it
+# does not yet meet the exactly-once contract that `make check` holds
+# engines to.
+DEFAULT_ENGINES = ["epoll", "io_uring"]
 
 
 def _engine_works(name):
@@ -28,7 +33,7 @@ def _engine_works(name):
 
 def available_engines():
     wanted = os.environ.get("ECHOSRV_ENGINES")
-    names = wanted.split(",") if wanted else ALL_ENGINES
+    names = wanted.split(",") if wanted else DEFAULT_ENGINES
     return [e for e in names if _engine_works(e)]
 
 
