@@ -341,19 +341,6 @@ int config_parse(struct config *cfg, int argc, char **argv, char *err, size_t er
 	return 0;
 }
 
-static uint32_t read_somaxconn(void)
-{
-	FILE *f = fopen("/proc/sys/net/core/somaxconn", "re");
-	unsigned v = 4096;
-
-	if (f) {
-		if (fscanf(f, "%u", &v) != 1)
-			v = 4096;
-		fclose(f);
-	}
-	return v;
-}
-
 /* Descriptors echosrv itself needs besides connections: listeners, epoll or
  * ring, wake-up and control sockets per worker, plus stdio and trace file,
  * and the control socket's and metrics endpoint's clients (40 at most). */
@@ -380,7 +367,7 @@ int config_finish(struct config *cfg, char *err, size_t errlen)
 		cfg->workers = n > 0 ? (uint32_t)MIN(n, 1024) : 1;
 	}
 	if (cfg->backlog == CONFIG_AUTO)
-		cfg->backlog = read_somaxconn();
+		cfg->backlog = (uint32_t)read_sysctl_long("/proc/sys/net/core/somaxconn", 4096);
 	if (cfg->max_conns == CONFIG_AUTO) {
 		uint64_t lim = getrlimit(RLIMIT_NOFILE, &rl) ? 1024 : rl.rlim_cur;
 		uint64_t res = fd_reserve(cfg);

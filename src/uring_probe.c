@@ -38,22 +38,9 @@ int uring_ring_create(struct io_uring *ring, unsigned entries, unsigned cq_entri
 	return r;
 }
 
-static int sysctl_disabled(void)
-{
-	FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
-	int v = 0;
-
-	if (f) {
-		if (fscanf(f, "%d", &v) != 1)
-			v = 0;
-		fclose(f);
-	}
-	return v;
-}
-
 static void setup_reason(int r, char *why, size_t len)
 {
-	int dis = sysctl_disabled();
+	int dis = (int)read_sysctl_long("/proc/sys/kernel/io_uring_disabled", 0);
 
 	if (dis == 2)
 		snprintf(why, len, "io_uring_setup: %s (kernel.io_uring_disabled=2)", strerror(-r));
