@@ -236,9 +236,11 @@ static int run(void)
 		cleanup();
 		return EXIT_RUNTIME;
 	}
+	/* The port file is the signal that the server is up: write it after
+	 * the announcement so that whoever waits on it finds the log complete. */
+	announce();
 	if (srv.cfg.port_file && (r = listeners_write_port_file(&srv.ls, srv.cfg.port_file)))
 		TRACE(TR_ERROR, "cannot write port file %s: %s", srv.cfg.port_file, strerror(-r));
-	announce();
 	service_ready(&srv);
 	signal_loop(&set);
 	cleanup();
