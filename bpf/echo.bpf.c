@@ -17,6 +17,20 @@
  * holds nothing; the switch happens here, atomically with the verdict of the
  * next skb, and only if user space has read everything ever passed up.
  *
+ * Why it cuts the head of some skbs: the verdict is fed by tcp_read_skb(),
+ * which hands over whole skbs from the receive queue, assuming they follow
+ * each other exactly.  They need not: when a retransmission covers bytes
+ * already received (the sender re-sent a segment whose first part got
+ * through), TCP queues the new skb whole, starting before rcv_nxt, and
+ * leaves it to the reader to skip what it already has (tcp_recvmsg() does,
+ * by sequence number).  tcp_read_skb() does not, so those bytes would be
+ * echoed twice.  So the program follows the peer's sequence numbers itself
+ * (TCP_SKB_CB(skb)->seq, in the kernel's skb) and cuts off whatever it has
+ * already handled before it redirects or passes the rest; tcp_eat_skb()
+ * then also advances copied_seq by exactly the new bytes.  Should the cut
+ * fail, the connection is reported broken and user space resets it: a
+ * duplicated or missing byte is never sent.
+ *
  * Sockets are inserted by user space after accept (see engine_sockmap.c for
  * why no byte that arrived earlier is lost).  Kernel structures are read
  * with CO-RE field relocations against the running kernel's BTF, so only
@@ -28,6 +42,11 @@
 
 /* Slack for skb overhead (truesize over payload) in the room check. */
 #define ROOM_SLACK 8192
+/* bpf_skb_adjust_room() removes at most 0xfff bytes a call for sk_skb;
+ * this many calls cover any skb TCP queues (64 KiB, or 256 KiB with a
+ * larger GRO size). */
+#define TRIM_STEP 0xfff
+#define TRIM_CALLS 64
 
 struct sock {
 	int sk_sndbuf;
@@ -37,6 +56,13 @@ struct sock {
 struct tcp_sock {
 	__u32 write_seq;
 } __attribute__((preserve_access_index));
+
+/* TCP keeps its per-skb state (struct tcp_skb_cb) in cb: seq first. */
+struct sk_buff {
+	char cb[48];
+} __attribute__((preserve_access_index));
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
 /* max_entries of the maps are set by user space before loading. */
 struct {
@@ -120,19 +146,64 @@ static __always_inline int may_return(struct __sk_buff *skb, struct sm_state *st
 	return room(skb, st, skb->len);
 }
 
+/* How many leading bytes of skb the program has handled already (0 for
+ * all in-order skbs).  rcv_next starts at the first skb it sees: nothing
+ * was read from the socket before it entered the map. */
+static __always_inline __u32 overlap(struct __sk_buff *skb, struct sm_state *st)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	__u32 seq = *(__u32 *)&kskb->cb[0];
+	__s32 ahead;
+
+	if (!st->rcv_inited) {
+		st->rcv_next = seq;
+		st->rcv_inited = 1;
+	}
+	ahead = (__s32)(st->rcv_next - seq);
+	if (ahead <= 0)
+		return 0;
+	return (__u32)ahead < skb->len ? (__u32)ahead : skb->len;
+}
+
+/* Remove the first n bytes of skb; 0 or -1. */
+static __always_inline int trim_head(struct __sk_buff *skb, __u32 n)
+{
+	for (int i = 0; i < TRIM_CALLS && n; i++) {
+		__u32 step = n < TRIM_STEP ? n : TRIM_STEP;
+
+		if (bpf_skb_adjust_room(skb, -(__s32)step, 0, 0))
+			return -1;
+		n -= step;
+	}
+	return n ? -1 : 0;
+}
+
 SEC("sk_skb/stream_verdict")
 int echo_verdict(struct __sk_buff *skb)
 {
 	__u64 key = bpf_get_socket_cookie(skb);
 	struct sm_state *st = bpf_map_lookup_elem(&state, &key);
-	__u32 len = skb->len;
+	__u32 len = skb->len, old;
 
 	if (!st)
 		return SK_PASS;	/* being torn down: never echo blindly */
 	/* The peer's FIN can come as an skb without data: sending that from
 	 * the psock's queue fails and breaks the connection with EPIPE. */
-	if (!len)
+	if (!len || st->broken)
 		return SK_DROP;
+	old = overlap(skb, st);
+	if (old) {
+		if (trim_head(skb, old)) {
+			st->broken = 1;
+			notify(st, SM_EV_BROKEN);
+			return SK_DROP;
+		}
+		st->trimmed += old;
+		len -= old;
+		if (!len)
+			return SK_DROP;
+	}
+	st->rcv_next += len;
 	st->seen += len;
 	if (st->mode == SM_USER) {
 		if (!may_return(skb, st, &key)) {

@@ -362,6 +362,18 @@ static void set_user(struct worker *w, struct conn *c, bool user)
 	watch(w, c);
 }
 
+/* The program could not cut a retransmitted overlap off an skb (see
+ * bpf/echo.bpf.c): echoing on would repeat bytes, so reset the peer. */
+static void broken(struct worker *w, struct conn *c)
+{
+	static const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+
+	TRACE(TR_ERROR, "worker %u: conn=%llx: a retransmitted segment could not be trimmed; "
+	      "resetting the connection", w->id, (unsigned long long)conn_id(c));
+	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+	sm_close(w, c, CLOSE_ERROR);
+}
+
 static int on_ring_event(void *ctx, void *data, size_t size)
 {
 	struct worker *w = ctx;
@@ -371,7 +383,11 @@ static int on_ring_event(void *ctx, void *data, size_t size)
 	if (size < sizeof(*ev))
 		return 0;
 	c = conn_lookup(&w->conns, ev->conn_id);
-	if (c && c->state != CONN_CLOSING)
+	if (!c || c->state == CONN_CLOSING)
+		return 0;
+	if (ev->kind == SM_EV_BROKEN)
+		broken(w, c);
+	else
 		set_user(w, c, ev->kind == SM_EV_TO_USER);
 	return 0;
 }
@@ -390,8 +406,11 @@ static void sweep_one(struct conn *c, void *arg)
 		return;
 	if (!tcp_bytes(c->fd, &b))
 		sync_bytes(w, c, &b);
-	if (!m->user && !bpf_map_lookup_elem(s->bpf.state_fd, &m->cookie, &st) &&
-	    st.mode == SM_USER)
+	if (!m->in_map || bpf_map_lookup_elem(s->bpf.state_fd, &m->cookie, &st))
+		return;
+	if (st.broken)
+		broken(w, c);
+	else if (!m->user && st.mode == SM_USER)
 		set_user(w, c, true);
 }
 
@@ -474,16 +493,21 @@ static int insert(struct worker *w, struct conn *c)
 	return 0;
 }
 
-/* The program must never see more bytes than TCP received: if it does, the
- * kernel handed it a segment overlapping one already delivered (a
- * retransmission), and the echo carries those bytes twice.  Say so. */
+/* At close: the program cuts retransmitted overlaps off the skbs it gets
+ * (bpf/echo.bpf.c), so it must never have handled more bytes than TCP
+ * received; if it did, some were echoed twice.  Say so, and say how much
+ * it cut (DATA trace), which shows the overlaps happen. */
 static void check_seen(struct worker *w, struct conn *c, const struct smc *m)
 {
 	struct sm *s = w->eng;
 	struct sm_state st;
 
-	if (!m->in_map || bpf_map_lookup_elem(s->bpf.state_fd, &m->cookie, &st) ||
-	    st.seen <= c->bytes_in)
+	if (!m->in_map || bpf_map_lookup_elem(s->bpf.state_fd, &m->cookie, &st))
+		return;
+	if (st.trimmed)
+		TRACE(TR_DATA, "conn=%llx worker=%u: cut %llu retransmitted bytes already echoed",
+		      (unsigned long long)conn_id(c), w->id, (unsigned long long)st.trimmed);
+	if (st.seen <= c->bytes_in)
 		return;
 	TRACE(TR_ERROR, "worker %u: conn=%llx: the kernel delivered %llu bytes more than TCP "
 	      "received to the echo program (overlapping retransmission)", w->id,

@@ -23,11 +23,14 @@ struct sm_state {
 	__u64 conn_id;		/* set by user space at creation, read-only after */
 	__u64 redirected;	/* bytes redirected since the last switch to SM_KERNEL */
 	__u64 passed;		/* bytes passed up to user space, ever */
-	__u64 seen;		/* bytes of every skb the program saw, ever */
+	__u64 seen;		/* stream bytes the program handled, ever (after trims) */
+	__u64 trimmed;		/* bytes cut off skbs that began before rcv_next */
 	__u32 seq0;		/* tcp write_seq at the last switch to SM_KERNEL */
 	__u32 mode;		/* enum sm_mode */
 	__u32 inited;		/* seq0 is valid */
-	__u32 pad;
+	__u32 rcv_next;		/* peer's sequence number of the next new byte */
+	__u32 rcv_inited;	/* rcv_next is valid */
+	__u32 broken;		/* an overlap could not be cut: user space resets */
 };
 
 /* Written by user space (the program only reads it): the request to hand a
@@ -42,6 +45,7 @@ struct sm_ctl {
 enum sm_event_kind {
 	SM_EV_TO_USER = 1,	/* the peer stopped reading: user space takes over */
 	SM_EV_TO_KERNEL = 2,	/* the kernel took the connection back */
+	SM_EV_BROKEN = 3,	/* the stream cannot be echoed exactly: reset it */
 };
 
 struct sm_event {
