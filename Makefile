@@ -78,9 +78,8 @@ check: deps
 	$(MAKE) SAN=address,undefined unit integration
 	$(MAKE) SAN=thread integration PYTEST_ARGS="-m workers"
 
-# The sockmap engine's suite: every integration case under --engine sockmap
-# plus its own tests.  Not in `check` while issue 7's duplicate-segment
-# defect is open (README, "The sockmap engine").
+# The sockmap engine's suite alone: every integration case under --engine
+# sockmap plus its own tests (`check` runs them too, with the other engines).
 check-sockmap: deps
 	$(MAKE) SAN=address,undefined integration ECHOSRV_ENGINES=sockmap
 

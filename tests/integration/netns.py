@@ -133,8 +133,20 @@ table inet esrvsyn {
             self.ns(ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate,
                     "burst", "32kb", "latency", "100ms")
 
+    def one_segment_per_packet(self):
+        """No segmentation offload on the veth pair: every TCP segment is
+        its own packet, so loss hits single segments and a retransmission
+        often covers some bytes the receiver already has (the overlap that
+        issue 7's sockmap defect came from)."""
+        for ns, dev in ((self.srv_ns, "vs"), (self.cli_ns, "vc")):
+            self.ns(ns, "ip", "link", "set", "dev", dev, "gso_max_segs", "1")
+
     def link_down(self):
         self.ns(self.cli_ns, "ip", "link", "set", "vc", "down")
+
+    def client_wrapper(self):
+        """Command prefix that runs a program in the client namespace."""
+        return ["ip", "netns", "exec", self.cli_ns]
 
     def in_client(self, fn):
         """Run fn() in a thread that has entered the client namespace."""
