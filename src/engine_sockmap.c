@@ -14,78 +14,35 @@
  *   gets them echoed first and in order.  No cgroup attachment is needed.
  * - Bounded memory: the program stops redirecting when the send side is
  *   full and passes the connection up (SM_USER); it arrives as a ring-buffer
- *   event, and from then on this file echoes it like the epoll engine does,
+ *   event, and from then on user space echoes it like the epoll engine does,
  *   with --conn-buffer backpressure, until the program takes it back.
- * - Epoll interest is EPOLLRDHUP only while the kernel echoes: a redirected
- *   skb still wakes the socket's readers, and EPOLLIN interest would wake
- *   this thread for every message.
- * - Counters come from TCP_INFO: bytes in = tcpi_bytes_received, bytes out
- *   = acked + still queued (SIOCOUTQ).  They feed the statistics at close
- *   and once a second, the half-close check (FIN back only once everything
- *   received has been written), and the idle timeout (tcpi_last_data_recv).
+ * - Exactly once: the program cuts retransmitted overlaps off the skbs it
+ *   is handed (bpf/echo.bpf.c says why); at close this file checks from the
+ *   program's own count that none got through.
+ * - Everything about one inserted connection that user space still does
+ *   (TCP_INFO counters, epoll interest, half-close, the user-mode echo, the
+ *   idle check) is in sockmap_conn.c; this file is the loop, the ring
+ *   buffer, and map membership: insertion, accept and close.
  * - Teardown: close(2) removes the socket from the SOCKHASH; the maps and
  *   the program are descriptors of this process only (sockmap_bpf.h). */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <linux/sockios.h>
-#include <linux/tcp.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "engine.h"
 #include "sockmap_abi.h"
-#include "sockmap_bpf.h"
-#include "util.h"
-#include "worker.h"
+#include "sockmap_engine.h"
 
-#define EP_BATCH 256
 #define SCRATCH_MAX (256u << 10)
-#define READ_BUDGET 4			/* user-mode reads per event, for fairness */
 #define TAG_WAKE UINT32_MAX
 #define TAG_RING (UINT32_MAX - 1)
-/* Half-closed connections are looked at again after 1/8 of the time they
- * have been waiting, between these bounds: quick for the usual case of a
- * few microseconds, cheap for a peer that does not read its echo. */
-#define FLUSH_MIN_NS (NSEC_PER_MSEC / 2)
-#define FLUSH_MAX_NS (100 * NSEC_PER_MSEC)
 #define SYNC_NS NSEC_PER_SEC		/* byte counters into the statistics */
-
-/* Engine state of one connection, beside struct conn (same index). */
-struct smc {
-	uint64_t cookie;
-	uint64_t consumed;	/* bytes read in user mode, ever */
-	uint64_t asked_at;	/* consumed when we last asked for the kernel back */
-	bool user;		/* SM_USER: this file echoes */
-	bool in_map;		/* in the SOCKHASH (else user mode for good) */
-	bool eof;		/* user mode read the end of the stream */
-	bool flush_listed;
-	uint64_t flush_since;	/* ns: peer FIN seen */
-	uint64_t flush_next;	/* ns: look again then */
-};
-
-struct sm {
-	struct sm_bpf bpf;
-	struct ring_buffer *ring;
-	int epfd;
-	bool shared;
-	uint8_t *scratch;
-	uint32_t scratch_len;
-	struct smc *per;	/* per[c->idx] */
-	uint32_t n_per;
-	uint64_t *flush;	/* ids of half-closed connections still sending */
-	uint32_t n_flush, cap_flush;
-	uint64_t flush_wake;	/* ns: the earliest flush_next */
-	uint64_t next_sync;
-	struct epoll_event events[EP_BATCH];
-};
-
-static void sm_close(struct worker *w, struct conn *c, enum close_reason why);
 
 static int sm_probe(const struct config *cfg, char *why, size_t len)
 {
@@ -94,349 +51,6 @@ static int sm_probe(const struct config *cfg, char *why, size_t len)
 
 	sm_bpf_close(&b);
 	return r;
-}
-
-static int ep_ctl(struct sm *s, int op, int fd, uint32_t events, uint64_t tag)
-{
-	struct epoll_event ev = { .events = events, .data.u64 = tag };
-
-	return epoll_ctl(s->epfd, op, fd, &ev) ? ERR() : 0;
-}
-
-static inline struct smc *smc_of(struct worker *w, const struct conn *c)
-{
-	return &((struct sm *)w->eng)->per[c->idx];
-}
-
-/* --- TCP counters ---------------------------------------------------------- */
-
-struct tcp_bytes {
-	uint64_t in;		/* received from the peer, in order */
-	uint64_t out;		/* written to TCP by the echo (sent or queued) */
-	uint32_t last_rx_ms;	/* since the last data was received */
-};
-
-static int tcp_bytes(int fd, struct tcp_bytes *b)
-{
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
-	int outq = 0;
-
-	memset(&ti, 0, sizeof(ti));
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) || ioctl(fd, SIOCOUTQ, &outq))
-		return ERR();
-	b->in = ti.tcpi_bytes_received;
-	b->out = ti.tcpi_bytes_acked + (uint64_t)outq;
-	/* The peer's FIN takes one sequence number and TCP counts it as a
-	 * received byte; it is not data. */
-	switch (ti.tcpi_state) {
-	case BPF_TCP_CLOSE_WAIT: case BPF_TCP_LAST_ACK: case BPF_TCP_CLOSING:
-	case BPF_TCP_TIME_WAIT:
-		b->in -= b->in > 0;
-		break;
-	}
-	b->last_rx_ms = ti.tcpi_last_data_recv;
-	return 0;
-}
-
-/* Bring c->bytes_in/out and the worker's statistics up to date. */
-static void sync_bytes(struct worker *w, struct conn *c, const struct tcp_bytes *b)
-{
-	if (b->in > c->bytes_in)
-		worker_recv(w, c, (uint32_t)MIN(b->in - c->bytes_in, UINT32_MAX));
-	if (b->out > c->bytes_out)
-		worker_sent(w, c, (uint32_t)MIN(b->out - c->bytes_out, UINT32_MAX));
-}
-
-/* --- epoll interest ---------------------------------------------------------- */
-
-/* What to watch follows from the state: peer FIN while open; in user mode,
- * room to send while holding data, else more data until the end. */
-static uint32_t interest(struct worker *w, const struct conn *c)
-{
-	const struct smc *m = smc_of(w, c);
-	uint32_t ev = c->state == CONN_OPEN ? EPOLLRDHUP : 0;
-
-	if (m->user)
-		ev |= c->len ? EPOLLOUT : (m->eof ? 0 : EPOLLIN);
-	return ev;
-}
-
-static void watch(struct worker *w, struct conn *c)
-{
-	uint32_t ev = interest(w, c);
-
-	if (c->engine_ref == ev)
-		return;
-	c->engine_ref = ev;
-	if (ep_ctl(w->eng, EPOLL_CTL_MOD, c->fd, ev, conn_id(c)))
-		sm_close(w, c, CLOSE_ERROR);
-}
-
-/* --- half-close ---------------------------------------------------------- */
-
-static void flush_list_add(struct worker *w, struct conn *c)
-{
-	struct sm *s = w->eng;
-	struct smc *m = smc_of(w, c);
-
-	if (m->flush_listed)
-		return;
-	if (s->n_flush == s->cap_flush) {
-		uint32_t cap = s->cap_flush ? 2 * s->cap_flush : 64;
-		uint64_t *p = realloc(s->flush, cap * sizeof(*p));
-		if (!p) {
-			sm_close(w, c, CLOSE_ERROR);
-			return;
-		}
-		s->flush = p;
-		s->cap_flush = cap;
-	}
-	s->flush[s->n_flush++] = conn_id(c);
-	m->flush_listed = true;
-	m->flush_since = m->flush_next = w->now;
-	s->flush_wake = w->now;
-}
-
-static void user_read(struct worker *w, struct conn *c);
-
-/* FIN back once everything received has been written, then close. */
-static void try_finish(struct worker *w, struct conn *c)
-{
-	struct smc *m = smc_of(w, c);
-	struct tcp_bytes b;
-
-	if (c->state != CONN_FLUSHING || c->len)
-		return;
-	if (tcp_bytes(c->fd, &b)) {
-		sm_close(w, c, CLOSE_ERROR);
-		return;
-	}
-	if (b.out < b.in) {
-		/* The kernel is still writing, or in user mode still passing
-		 * data up: recv() reports the end of the stream as soon as
-		 * nothing is readable yet, so EOF alone proves nothing. */
-		if (m->user)
-			user_read(w, c);
-		return;
-	}
-	sync_bytes(w, c, &b);
-	shutdown(c->fd, SHUT_WR);
-	sm_close(w, c, CLOSE_PEER);
-}
-
-static void peer_fin(struct worker *w, struct conn *c)
-{
-	if (c->state == CONN_OPEN)
-		conn_set_state(c, CONN_FLUSHING);
-	watch(w, c);			/* no more EPOLLRDHUP: it stays raised */
-	if (c->state == CONN_FLUSHING)
-		flush_list_add(w, c);
-	if (c->state == CONN_FLUSHING)
-		try_finish(w, c);
-}
-
-static void poll_flushing(struct worker *w)
-{
-	struct sm *s = w->eng;
-	uint32_t keep = 0;
-
-	s->flush_wake = UINT64_MAX;
-	for (uint32_t i = 0; i < s->n_flush; i++) {
-		struct conn *c = conn_lookup(&w->conns, s->flush[i]);
-		if (!c || c->state != CONN_FLUSHING)
-			continue;
-		struct smc *m = smc_of(w, c);
-		if (m->flush_next <= w->now) {
-			try_finish(w, c);
-			if (c->state != CONN_FLUSHING)
-				continue;
-			uint64_t wait = (w->now - m->flush_since) / 8;
-			m->flush_next = w->now + MIN(MAX(wait, FLUSH_MIN_NS), FLUSH_MAX_NS);
-		}
-		s->flush_wake = MIN(s->flush_wake, m->flush_next);
-		s->flush[keep++] = s->flush[i];
-	}
-	s->n_flush = keep;
-}
-
-/* --- user mode: the peer stopped reading, this file echoes ------------------ */
-
-static enum close_reason errno_reason(int err)
-{
-	return (err == ECONNRESET || err == EPIPE) ? CLOSE_RESET : CLOSE_ERROR;
-}
-
-/* Everything passed up has been read and sent: offer the connection back
- * to the kernel, which takes it with the verdict of the next skb. */
-static void ask_kernel_back(struct worker *w, struct conn *c)
-{
-	struct sm *s = w->eng;
-	struct smc *m = smc_of(w, c);
-	struct sm_ctl ctl = { .consumed = m->consumed, .want_kernel = 1 };
-
-	if (!m->in_map || m->asked_at == m->consumed + 1)
-		return;
-	if (bpf_map_update_elem(s->bpf.ctl_fd, &m->cookie, &ctl, BPF_ANY))
-		return;		/* stays in user mode: correct, just slower */
-	m->asked_at = m->consumed + 1;
-}
-
-/* Send data back; keep what the kernel does not take and wait for room. */
-static bool user_echo(struct worker *w, struct conn *c, const uint8_t *data, uint32_t n)
-{
-	ssize_t r = send(c->fd, data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-	if (r < 0) {
-		if (errno != EAGAIN && errno != EINTR) {
-			sm_close(w, c, errno_reason(errno));
-			return false;
-		}
-		r = 0;
-	}
-	if ((uint32_t)r == n)
-		return true;
-	if (conn_hold(c, data + r, n - (uint32_t)r, w->srv->cfg.conn_buffer)) {
-		sm_close(w, c, CLOSE_ERROR);
-		return false;
-	}
-	watch(w, c);
-	return false;
-}
-
-static void user_read(struct worker *w, struct conn *c)
-{
-	struct sm *s = w->eng;
-	struct smc *m = smc_of(w, c);
-
-	for (int i = 0; i < READ_BUDGET; i++) {
-		ssize_t n = recv(c->fd, s->scratch, s->scratch_len, MSG_DONTWAIT);
-
-		if (n > 0) {
-			m->consumed += (uint64_t)n;
-			if (!user_echo(w, c, s->scratch, (uint32_t)n))
-				return;		/* holding data, or closed */
-			continue;
-		}
-		if (n == 0) {
-			if (!m->eof) {	/* once: peer_fin() may read again */
-				m->eof = true;
-				peer_fin(w, c);
-			}
-		} else if (errno == EAGAIN || errno == EINTR) {
-			ask_kernel_back(w, c);
-		} else {
-			sm_close(w, c, errno_reason(errno));
-		}
-		return;
-	}
-}
-
-static void user_write(struct worker *w, struct conn *c)
-{
-	ssize_t r = send(c->fd, c->buf + c->off, c->len, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-	if (r < 0) {
-		if (errno != EAGAIN && errno != EINTR)
-			sm_close(w, c, errno_reason(errno));
-		return;
-	}
-	conn_sent(c, (uint32_t)r);
-	if (c->len)
-		return;
-	watch(w, c);
-	if (c->state == CONN_FLUSHING)
-		try_finish(w, c);
-}
-
-static void set_user(struct worker *w, struct conn *c, bool user)
-{
-	struct smc *m = smc_of(w, c);
-
-	if (m->user == user)
-		return;
-	m->user = user;
-	m->eof = false;
-	TRACE(TR_DATA, "conn=%llx worker=%u: %s", (unsigned long long)conn_id(c), w->id,
-	      user ? "peer not reading, echoing in user space" : "echoing in the kernel again");
-	watch(w, c);
-}
-
-/* The program could not cut a retransmitted overlap off an skb (see
- * bpf/echo.bpf.c): echoing on would repeat bytes, so reset the peer. */
-static void broken(struct worker *w, struct conn *c)
-{
-	static const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
-
-	TRACE(TR_ERROR, "worker %u: conn=%llx: a retransmitted segment could not be trimmed; "
-	      "resetting the connection", w->id, (unsigned long long)conn_id(c));
-	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
-	sm_close(w, c, CLOSE_ERROR);
-}
-
-static int on_ring_event(void *ctx, void *data, size_t size)
-{
-	struct worker *w = ctx;
-	const struct sm_event *ev = data;
-	struct conn *c;
-
-	if (size < sizeof(*ev))
-		return 0;
-	c = conn_lookup(&w->conns, ev->conn_id);
-	if (!c || c->state == CONN_CLOSING)
-		return 0;
-	if (ev->kind == SM_EV_BROKEN)
-		broken(w, c);
-	else
-		set_user(w, c, ev->kind == SM_EV_TO_USER);
-	return 0;
-}
-
-/* Once a second: statistics from TCP_INFO, and a look at the mode in case
- * an event was lost to a full ring. */
-static void sweep_one(struct conn *c, void *arg)
-{
-	struct worker *w = arg;
-	struct sm *s = w->eng;
-	struct smc *m = smc_of(w, c);
-	struct sm_state st;
-	struct tcp_bytes b;
-
-	if (c->state == CONN_CLOSING)
-		return;
-	if (!tcp_bytes(c->fd, &b))
-		sync_bytes(w, c, &b);
-	if (!m->in_map || bpf_map_lookup_elem(s->bpf.state_fd, &m->cookie, &st))
-		return;
-	if (st.broken)
-		broken(w, c);
-	else if (!m->user && st.mode == SM_USER)
-		set_user(w, c, true);
-}
-
-/* Idle connections: the list is only told about receives at each sweep, so
- * before the worker closes one, ask TCP when data last came in. */
-static void refresh_idle(struct worker *w)
-{
-	struct idle_node *n;
-
-	while (w->idle_ns && (n = idle_oldest(&w->idle)) && n->last_rx + w->idle_ns <= w->now) {
-		struct conn *c = (struct conn *)n;
-		struct tcp_bytes b;
-		uint64_t ago;
-
-		if (tcp_bytes(c->fd, &b)) {
-			sm_close(w, c, CLOSE_ERROR);
-			continue;
-		}
-		sync_bytes(w, c, &b);
-		ago = (uint64_t)b.last_rx_ms * NSEC_PER_MSEC;
-		if (ago >= w->idle_ns) {
-			sm_close(w, c, CLOSE_IDLE);
-			continue;
-		}
-		idle_touch(&w->idle, n, w->now - ago);
-	}
 }
 
 /* --- accept and close ------------------------------------------------------ */
@@ -485,8 +99,8 @@ static int insert(struct worker *w, struct conn *c)
 	} else {
 		return ERR();
 	}
-	c->engine_ref = interest(w, c);
-	if ((r = ep_ctl(s, EPOLL_CTL_ADD, c->fd, c->engine_ref, conn_id(c))))
+	c->engine_ref = sm_interest(w, c);
+	if ((r = sm_ep_ctl(s, EPOLL_CTL_ADD, c->fd, c->engine_ref, conn_id(c))))
 		return r;
 	if (m->in_map && setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one)))
 		return ERR();
@@ -505,7 +119,7 @@ static void check_seen(struct worker *w, struct conn *c, const struct smc *m)
 	if (!m->in_map || bpf_map_lookup_elem(s->bpf.state_fd, &m->cookie, &st))
 		return;
 	if (st.trimmed)
-		TRACE(TR_DATA, "conn=%llx worker=%u: cut %llu retransmitted bytes already echoed",
+		TRACE(TR_DATA, "conn=%llx worker=%u: cut %llu retransmitted bytes it already had",
 		      (unsigned long long)conn_id(c), w->id, (unsigned long long)st.trimmed);
 	if (st.seen <= c->bytes_in)
 		return;
@@ -514,7 +128,7 @@ static void check_seen(struct worker *w, struct conn *c, const struct smc *m)
 	      (unsigned long long)conn_id(c), (unsigned long long)(st.seen - c->bytes_in));
 }
 
-static void sm_close(struct worker *w, struct conn *c, enum close_reason why)
+void sm_close(struct worker *w, struct conn *c, enum close_reason why)
 {
 	struct sm *s = w->eng;
 	struct tcp_bytes b;
@@ -522,8 +136,8 @@ static void sm_close(struct worker *w, struct conn *c, enum close_reason why)
 	worker_closing(w, c, why);
 	/* After our own FIN (CLOSE_PEER) the counters were taken just before
 	 * it: the FIN would count as a byte sent. */
-	if (why != CLOSE_PEER && !tcp_bytes(c->fd, &b))
-		sync_bytes(w, c, &b);
+	if (why != CLOSE_PEER && !sm_tcp_bytes(c->fd, &b))
+		sm_sync_bytes(w, c, &b);
 	if (c->idx < s->n_per && s->per[c->idx].cookie)
 		check_seen(w, c, &s->per[c->idx]);
 	close(c->fd);	/* also leaves the SOCKHASH and the epoll set */
@@ -545,9 +159,9 @@ static void set_accepting(struct worker *w, bool on)
 		if (row[a] < 0)
 			continue;
 		if (on)
-			ep_ctl(s, EPOLL_CTL_ADD, row[a], EPOLLIN | (s->shared ? EPOLLEXCLUSIVE : 0), a);
+			sm_ep_ctl(s, EPOLL_CTL_ADD, row[a], EPOLLIN | (s->shared ? EPOLLEXCLUSIVE : 0), a);
 		else
-			ep_ctl(s, EPOLL_CTL_DEL, row[a], 0, a);
+			sm_ep_ctl(s, EPOLL_CTL_DEL, row[a], 0, a);
 	}
 }
 
@@ -577,11 +191,11 @@ static void on_conn_event(struct worker *w, struct conn *c, uint32_t ev)
 		return;
 	}
 	if (m->user && (ev & EPOLLOUT))
-		user_write(w, c);
+		sm_user_write(w, c);
 	else if (m->user && (ev & EPOLLIN))
-		user_read(w, c);
+		sm_user_read(w, c);
 	if (c->state == CONN_OPEN && (ev & EPOLLRDHUP))
-		peer_fin(w, c);
+		sm_peer_fin(w, c);
 }
 
 static void dispatch(struct worker *w, const struct epoll_event *ev)
@@ -639,12 +253,12 @@ static int sm_run(struct worker *w)
 		for (int i = 0; i < n; i++)
 			dispatch(w, &s->events[i]);
 		if (s->n_flush && s->flush_wake <= w->now)
-			poll_flushing(w);
+			sm_poll_flushing(w);
 		if (w->now >= s->next_sync) {
-			conn_table_each(&w->conns, sweep_one, w);
+			conn_table_each(&w->conns, sm_sweep_one, w);
 			s->next_sync = w->now + SYNC_NS;
 		}
-		refresh_idle(w);
+		sm_refresh_idle(w);
 		worker_tick(w);
 	}
 	return 0;
@@ -671,11 +285,11 @@ static int sm_init(struct worker *w)
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (!s->scratch || s->epfd < 0)
 		return s->scratch ? ERR() : -ENOMEM;
-	s->ring = ring_buffer__new(s->bpf.events_fd, on_ring_event, w, NULL);
+	s->ring = ring_buffer__new(s->bpf.events_fd, sm_on_ring_event, w, NULL);
 	if (!s->ring)
 		return -errno ? -errno : -ENOMEM;
-	if ((r = ep_ctl(s, EPOLL_CTL_ADD, w->wake_fd, EPOLLIN, TAG_WAKE)) ||
-	    (r = ep_ctl(s, EPOLL_CTL_ADD, s->bpf.events_fd, EPOLLIN, TAG_RING)))
+	if ((r = sm_ep_ctl(s, EPOLL_CTL_ADD, w->wake_fd, EPOLLIN, TAG_WAKE)) ||
+	    (r = sm_ep_ctl(s, EPOLL_CTL_ADD, s->bpf.events_fd, EPOLLIN, TAG_RING)))
 		return r;
 	s->next_sync = w->now + SYNC_NS;
 	set_accepting(w, true);
@@ -703,7 +317,7 @@ static void sm_fini(struct worker *w)
 /* Reports want current byte counts: take them from TCP_INFO now. */
 static void sm_sync(struct worker *w)
 {
-	conn_table_each(&w->conns, sweep_one, w);
+	conn_table_each(&w->conns, sm_sweep_one, w);
 }
 
 static void sm_stop_accepting(struct worker *w)
