@@ -36,6 +36,7 @@
  * with CO-RE field relocations against the running kernel's BTF, so only
  * the few fields used are declared below. */
 #include <linux/bpf.h>
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 
 #include "../src/sockmap_abi.h"
@@ -61,8 +62,6 @@ struct tcp_sock {
 struct sk_buff {
 	char cb[48];
 } __attribute__((preserve_access_index));
-
-extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
 /* max_entries of the maps are set by user space before loading. */
 struct {
@@ -146,23 +145,31 @@ static __always_inline int may_return(struct __sk_buff *skb, struct sm_state *st
 	return room(skb, st, skb->len);
 }
 
-/* How many leading bytes of skb the program has handled already (0 for
- * all in-order skbs).  rcv_next starts at the first skb it sees: nothing
- * was read from the socket before it entered the map. */
-static __always_inline __u32 overlap(struct __sk_buff *skb, struct sm_state *st)
+/* Sets *old to how many leading bytes of skb the program has handled
+ * already (0 for every in-order skb); 0, or -1 if it cannot tell.
+ * rcv_next starts at the first skb it sees: nothing was read from the
+ * socket before it entered the map. */
+static __always_inline int overlap(struct __sk_buff *skb, struct sm_state *st, __u32 *old)
 {
-	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
-	__u32 seq = *(__u32 *)&kskb->cb[0];
+	__u32 seq;
 	__s32 ahead;
 
+	/* An sk_skb program's context is the kernel's struct sk_buff itself
+	 * (its __sk_buff fields are rewritten into sk_buff loads), so TCP's
+	 * cb lies at the CO-RE offset of sk_buff.cb from it.  Read through
+	 * bpf_probe_read_kernel(), which the verifier allows with CAP_PERFMON
+	 * (needed anyway, see sockmap_bpf.c) on any kernel since 5.5, where
+	 * bpf_cast_to_kern_ctx() would need 6.2. */
+	if (bpf_probe_read_kernel(&seq, sizeof(seq),
+				  (void *)skb + bpf_core_field_offset(struct sk_buff, cb)))
+		return -1;
 	if (!st->rcv_inited) {
 		st->rcv_next = seq;
 		st->rcv_inited = 1;
 	}
 	ahead = (__s32)(st->rcv_next - seq);
-	if (ahead <= 0)
-		return 0;
-	return (__u32)ahead < skb->len ? (__u32)ahead : skb->len;
+	*old = ahead <= 0 ? 0 : (__u32)ahead < skb->len ? (__u32)ahead : skb->len;
+	return 0;
 }
 
 /* Remove the first n bytes of skb; 0 or -1. */
@@ -191,13 +198,12 @@ int echo_verdict(struct __sk_buff *skb)
 	 * the psock's queue fails and breaks the connection with EPIPE. */
 	if (!len || st->broken)
 		return SK_DROP;
-	old = overlap(skb, st);
+	if (overlap(skb, st, &old) || (old && trim_head(skb, old))) {
+		st->broken = 1;
+		notify(st, SM_EV_BROKEN);
+		return SK_DROP;
+	}
 	if (old) {
-		if (trim_head(skb, old)) {
-			st->broken = 1;
-			notify(st, SM_EV_BROKEN);
-			return SK_DROP;
-		}
 		st->trimmed += old;
 		len -= old;
 		if (!len)
