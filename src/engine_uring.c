@@ -277,7 +277,7 @@ static int ur_run(struct worker *w)
 			/* Submit and collect what is ready, never sleep. */
 			r = io_uring_submit_and_get_events(&u->ring);
 		} else {
-			int ms = u->n_again ? 0 : worker_timeout_ms(w);
+			int ms = ubulk_timeout_ms(w, worker_timeout_ms(w));
 			struct __kernel_timespec ts = {
 				.tv_sec = ms / 1000, .tv_nsec = (long long)(ms % 1000) * 1000000,
 			};

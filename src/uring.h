@@ -149,6 +149,7 @@ void ubulk_maybe_enter(struct worker *w, struct conn *c, struct uconn *uc);
 void ubulk_on_cqe(struct worker *w, struct conn *c, const struct io_uring_cqe *cqe, enum uop op);
 void ubulk_turn(struct worker *w);
 bool ubulk_spinning(const struct worker *w);
+int ubulk_timeout_ms(const struct worker *w, int ms);
 void ubulk_forget(struct worker *w, struct conn *c, struct uconn *uc);
 void ubulk_fini(struct worker *w);
 uint32_t udata_held(const struct conn *c, const struct uconn *uc);

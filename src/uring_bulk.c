@@ -365,6 +365,21 @@ void ubulk_on_cqe(struct worker *w, struct conn *c, const struct io_uring_cqe *c
 		arm_poll(w, c, uc, false);
 }
 
+/* The loop's wait, in ms (-1: none), shortened so that the idle sweep
+ * runs while bulk connections exist and pending pumps run at once. */
+int ubulk_timeout_ms(const struct worker *w, int ms)
+{
+	const struct uring_engine *u = w->eng;
+
+	if (u->n_again)
+		return 0;
+	if (!u->n_bulk)
+		return ms;
+	uint64_t due = u->bulk_sweep + SWEEP_NS;
+	int until = due <= w->now ? 0 : (int)((due - w->now + 999999) / 1000000);
+	return ms < 0 ? until : MIN(ms, until);
+}
+
 /* Once per loop turn: pump connections that stopped early, and once a
  * second send bulk connections that moved nothing back to ring buffers. */
 void ubulk_turn(struct worker *w)
