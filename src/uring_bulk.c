@@ -50,7 +50,7 @@
 #define FULL_RECVS 2		/* whole-buffer receives before going bulk */
 #define PUMP_ROUNDS 8		/* splice pairs per event before yielding */
 #define SWEEP_NS NSEC_PER_SEC
-#define SPIN_US 50		/* default of ECHOSRV_URING_SPIN_US */
+#define SPIN_US 100		/* default of ECHOSRV_URING_SPIN_US */
 
 #define UC_BULK_ALL (UC_BULK_WANT | UC_BULK | UC_BULK_FD | UC_INSTALL | UC_POLLIN | \
 		     UC_POLLOUT | UC_LEAVE | UC_MOVED | UC_AGAIN)
