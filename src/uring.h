@@ -1,6 +1,7 @@
 /* Internals shared by the io_uring engine's files (engine_uring.c: ring,
  * loop, accept and teardown; uring_data.c: the per-connection echo path;
- * uring_probe.c: can io_uring run here).  Not an interface for anyone else.
+ * uring_bulk.c: bulk connections by splice; uring_probe.c: can io_uring run
+ * here).  Not an interface for anyone else.
  *
  * Every submission carries user_data = op << 56 | generation << 24 | slot
  * index (--max-conns keeps indexes below 2^24; for accepts the index is
