@@ -323,3 +323,38 @@ def test_bulk_reset_and_idle_timeout(start_server):
     s = srv.connect()
     assert_echoes(s)
     s.close()
+
+
+@needs_uring
+def test_bulk_connections_are_capped_per_worker(start_server):
+    """24 connections streaming 2 MB each at once: at most 16 of them get a
+    pipe (descriptors never grow by more than 16 pipes and installed
+    sockets), the rest stay on ring buffers, and every byte of every
+    connection comes back in order."""
+    import threading
+    srv = _bulk_server(start_server)
+    base = srv.fd_count()
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            try:
+                peak[0] = max(peak[0], srv.fd_count())
+            except OSError:
+                pass
+            time.sleep(0.005)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        payload, got = _many_senders((srv.host, srv.port), 24, 2 << 20)
+    finally:
+        done.set()
+        t.join(10)
+    for i in payload:
+        assert bytes(got[i]) == payload[i], "connection %d: %d of %d bytes" % (
+            i, len(got[i]), len(payload[i]))
+    assert "bulk mode: splice" in srv.stderr()
+    # 24 accepted sockets pass through a descriptor for a moment each.
+    assert peak[0] <= base + 16 * 3 + 24, "%d descriptors above the base" % (peak[0] - base)
