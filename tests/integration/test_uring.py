@@ -193,6 +193,7 @@ def test_connections_hold_no_descriptors(start_server, tmp_path):
 
 def _bulk_server(start_server, *args, direct=True, env_extra=None):
     env = dict(os.environ)
+    env.pop("ECHOSRV_URING_SPLICE", None)   # a benchmark setting must not leak in
     if not direct:
         env["ECHOSRV_URING_DIRECT"] = "0"
     env.update(env_extra or {})
