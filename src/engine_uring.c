@@ -3,7 +3,11 @@
  * Techniques: multishot accept per listener and multishot receive per
  * connection into a provided-buffer ring (uring_bufs.c), so an idle
  * connection holds no buffer and arming costs one submission per
- * connection, not per message; the echo path is in uring_data.c.  The ring
+ * connection, not per message; the echo path is in uring_data.c, and
+ * connections that move bulk data switch to splice (uring_bulk.c: no copy
+ * at all, and the worker polls instead of sleeping for 100 us after bulk
+ * bytes moved; 64 KiB x 1 connection went from about 1.0x to 2.1-2.3x the
+ * baseline loop's MB/s on the 2-CPU test VM, README has the figures).  The ring
  * is created in the worker's own thread with SINGLE_ISSUER and
  * DEFER_TASKRUN where the kernel has them (completions are then produced
  * only when this thread asks, with no cross-thread wake-ups), and every
@@ -243,8 +247,10 @@ static void dispatch(struct worker *w, const struct io_uring_cqe *cqe)
 	}
 	if (op == UOP_RECV)
 		udata_on_recv(w, c, cqe);
-	else
+	else if (op == UOP_SEND)
 		udata_on_send(w, c, cqe);
+	else
+		ubulk_on_cqe(w, c, cqe, op);
 	uring_release_if_done(w, c);
 }
 
@@ -271,11 +277,11 @@ static int ur_run(struct worker *w)
 		int r;
 
 		uring_bufs_refill(&u->bufs, w->now);
-		if (busy) {
+		if (busy || ubulk_spinning(w)) {
 			/* Submit and collect what is ready, never sleep. */
 			r = io_uring_submit_and_get_events(&u->ring);
 		} else {
-			int ms = worker_timeout_ms(w);
+			int ms = ubulk_timeout_ms(w, worker_timeout_ms(w));
 			struct __kernel_timespec ts = {
 				.tv_sec = ms / 1000, .tv_nsec = (long long)(ms % 1000) * 1000000,
 			};
@@ -287,6 +293,7 @@ static int ur_run(struct worker *w)
 		reap(w);
 		uring_bufs_refill(&u->bufs, w->now);
 		udata_feed_starved(w);
+		ubulk_turn(w);
 		worker_tick(w);
 	}
 	return u->fatal;
@@ -366,14 +373,17 @@ static int ur_init(struct worker *w)
 	/* Each io_uring_enter then skips the ring descriptor lookup. */
 	io_uring_register_ring_fd(&u->ring);
 	files_table(w, u);
+	ubulk_init(u, &u->ring);
 	pool_shape(&w->srv->cfg, &count, &size);
 	if ((r = uring_bufs_init(&u->bufs, &u->ring, 0, count, size))) {
 		TRACE(TR_ERROR, "worker %u: io_uring buffer ring: %s", w->id, strerror(-r));
 		return r;
 	}
-	TRACE(TR_INFO, "worker %u: io_uring: %u buffers of %u bytes, %s descriptors, receive %s",
-	      w->id, u->bufs.count, u->bufs.size, u->n_files ? "registered" : "plain",
-	      uring_mshot_limit ? "limited to --conn-buffer" : "paused by cancel");
+	TRACE(TR_INFO, "worker %u: io_uring: %u buffers of %u bytes, %s descriptors, receive %s, "
+	      "bulk splice %s", w->id, u->bufs.count, u->bufs.size,
+	      u->n_files ? "registered" : "plain",
+	      uring_mshot_limit ? "limited to --conn-buffer" : "paused by cancel",
+	      !u->bulk_ok ? "off" : (u->n_files && !u->install_ok) ? "off (no fd install)" : "on");
 	arm_wake(w);
 	ur_set_accepting(w, true);
 	return u->fatal;
@@ -395,6 +405,7 @@ static void ur_fini(struct worker *w)
 	 * cancels their requests, then their sockets can go. */
 	if (u->ring_ok)
 		io_uring_queue_exit(&u->ring);
+	ubulk_fini(w);
 	uring_bufs_fini(&u->bufs, NULL);	/* the kernel has let go of it */
 	conn_table_each(&w->conns, close_leftover, NULL);
 	for (uint32_t i = 0; u->uc && i < u->n_uc_chunks; i++)

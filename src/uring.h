@@ -1,6 +1,7 @@
 /* Internals shared by the io_uring engine's files (engine_uring.c: ring,
  * loop, accept and teardown; uring_data.c: the per-connection echo path;
- * uring_probe.c: can io_uring run here).  Not an interface for anyone else.
+ * uring_bulk.c: bulk connections by splice; uring_probe.c: can io_uring run
+ * here).  Not an interface for anyone else.
  *
  * Every submission carries user_data = op << 56 | generation << 24 | slot
  * index (--max-conns keeps indexes below 2^24; for accepts the index is
@@ -27,6 +28,9 @@ enum uop {
 	UOP_RECV,	/* multishot receive into the buffer ring */
 	UOP_SEND,	/* the one send in flight of a connection */
 	UOP_CANCEL,	/* a cancel request; its own result is ignored */
+	UOP_POLLIN,	/* bulk mode: multishot poll for input */
+	UOP_POLLOUT,	/* bulk mode: one-shot poll for room to send */
+	UOP_INSTALL,	/* bulk mode: a plain descriptor for a registered socket */
 };
 
 #define UD_IDX_BITS 24
@@ -57,7 +61,13 @@ struct uconn {
 	uint8_t *spill;		/* slow mode: bytes behind the full private copy */
 	uint32_t spill_len, spill_cap;
 	uint16_t q_head, q_tail;
-	uint8_t flags;
+	uint16_t flags;
+	/* Bulk mode (uring_bulk.c): socket -> pipe -> socket by splice. */
+	uint8_t full_recvs;	/* receives that filled a whole ring buffer */
+	int bulk_fd;		/* plain descriptor of the socket while bulk */
+	int pipe_r, pipe_w;
+	uint32_t pipe_bytes;	/* spliced in, not yet out: unsent data */
+	uint32_t bulk_slot;	/* index in uring_engine.bulk */
 };
 
 #define UC_RECV		0x01	/* a multishot receive is armed */
@@ -67,6 +77,17 @@ struct uconn {
 #define UC_SEND_PRIV	0x10	/* ... from the private copy */
 #define UC_STARVED	0x20	/* on the starved list */
 #define UC_DIRECT	0x40	/* socket lives in the ring's file table at c->idx */
+#define UC_BULK_WANT	0x80	/* switching to bulk mode once quiet */
+#define UC_BULK		0x100	/* in bulk mode: pipe and bulk_fd valid */
+#define UC_BULK_FD	0x200	/* ... and bulk_fd was installed for it */
+#define UC_INSTALL	0x400	/* descriptor install in flight */
+#define UC_POLLIN	0x800	/* multishot input poll armed */
+#define UC_POLLOUT	0x1000	/* output poll armed */
+#define UC_LEAVE	0x2000	/* leaving bulk mode: input poll cancelled */
+#define UC_MOVED	0x4000	/* bulk: bytes moved since the last idle sweep */
+#define UC_AGAIN	0x8000	/* bulk: stopped early with input maybe left */
+
+#define BULK_MAX 16		/* bulk connections per worker */
 
 struct uring_engine {
 	struct io_uring ring;
@@ -80,6 +101,14 @@ struct uring_engine {
 	bool accept_armed[CONFIG_MAX_LISTEN];
 	bool wake_armed;
 	bool ring_ok;
+	bool bulk_ok;			/* splice path enabled */
+	bool install_ok;		/* kernel has IORING_OP_FIXED_FD_INSTALL */
+	uint32_t n_bulk;		/* used entries of bulk[] */
+	uint32_t n_again;		/* bulk connections with UC_AGAIN */
+	uint64_t bulk_sweep;		/* ns of the last idle sweep */
+	uint64_t bulk_moved;		/* ns of the last turn that moved bulk bytes */
+	uint64_t bulk_spin_ns;		/* poll, not sleep, this long after that */
+	struct conn *bulk[BULK_MAX];	/* bulk (or switching) connections */
 	int fatal;			/* -errno that ends the loop */
 };
 
@@ -111,6 +140,21 @@ void udata_on_recv(struct worker *w, struct conn *c, const struct io_uring_cqe *
 void udata_on_send(struct worker *w, struct conn *c, const struct io_uring_cqe *cqe);
 void udata_feed_starved(struct worker *w);
 void udata_forget(struct worker *w, struct conn *c);
+/* Cancel the multishot receive (it ends with its last completion). */
+void udata_stop_recv(struct worker *w, struct conn *c, struct uconn *uc);
+
+/* uring_bulk.c: bulk mode, see there. */
+void ubulk_init(struct uring_engine *u, struct io_uring *ring);
+void ubulk_consider(struct worker *w, struct conn *c, struct uconn *uc, uint32_t n);
+void ubulk_maybe_enter(struct worker *w, struct conn *c, struct uconn *uc);
+void ubulk_on_cqe(struct worker *w, struct conn *c, const struct io_uring_cqe *cqe, enum uop op);
+void ubulk_turn(struct worker *w);
+bool ubulk_spinning(const struct worker *w);
+int ubulk_timeout_ms(const struct worker *w, int ms);
+void ubulk_forget(struct worker *w, struct conn *c, struct uconn *uc);
+void ubulk_fini(struct worker *w);
+uint32_t udata_held(const struct conn *c, const struct uconn *uc);
+void udata_maybe_finish(struct worker *w, struct conn *c, struct uconn *uc);
 
 /* engine_uring.c */
 void uring_close(struct worker *w, struct conn *c, enum close_reason why);

@@ -30,10 +30,11 @@
 #include "util.h"
 #include "worker.h"
 
-static uint32_t held(const struct conn *c, const struct uconn *uc)
+uint32_t udata_held(const struct conn *c, const struct uconn *uc)
 {
-	return c->len + uc->spill_len + uc->q_bytes;
+	return c->len + uc->spill_len + uc->q_bytes + uc->pipe_bytes;
 }
+
 
 static enum close_reason errno_reason(int err)
 {
@@ -53,7 +54,7 @@ static void unstarve(struct uconn *uc)
 {
 	uc->sprev->snext = uc->snext;
 	uc->snext->sprev = uc->sprev;
-	uc->flags &= (uint8_t)~UC_STARVED;
+	uc->flags &= (uint16_t)~UC_STARVED;
 }
 
 void udata_arm_recv(struct worker *w, struct conn *c)
@@ -62,7 +63,8 @@ void udata_arm_recv(struct worker *w, struct conn *c)
 	struct uconn *uc = uconn_of(u, c);
 	struct io_uring_sqe *sqe;
 
-	if (c->state != CONN_OPEN || (uc->flags & (UC_RECV | UC_STARVED)))
+	if (c->state != CONN_OPEN ||
+	    (uc->flags & (UC_RECV | UC_STARVED | UC_BULK_WANT | UC_BULK)))
 		return;
 	if (!(sqe = uring_sqe(u))) {
 		uring_close(w, c, CLOSE_ERROR);
@@ -75,18 +77,17 @@ void udata_arm_recv(struct worker *w, struct conn *c)
 	/* Where the kernel can, the receive ends by itself once the
 	 * connection's room is used: never more than --conn-buffer held. */
 	if (uring_mshot_limit)
-		sqe->file_index = u->cap - held(c, uc);
+		sqe->file_index = u->cap - udata_held(c, uc);
 	io_uring_sqe_set_data64(sqe, ud_make(UOP_RECV, c->gen, c->idx));
 	uc->flags |= UC_RECV;
 	c->engine_ref++;
 }
 
-static void pause_recv(struct worker *w, struct conn *c, struct uconn *uc)
+void udata_stop_recv(struct worker *w, struct conn *c, struct uconn *uc)
 {
 	struct uring_engine *u = w->eng;
 	struct io_uring_sqe *sqe;
 
-	uc->flags |= UC_PAUSED;
 	if ((uc->flags & (UC_RECV | UC_RECV_CANCEL)) != UC_RECV)
 		return;
 	if (!(sqe = uring_sqe(u)))
@@ -96,17 +97,23 @@ static void pause_recv(struct worker *w, struct conn *c, struct uconn *uc)
 	uc->flags |= UC_RECV_CANCEL;
 }
 
+static void pause_recv(struct worker *w, struct conn *c, struct uconn *uc)
+{
+	uc->flags |= UC_PAUSED;
+	udata_stop_recv(w, c, uc);
+}
+
 /* Receive again if the connection has room, with some hysteresis so a
  * slow reader does not cancel and re-arm on every send. */
 static void maybe_resume(struct worker *w, struct conn *c, struct uconn *uc)
 {
 	struct uring_engine *u = w->eng;
-	uint32_t h = held(c, uc);
+	uint32_t h = udata_held(c, uc);
 
 	if (uc->flags & UC_PAUSED) {
 		if (h > u->cap / 2)
 			return;
-		uc->flags &= (uint8_t)~UC_PAUSED;
+		uc->flags &= (uint16_t)~UC_PAUSED;
 	}
 	if (h < u->cap)
 		udata_arm_recv(w, c);
@@ -269,11 +276,14 @@ static void kick_send(struct worker *w, struct conn *c, struct uconn *uc)
 
 /* Everything received has been echoed after the peer's FIN: FIN back.  A
  * registered socket gets its FIN from the close itself (nothing is unread,
- * so closing is a graceful FIN), which spares an io-wq shutdown request. */
-static void maybe_finish(struct worker *w, struct conn *c, struct uconn *uc)
+ * so closing is a graceful FIN), which spares an io-wq shutdown request;
+ * a bulk one has a plain descriptor for it. */
+void udata_maybe_finish(struct worker *w, struct conn *c, struct uconn *uc)
 {
-	if (c->state == CONN_FLUSHING && !(uc->flags & UC_SEND) && !held(c, uc)) {
-		if (!(uc->flags & UC_DIRECT))
+	if (c->state == CONN_FLUSHING && !(uc->flags & UC_SEND) && !udata_held(c, uc)) {
+		if (uc->flags & UC_BULK)
+			shutdown(uc->bulk_fd, SHUT_WR);
+		else if (!(uc->flags & UC_DIRECT))
 			shutdown(c->fd, SHUT_WR);
 		uring_close(w, c, CLOSE_PEER);
 	}
@@ -296,8 +306,9 @@ static void take(struct worker *w, struct conn *c, struct uconn *uc, uint16_t bi
 		queue_push(u, uc, bid, 0);
 	}
 	kick_send(w, c, uc);
-	if (held(c, uc) >= u->cap)
+	if (udata_held(c, uc) >= u->cap)
 		pause_recv(w, c, uc);
+	ubulk_consider(w, c, uc, n);
 }
 
 void udata_on_recv(struct worker *w, struct conn *c, const struct io_uring_cqe *cqe)
@@ -307,7 +318,7 @@ void udata_on_recv(struct worker *w, struct conn *c, const struct io_uring_cqe *
 	int res = cqe->res;
 
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
-		uc->flags &= (uint8_t)~(UC_RECV | UC_RECV_CANCEL);
+		uc->flags &= (uint16_t)~(UC_RECV | UC_RECV_CANCEL);
 		c->engine_ref--;
 	}
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
@@ -323,13 +334,16 @@ void udata_on_recv(struct worker *w, struct conn *c, const struct io_uring_cqe *
 	if (res == 0) {
 		if (c->state == CONN_OPEN)
 			conn_set_state(c, CONN_FLUSHING);
-		maybe_finish(w, c, uc);
+		udata_maybe_finish(w, c, uc);
 		return;
 	}
 	if (res == -ENOBUFS) {
-		if (c->state == CONN_OPEN && !(uc->flags & UC_STARVED))
-			starve(u, uc);
 		uring_bufs_grow(&u->bufs);
+		if (uc->flags & UC_BULK_WANT) {
+			ubulk_maybe_enter(w, c, uc);	/* needs no ring buffer */
+		} else if (c->state == CONN_OPEN && !(uc->flags & UC_STARVED)) {
+			starve(u, uc);
+		}
 		return;
 	}
 	if (res < 0 && res != -ECANCELED && c->state != CONN_CLOSING) {
@@ -338,6 +352,7 @@ void udata_on_recv(struct worker *w, struct conn *c, const struct io_uring_cqe *
 	}
 	if (!(uc->flags & UC_RECV))
 		maybe_resume(w, c, uc);
+	ubulk_maybe_enter(w, c, uc);
 }
 
 void udata_on_send(struct worker *w, struct conn *c, const struct io_uring_cqe *cqe)
@@ -348,7 +363,7 @@ void udata_on_send(struct worker *w, struct conn *c, const struct io_uring_cqe *
 	int res = cqe->res;
 
 	c->engine_ref--;
-	uc->flags &= (uint8_t)~(UC_SEND | UC_SEND_PRIV);
+	uc->flags &= (uint16_t)~(UC_SEND | UC_SEND_PRIV);
 	if (c->state == CONN_CLOSING)
 		return;
 	if (res < 0 && res != -EAGAIN) {
@@ -369,9 +384,10 @@ void udata_on_send(struct worker *w, struct conn *c, const struct io_uring_cqe *
 	}
 	kick_send(w, c, uc);
 	if (c->state == CONN_FLUSHING)
-		maybe_finish(w, c, uc);
+		udata_maybe_finish(w, c, uc);
 	else if (c->state == CONN_OPEN)
 		maybe_resume(w, c, uc);
+	ubulk_maybe_enter(w, c, uc);
 }
 
 /* After a batch of completions and a refill: re-arm as many starved
@@ -407,4 +423,5 @@ void udata_forget(struct worker *w, struct conn *c)
 	free(uc->spill);
 	uc->spill = NULL;
 	uc->spill_len = uc->spill_cap = 0;
+	ubulk_forget(w, c, uc);
 }

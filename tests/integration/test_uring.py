@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from conftest import BUILD, ECHOSRV, assert_echoes, available_engines, send_all_then_read
+from conftest import (BUILD, ECHOSRV, assert_echoes, available_engines, echo_roundtrip,
+                      read_to_eof, send_all_then_read, wait_for)
 
 NO_URING = os.path.join(BUILD, "helpers", "no_uring")
 
@@ -186,3 +187,175 @@ def test_connections_hold_no_descriptors(start_server, tmp_path):
     s = srv.connect()
     assert_echoes(s)
     s.close()
+
+
+# --- bulk mode: socket -> pipe -> socket by splice (src/uring_bulk.c) -------
+
+def _bulk_server(start_server, *args, direct=True, env_extra=None):
+    env = dict(os.environ)
+    env.pop("ECHOSRV_URING_SPLICE", None)   # a benchmark setting must not leak in
+    if not direct:
+        env["ECHOSRV_URING_DIRECT"] = "0"
+    env.update(env_extra or {})
+    return start_server("--trace", "error,info,conn", *args, engine="io_uring", env=env)
+
+
+def _wait_log(srv, text, count=1, timeout=10):
+    return wait_for(lambda: srv.stderr().count(text) >= count, timeout=timeout,
+                    what="%d x %r in the log" % (count, text))
+
+
+@needs_uring
+@pytest.mark.parametrize("direct", [True, False], ids=["registered", "plain"])
+def test_bulk_transfer_is_spliced_byte_exact(start_server, direct):
+    """A large transfer switches to splice (the log says so), every byte
+    comes back in order, the half-close after it gets its FIN only after the
+    last byte, and the close line counts every byte both ways.  Both with a
+    registered socket (a descriptor is installed for splice) and a plain
+    one."""
+    srv = _bulk_server(start_server, direct=direct)
+    data = os.urandom(20 << 20)
+    s = srv.connect()
+    assert send_all_then_read(s, data) == data
+    s.close()
+    _wait_log(srv, "reason=peer-closed")
+    log = srv.stderr()
+    assert "bulk mode: splice" in log, log[-2000:]
+    assert "in=%d out=%d" % (len(data), len(data)) in log, log[-2000:]
+
+
+@needs_uring
+def test_bulk_half_close_with_unsent_data_waits_for_the_slow_reader(start_server):
+    """The peer writes 8 MB and half-closes at once but reads only after a
+    pause: the pipe fills, the server waits for room to send, and the FIN
+    comes only after the last byte."""
+    import threading
+    srv = _bulk_server(start_server, "--conn-buffer", "32k")
+    data = os.urandom(8 << 20)
+    s = srv.connect()
+    s.settimeout(30)
+
+    def writer():
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    _wait_log(srv, "bulk mode: splice")
+    time.sleep(0.5)
+    got = bytearray()
+    while True:
+        part = s.recv(1 << 16)
+        if not part:
+            break
+        got += part
+        if len(got) < len(data) // 2:
+            time.sleep(0.001)   # a slow reader for the first half
+    t.join(30)
+    assert bytes(got) == data
+    s.close()
+
+
+@needs_uring
+def test_bulk_slow_reader_holds_at_most_conn_buffer(start_server, tmp_path):
+    """A peer that writes but never reads, in bulk mode: the server holds at
+    most --conn-buffer unsent bytes (received minus sent, from the control
+    socket), then TCP throttles the peer; once the peer reads, everything
+    comes back."""
+    ctl = str(tmp_path / "ctl")
+    srv = _bulk_server(start_server, "--conn-buffer", "16k", "--ctl", ctl)
+    s = srv.connect()
+    written = _fill_until_blocked([s])[0]
+    assert "bulk mode: splice" in srv.stderr()
+    r = subprocess.run([os.path.join(BUILD, "echosrvctl"), "--ctl", ctl, "conns"],
+                       capture_output=True, text=True, timeout=20)
+    import json
+    conn = json.loads(r.stdout)["connections"][0]
+    assert 0 <= conn["bytes_received"] - conn["bytes_sent"] <= 16384, conn
+    s.setblocking(True)
+    s.settimeout(30)
+    s.shutdown(socket.SHUT_WR)
+    got = read_to_eof(s)
+    assert len(got) == written and got == b"s" * written
+    s.close()
+
+
+@needs_uring
+def test_idle_bulk_connection_gives_its_pipe_back(start_server):
+    """A bulk connection that moves nothing for a while goes back to ring
+    buffers and closes its pipe (descriptors back to where they were),
+    echoes small messages exactly as before, and goes bulk again on the
+    next large transfer."""
+    srv = _bulk_server(start_server)
+    s = srv.connect()
+    base = srv.fd_count()
+    data = os.urandom(4 << 20)
+    assert echo_roundtrip(s, data) == data
+    _wait_log(srv, "bulk mode: splice")
+    _wait_log(srv, "bulk mode ends: idle")
+    wait_for(lambda: srv.fd_count() <= base, what="the pipe's descriptors to close")
+    for i in range(20):
+        assert_echoes(s, b"small %d" % i)
+    assert echo_roundtrip(s, data) == data
+    _wait_log(srv, "bulk mode: splice", count=2)
+    s.close()
+
+
+@needs_uring
+def test_bulk_reset_and_idle_timeout(start_server):
+    """A bulk connection reset by its peer mid-transfer, and one that goes
+    silent past --idle-timeout, are closed with those reasons; the server
+    keeps serving."""
+    srv = _bulk_server(start_server, "--idle-timeout", "1",
+                       env_extra={"ECHOSRV_URING_SPIN_US": "0"})
+    s = srv.connect()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    _fill_until_blocked([s], quiet_rounds=5)
+    _wait_log(srv, "bulk mode: splice")
+    s.close()   # unread data and linger 0: a reset
+    _wait_log(srv, "reason=reset")
+    q = srv.connect()
+    data = os.urandom(2 << 20)
+    assert echo_roundtrip(q, data) == data
+    _wait_log(srv, "bulk mode: splice", count=2)
+    _wait_log(srv, "reason=idle-timeout")
+    assert q.recv(1) == b""
+    q.close()
+    s = srv.connect()
+    assert_echoes(s)
+    s.close()
+
+
+@needs_uring
+def test_bulk_connections_are_capped_per_worker(start_server):
+    """24 connections streaming 2 MB each at once: at most 16 of them get a
+    pipe (descriptors never grow by more than 16 pipes and installed
+    sockets), the rest stay on ring buffers, and every byte of every
+    connection comes back in order."""
+    import threading
+    srv = _bulk_server(start_server)
+    base = srv.fd_count()
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            try:
+                peak[0] = max(peak[0], srv.fd_count())
+            except OSError:
+                pass
+            time.sleep(0.005)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        payload, got = _many_senders((srv.host, srv.port), 24, 2 << 20)
+    finally:
+        done.set()
+        t.join(10)
+    for i in payload:
+        assert bytes(got[i]) == payload[i], "connection %d: %d of %d bytes" % (
+            i, len(got[i]), len(payload[i]))
+    assert "bulk mode: splice" in srv.stderr()
+    # 24 accepted sockets pass through a descriptor for a moment each.
+    assert peak[0] <= base + 16 * 3 + 24, "%d descriptors above the base" % (peak[0] - base)
