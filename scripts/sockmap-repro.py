@@ -3,7 +3,8 @@
 twice), bounded in rounds and time.
 
     scripts/sockmap-repro.py [--build DIR] [--rounds N] [--secs S] [--loss P]
-                             [--size BYTES] [--pipeline K] [--engine E]  (root)
+                             [--size BYTES] [--pipeline K] [--engine E]
+                             [--give-up SECS]  (root)
 
 It builds a pair of network namespaces joined by a veth pair addressed from
 198.18.0.0/15 (tests/integration/netns.py), with one TCP segment per packet
@@ -63,30 +64,44 @@ def main():
     ap.add_argument("--size", default="64k")
     ap.add_argument("--pipeline", type=int, default=8)
     ap.add_argument("--engine", default="sockmap", help="another engine, to compare")
+    ap.add_argument("--give-up", type=float, default=2,
+                    help="echosrv-bench's drain give-up time; a longer one tells late echoes "
+                    "from lost ones (each round prints the drain's longest wait for a byte)")
     a = ap.parse_args()
     pair = NetnsPair()
-    tmp = tempfile.mkdtemp()
+    tmp = tempfile.mkdtemp(prefix="sockmap-repro-")
     proc = None
     try:
         proc, log, port = start_server(pair, a.build, tmp, a.engine)
         pair.one_segment_per_packet()
         pair.lossy(a.loss)
         fails = 0
+        drains = []
         for r in range(a.rounds):
+            t0, wall0 = time.monotonic(), time.time()
             p = subprocess.run(pair.client_wrapper() + [
                 os.path.join(a.build, "echosrv-bench"), "-a", "%s:%d" % (SERVER_IP, port),
-                "-c", "4", "-s", a.size, "-p", str(a.pipeline), "-d", str(a.secs), "-w", "0"],
-                capture_output=True, text=True, timeout=a.secs + 60)
+                "-c", "4", "-s", a.size, "-p", str(a.pipeline), "-d", str(a.secs), "-w", "0", "--give-up", str(a.give_up)],
+                capture_output=True, text=True, timeout=a.secs + a.give_up + 90)
+            gap = [l for l in p.stdout.splitlines() if "longest wait for a byte" in l]
+            drains.append(float(gap[0].split("longest wait for a byte ")[1].split()[0])
+                          if gap else time.monotonic() - t0 - a.secs)
             fails += p.returncode != 0
             last = (p.stderr.strip().splitlines() or [""])[0] if p.returncode else "ok"
-            print("round %d: %s" % (r, last), flush=True)
-        print("FAILED %d of %d rounds" % (fails, a.rounds))
+            print("round %d at %.1f: %s (drain's longest wait for a byte %.2f s)"
+                  % (r, wall0, last, drains[-1]), flush=True)
+        drains.sort()
+        print("FAILED %d of %d rounds; drain's longest wait for a byte: median %.2f s, "
+              "max %.2f s, over 2 s in %d rounds"
+              % (fails, a.rounds, drains[len(drains) // 2], drains[-1],
+                 sum(d > 2 for d in drains)))
     finally:
         if proc:
             proc.terminate()
             proc.wait(15)
             log.seek(0)
             print(summary(log.read().decode(errors="replace")))
+            print("server log: %s" % log.name)
         pair.close()
     return 1 if fails else 0
 

@@ -43,6 +43,8 @@ static const char usage_text[] =
 "  -r, --rate MSGS_PER_S    open loop: this many messages per second in all,\n"
 "                           latency counted from each message's intended time\n"
 "  -t, --threads N          load threads, each with its own epoll loop [1]\n"
+"      --give-up SECS       drain: count what is owed as missing once nothing\n"
+"                           has come back for this long [2]\n"
 "      --server-pid PID     also report the server's CPU time per message\n"
 "      --json               print one JSON object instead of text\n"
 "  -h, --help               show this help\n"
@@ -157,7 +159,7 @@ static void parse_address(struct bench_opts *o, const char *s)
 
 static void parse_options(struct bench_opts *o, int argc, char **argv)
 {
-	enum { OPT_SERVER_PID = 256, OPT_JSON };
+	enum { OPT_SERVER_PID = 256, OPT_JSON, OPT_GIVE_UP };
 	static const struct option longs[] = {
 		{ "address",     required_argument, NULL, 'a' },
 		{ "connections", required_argument, NULL, 'c' },
@@ -169,6 +171,7 @@ static void parse_options(struct bench_opts *o, int argc, char **argv)
 		{ "threads",     required_argument, NULL, 't' },
 		{ "server-pid",  required_argument, NULL, OPT_SERVER_PID },
 		{ "json",        no_argument,       NULL, OPT_JSON },
+		{ "give-up",     required_argument, NULL, OPT_GIVE_UP },
 		{ "help",        no_argument,       NULL, 'h' },
 		{ 0 }
 	};
@@ -177,7 +180,8 @@ static void parse_options(struct bench_opts *o, int argc, char **argv)
 	int ch;
 
 	*o = (struct bench_opts){ .conns = 1, .threads = 1, .pipeline = 1,
-				  .size = 128, .duration = 5, .warmup = 1 };
+				  .size = 128, .duration = 5, .warmup = 1,
+				  .give_up_ns = (uint64_t)(BENCH_DRAIN_IDLE_S * NS_PER_S) };
 	while ((ch = getopt_long(argc, argv, "a:c:s:p:d:w:r:t:h", longs, NULL)) != -1) {
 		switch (ch) {
 		case 'a': addr = optarg; break;
@@ -192,6 +196,9 @@ static void parse_options(struct bench_opts *o, int argc, char **argv)
 		case OPT_SERVER_PID:
 			o->server_pid = (pid_t)parse_count("--server-pid", optarg, 1, INT32_MAX); break;
 		case OPT_JSON: o->json = true; break;
+		case OPT_GIVE_UP:
+			o->give_up_ns = (uint64_t)(parse_secs("--give-up", optarg, 0.001, 3600) * NS_PER_S);
+			break;
 		case 'h': fputs(usage_text, stdout); exit(0);
 		default: usage_error("bad option");
 		}
@@ -263,6 +270,10 @@ static void sum_results(struct bench_result *sum, struct bench_thread *th, unsig
 		sum->extra_bytes += r->extra_bytes;
 		sum->no_fin += r->no_fin;
 		sum->retransmits += r->retransmits;
+		if (r->drain_ns > sum->drain_ns)
+			sum->drain_ns = r->drain_ns;
+		if (r->drain_gap_ns > sum->drain_gap_ns)
+			sum->drain_gap_ns = r->drain_gap_ns;
 		sum->cpu_ns += r->cpu_ns;
 		sum->user_ns += r->user_ns;
 		hist_merge(&sum->lat, &r->lat);
@@ -330,6 +341,8 @@ static void print_json(const struct bench_opts *o, const struct bench_result *r,
 	       (unsigned long long)r->missing_bytes, (unsigned long long)r->extra_bytes,
 	       (unsigned long long)r->mismatches, (unsigned long long)r->no_fin,
 	       (unsigned long long)r->retransmits, s->client_us, s->client_user_us);
+	printf(", \"drain_s\": %.3f, \"drain_longest_wait_s\": %.3f",
+	       (double)r->drain_ns / NS_PER_S, (double)r->drain_gap_ns / NS_PER_S);
 	if (s->server_known)
 		printf(", \"server_cpu_us_per_message\": %.3f", s->server_us);
 	printf("}\n");
@@ -370,6 +383,9 @@ static void print_text(const struct bench_opts *o, const struct bench_result *r,
 	if (r->retransmits)
 		printf("  note         TCP sent %llu segments again: packets were lost "
 		       "on the way\n", (unsigned long long)r->retransmits);
+	printf("  drain        %.3f s  (longest wait for a byte %.3f s; --give-up %.3f s)\n",
+	       (double)r->drain_ns / NS_PER_S, (double)r->drain_gap_ns / NS_PER_S,
+	       (double)o->give_up_ns / NS_PER_S);
 	if (r->no_fin)
 		printf("  note         %llu connections were not closed by the server "
 		       "after our FIN\n", (unsigned long long)r->no_fin);

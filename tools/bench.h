@@ -26,7 +26,7 @@
 #define BENCH_MAX_THREADS   64
 #define BENCH_MAX_PIPELINE  4096
 #define BENCH_CONNECT_NS    (10 * NS_PER_S)  /* all connections up by then */
-#define BENCH_DRAIN_IDLE_NS (2 * NS_PER_S)   /* drain gives up after this long */
+#define BENCH_DRAIN_IDLE_S  2.0             /* drain gives up after this long */
 #define BENCH_DRAIN_MAX_NS  (30 * NS_PER_S)  /* without a byte, or this in all */
 #define NS_PER_S            UINT64_C(1000000000)
 
@@ -41,6 +41,7 @@ struct bench_opts {
 	double duration;         /* seconds measured */
 	double warmup;           /* seconds before the measurement */
 	double rate;             /* messages/s over all connections; 0 = closed loop */
+	uint64_t give_up_ns;     /* drain: longest wait for the next byte */
 	pid_t server_pid;        /* 0 = not given */
 	bool json;
 };
@@ -69,6 +70,8 @@ struct bench_result {
 	uint64_t extra_bytes;
 	uint64_t no_fin;         /* connections the server did not close after our FIN */
 	uint64_t retransmits;    /* TCP segments our sockets sent again (TCP_INFO) */
+	uint64_t drain_ns;       /* the drain, from its start to its end */
+	uint64_t drain_gap_ns;   /* the drain's longest wait for the next byte */
 	uint64_t cpu_ns;         /* this thread's CPU time inside the window */
 	uint64_t user_ns;        /* the user-space part of it: the tool's own code */
 	struct hist lat;

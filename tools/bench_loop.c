@@ -21,8 +21,10 @@
  * A run ends with a drain: no new messages (and no more of those issued but
  * not yet sent than completes the message under way), wait for the echoes
  * still owed, send FIN, and expect the server's FIN with nothing extra
- * before it.  The drain gives up when nothing has come back for
- * BENCH_DRAIN_IDLE_NS; whatever is still owed then is counted missing.
+ * before it.  The drain gives up when nothing has come back for the
+ * --give-up time (2 s by default; TCP's retransmission backoff on a lossy
+ * path can exceed it) or after that or BENCH_DRAIN_MAX_NS in all, whichever
+ * is longer; whatever is still owed then is counted missing.
  */
 #include "bench_loop.h"
 #include "pattern.h"
@@ -185,6 +187,14 @@ static void complete(struct loop *l, struct bconn *c, uint64_t m, uint64_t now)
 	}
 }
 
+/* Something came back: the drain measures its longest wait (--give-up). */
+static void note_rx(struct loop *l, uint64_t now)
+{
+	if (l->draining && now - l->last_rx > l->res->drain_gap_ns)
+		l->res->drain_gap_ns = now - l->last_rx;
+	l->last_rx = now;
+}
+
 static void consume(struct loop *l, struct bconn *c, const uint8_t *buf,
 		    size_t n, uint64_t now)
 {
@@ -202,7 +212,7 @@ static void consume(struct loop *l, struct bconn *c, const uint8_t *buf,
 		l->res->extra_bytes += n - owed;
 		n = (size_t)owed;
 	}
-	l->last_rx = now;
+	note_rx(l, now);
 	if (!n)
 		return;
 	check(l, c, buf, n);
@@ -222,7 +232,7 @@ static void consume(struct loop *l, struct bconn *c, const uint8_t *buf,
 
 static void on_eof(struct loop *l, struct bconn *c)
 {
-	l->last_rx = bench_now_ns();
+	note_rx(l, bench_now_ns());
 	if (c->state == C_SHUT) {       /* the clean end */
 		close_conn(l, c);
 		return;
@@ -290,6 +300,11 @@ static void begin_drain(struct loop *l, uint64_t now)
 /* At the drain deadline: whatever is still owed never came back. */
 static void finish(struct loop *l)
 {
+	uint64_t now = bench_now_ns();
+
+	if (l->live > 0)
+		note_rx(l, now);	/* the wait that ended in giving up */
+	l->res->drain_ns = now - l->sh->clk.end;
 	for (unsigned i = 0; i < l->n; i++) {
 		struct bconn *c = &l->c[i];
 
@@ -333,9 +348,12 @@ static bool advance(struct loop *l, uint64_t now, uint64_t *wake)
 		begin_drain(l, now);
 	}
 	if (l->draining) {
-		*wake = l->last_rx + BENCH_DRAIN_IDLE_NS;
-		if (*wake > k->end + BENCH_DRAIN_MAX_NS)
-			*wake = k->end + BENCH_DRAIN_MAX_NS;
+		uint64_t most = l->o->give_up_ns > BENCH_DRAIN_MAX_NS ?
+				l->o->give_up_ns : BENCH_DRAIN_MAX_NS;
+
+		*wake = l->last_rx + l->o->give_up_ns;
+		if (*wake > k->end + most)
+			*wake = k->end + most;
 		return l->live > 0 && now < *wake;
 	}
 	*wake = l->measuring ? k->end : k->measure;

@@ -98,6 +98,24 @@ def test_broken_server_is_caught(helper, mode):
     assert "connection " in err        # a line saying which and where
 
 
+def test_give_up_sets_how_long_the_drain_waits(helper):
+    """--give-up: a server that stops echoing is given up on after that long
+    without a byte (not the default 2 s), and the report says how long the
+    drain's longest wait was: what tells a late echo from a lost one."""
+    srv = broken(helper, "stall")
+    rc, out, err = bench("-a", srv.addr, "-s", "4096", "--give-up", "0.3", *SHORT)
+    assert rc == 1 and out["error_kinds"]["missing"] == 1, err
+    assert "never came back" in err
+    assert 0.3 <= out["drain_longest_wait_s"] <= out["drain_s"]
+
+
+def test_drain_reports_its_longest_wait(start_server):
+    srv = start_server()
+    rc, out, err = bench("-a", "127.0.0.1:%d" % srv.port, "-c", "2", "--give-up", "30", *SHORT)
+    assert rc == 0, err
+    assert 0 <= out["drain_longest_wait_s"] <= out["drain_s"]
+
+
 def test_flip_names_the_byte(helper):
     srv = broken(helper, "flip")
     rc, out, err = bench("-a", srv.addr, "-c", "1", "-s", "4096", *SHORT)
@@ -202,6 +220,7 @@ def test_out_of_descriptors_is_a_clear_failure(start_server):
 @pytest.mark.parametrize("args", [
     ["-c", "0"], ["-s", "x"], ["-a", "127.0.0.1"], ["-a", "::1:40007"],
     ["-r", "100", "-p", "2"], ["--server-pid", "999999999"], ["--bogus"],
+    ["--give-up", "0"], ["--give-up", "x"],
 ])
 def test_bad_usage(args):
     rc, out, err = bench(*args, timeout=10)
