@@ -47,7 +47,7 @@
  * this many calls cover any skb TCP queues (64 KiB, or 256 KiB with a
  * larger GRO size). */
 #define TRIM_STEP 0xfff
-#define TRIM_CALLS 64
+#define TRIM_CALLS 65	/* 65 * 0xfff >= 256 KiB */
 
 struct sock {
 	int sk_sndbuf;
@@ -146,7 +146,8 @@ static __always_inline int may_return(struct __sk_buff *skb, struct sm_state *st
 }
 
 /* Sets *old to how many leading bytes of skb the program has handled
- * already (0 for every in-order skb); 0, or -1 if it cannot tell.
+ * already (0 for every in-order skb); 0, or -1 if it cannot tell (the
+ * read failed, or the skb starts past what it expects).
  * rcv_next starts at the first skb it sees: nothing was read from the
  * socket before it entered the map. */
 static __always_inline int overlap(struct __sk_buff *skb, struct sm_state *st, __u32 *old)
@@ -168,7 +169,11 @@ static __always_inline int overlap(struct __sk_buff *skb, struct sm_state *st, _
 		st->rcv_inited = 1;
 	}
 	ahead = (__s32)(st->rcv_next - seq);
-	*old = ahead <= 0 ? 0 : (__u32)ahead < skb->len ? (__u32)ahead : skb->len;
+	/* The receive queue has no holes: an skb that starts after rcv_next
+	 * means the count is off, and every later cut would be wrong. */
+	if (ahead < 0)
+		return -1;
+	*old = (__u32)ahead < skb->len ? (__u32)ahead : skb->len;
 	return 0;
 }
 

@@ -6,7 +6,7 @@
  * connection, not per message; the echo path is in uring_data.c, and
  * connections that move bulk data switch to splice (uring_bulk.c: no copy
  * at all, and the worker polls instead of sleeping for 100 us after bulk
- * bytes moved; 64 KiB x 1 connection went from about 1.0x to 2.1-2.3x the
+ * bytes moved; 64 KiB x 1 connection went from about 1.0x to 2.1-2.4x the
  * baseline loop's MB/s on the 2-CPU test VM, README has the figures).  The ring
  * is created in the worker's own thread with SINGLE_ISSUER and
  * DEFER_TASKRUN where the kernel has them (completions are then produced

@@ -5,8 +5,9 @@
  *
  * Every submission carries user_data = op << 56 | generation << 24 | slot
  * index (--max-conns keeps indexes below 2^24; for accepts the index is
- * the listener address), never a descriptor or pointer, so a completion that arrives after its connection
- * was closed and its slot reused is recognised and dropped. */
+ * the listener address), never a descriptor or pointer, so a completion
+ * that arrives after its connection was closed and its slot reused is
+ * recognised and dropped. */
 #ifndef ECHOSRV_URING_H
 #define ECHOSRV_URING_H
 
@@ -49,9 +50,10 @@ static inline uint64_t ud_conn_id(uint64_t ud)
 }
 
 /* Per-connection engine state, kept beside the slot table (same index) so
- * that struct conn stays engine-independent.  Unsent data is either a queue
- * of ring buffers linked through bufs.next (the peer keeps up), or (slow
- * mode) the private copy c->buf[off, off+len) followed by the spill. */
+ * that struct conn stays engine-independent.  Unsent data is a queue of
+ * ring buffers linked through bufs.next (the peer keeps up), or (slow mode)
+ * the private copy c->buf[off, off+len) followed by the spill, or (bulk
+ * mode, uring_bulk.c) what the pipe holds. */
 struct uconn {
 	struct conn *c;
 	struct uconn *sprev, *snext;	/* starved list: waiting for buffers */
@@ -63,7 +65,7 @@ struct uconn {
 	uint16_t q_head, q_tail;
 	uint16_t flags;
 	/* Bulk mode (uring_bulk.c): socket -> pipe -> socket by splice. */
-	uint8_t full_recvs;	/* receives that filled a whole ring buffer */
+	uint8_t full_recvs;	/* receives in a row that filled a whole ring buffer */
 	int bulk_fd;		/* plain descriptor of the socket while bulk */
 	int pipe_r, pipe_w;
 	uint32_t pipe_bytes;	/* spliced in, not yet out: unsent data */

@@ -59,7 +59,8 @@
 
 /* Linux 6.8; liburing 2.3's header predates it. */
 #define URING_OP_FIXED_FD_INSTALL 54
-#define FULL_RECVS 2		/* whole-buffer receives before going bulk */
+#define FULL_RECVS 2		/* whole-buffer receives in a row before going bulk */
+#define BULK_MIN_BYTES (32u << 10)	/* ... which together hold at least this */
 #define PUMP_ROUNDS 8		/* splice pairs per event before yielding */
 #define SWEEP_NS NSEC_PER_SEC
 #define SPIN_US 100		/* default of ECHOSRV_URING_SPIN_US */
@@ -135,18 +136,27 @@ static void close_pipe(struct uconn *uc)
 
 /* --- switching ----------------------------------------------------------- */
 
-/* Data arrived in a ring buffer (n bytes): a connection that keeps filling
- * whole buffers asks to switch; its multishot receive is cancelled, and
- * ubulk_maybe_enter() switches once it is over and the queue is sent. */
+/* Data arrived in a ring buffer (n bytes): a connection whose receives
+ * fill whole buffers, in a row and BULK_MIN_BYTES of them at least, asks to
+ * switch (a byte floor too, so that with --conn-buffer's smallest buffers
+ * ordinary request-response traffic stays on ring buffers); its multishot
+ * receive is cancelled, and ubulk_maybe_enter() switches once it is over
+ * and the queue is sent. */
 void ubulk_consider(struct worker *w, struct conn *c, struct uconn *uc, uint32_t n)
 {
 	struct uring_engine *u = w->eng;
 
-	if (!u->bulk_ok || n < u->bufs.size || c->state != CONN_OPEN ||
-	    (uc->flags & (UC_BULK_WANT | UC_BULK)) ||
+	if (n < u->bufs.size) {
+		uc->full_recvs = 0;
+		return;
+	}
+	if (!u->bulk_ok || c->state != CONN_OPEN || (uc->flags & (UC_BULK_WANT | UC_BULK)) ||
 	    ((uc->flags & UC_DIRECT) && !u->install_ok))
 		return;
-	if (++uc->full_recvs < FULL_RECVS || !slot_take(u, c, uc))
+	if (uc->full_recvs < UINT8_MAX)
+		uc->full_recvs++;
+	if (uc->full_recvs < FULL_RECVS ||
+	    (uint64_t)uc->full_recvs * u->bufs.size < BULK_MIN_BYTES || !slot_take(u, c, uc))
 		return;
 	uc->flags |= UC_BULK_WANT;
 	udata_stop_recv(w, c, uc);
@@ -322,6 +332,10 @@ static void pump(struct worker *w, struct conn *c, struct uconn *uc)
 	struct uring_engine *u = w->eng;
 	int r = 0;
 
+	/* A connection stays in the table until its last completion: once
+	 * it is closing, nothing more may move. */
+	if (!(uc->flags & UC_BULK) || (c->state != CONN_OPEN && c->state != CONN_FLUSHING))
+		return;
 	for (int i = 0; i < PUMP_ROUNDS; i++) {
 		if (!splice_out(w, c, uc) || (r = splice_in(w, c, uc)) < 0)
 			return;
@@ -353,7 +367,10 @@ void ubulk_on_cqe(struct worker *w, struct conn *c, const struct io_uring_cqe *c
 			if (cqe->res >= 0)
 				close(cqe->res);
 		} else if (cqe->res < 0) {
-			u->install_ok = false;	/* a kernel without it: stop trying */
+			/* A kernel without it: stop trying.  A shortage (EMFILE,
+			 * ENOMEM) only keeps this connection on ring buffers. */
+			if (cqe->res == -EINVAL || cqe->res == -EOPNOTSUPP || cqe->res == -EBADF)
+				u->install_ok = false;
 			abandon(w, c, uc, -cqe->res);
 		} else {
 			enter(w, c, uc, cqe->res, true);
@@ -362,6 +379,11 @@ void ubulk_on_cqe(struct worker *w, struct conn *c, const struct io_uring_cqe *c
 	}
 	if (c->state == CONN_CLOSING || !(uc->flags & UC_BULK))
 		return;
+	/* A poll that failed (not cancelled) would fail again if re-armed. */
+	if (cqe->res < 0 && cqe->res != -ECANCELED) {
+		uring_close(w, c, CLOSE_ERROR);
+		return;
+	}
 	pump(w, c, uc);
 	if (c->state == CONN_CLOSING || c->state == CONN_FREE || (uc->flags & UC_POLLIN))
 		return;

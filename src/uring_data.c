@@ -35,7 +35,6 @@ uint32_t udata_held(const struct conn *c, const struct uconn *uc)
 	return c->len + uc->spill_len + uc->q_bytes + uc->pipe_bytes;
 }
 
-
 static enum close_reason errno_reason(int err)
 {
 	return (err == ECONNRESET || err == EPIPE) ? CLOSE_RESET : CLOSE_ERROR;
