@@ -68,7 +68,8 @@ $(O)/helpers/%: tests/helpers/%.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS)
 
 # Integration tests start the real binaries from $(O).
-PYTEST   := $(PYTHON) -m pytest -p no:cacheprovider
+# -rs: the summary says why each skipped test was skipped.
+PYTEST   := $(PYTHON) -m pytest -p no:cacheprovider -rs
 integration: $(BINS) $(HELPERS)
 	ECHOSRV_BUILD=$(O) ECHOSRV_ENGINES=$(ECHOSRV_ENGINES) $(PYTEST) tests/integration $(PYTEST_ARGS)
 
