@@ -157,6 +157,9 @@ def test_default_port_and_no_arguments(tmp_path, engine):
     import subprocess
     from conftest import ECHOSRV
     probe = socket.socket(socket.AF_INET6)
+    # As echosrv does: TIME_WAIT left by this test under another engine
+    # must not count as "in use".
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         probe.bind(("::", 40007))
     except OSError:

@@ -59,6 +59,9 @@ def test_ipv4_fallback_when_ipv6_is_missing(tmp_path, engine):
     with one log line instead of exiting."""
     import subprocess
     probe = socket.socket()
+    # As echosrv does: TIME_WAIT left by this test under another engine
+    # must not count as "in use".
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         probe.bind(("0.0.0.0", 40007))
     except OSError:
