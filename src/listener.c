@@ -67,6 +67,19 @@ static int set_keepalive(int fd, uint32_t secs)
 	return set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, ((int)secs + cnt * intvl) * 1000);
 }
 
+/* Options every accepted socket inherits from its listener (bound here or
+ * passed by systemd).  SO_OOBINLINE: urgent data (MSG_OOB) stays in the
+ * byte stream, so every engine echoes it in order like any other byte;
+ * without it TCP takes the urgent byte out of the stream, the epoll and
+ * io_uring engines never see it, and sockmap (which moves whole skbs)
+ * echoes it anyway. */
+static int set_inherited(int fd, const struct config *cfg)
+{
+	int r = set_int(fd, SOL_SOCKET, SO_OOBINLINE, 1);
+
+	return r ? r : set_keepalive(fd, cfg->keepalive);
+}
+
 static bool ipv6_missing(int err)
 {
 	return err == -EAFNOSUPPORT || err == -EADDRNOTAVAIL || err == -EPROTONOSUPPORT;
@@ -84,7 +97,7 @@ static int open_addr(struct listeners *ls, const struct config *cfg, unsigned a,
 		r = listen_one(ss, len, reuseport, (int)MIN(cfg->backlog, 0x7fffffffu),
 			       &ls->fds[w * ls->n_addr + a]);
 		if (!r)
-			r = set_keepalive(ls->fds[w * ls->n_addr + a], cfg->keepalive);
+			r = set_inherited(ls->fds[w * ls->n_addr + a], cfg);
 		if (r)
 			return r;
 		if (w == 0) {
@@ -160,7 +173,7 @@ static int adopt(struct listeners *ls, const struct config *cfg, int n, char *er
 		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) ||
 		    fcntl(fd, F_SETFD, FD_CLOEXEC))
 			return ERR();
-		if ((r = set_keepalive(fd, cfg->keepalive)))
+		if ((r = set_inherited(fd, cfg)))
 			return r;
 		for (unsigned w = 1; w < ls->n_workers; w++) {
 			int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
