@@ -18,8 +18,25 @@ static int set_int(int fd, int level, int opt, int v)
 	return setsockopt(fd, level, opt, &v, sizeof(v)) ? ERR() : 0;
 }
 
-/* One listening socket on ss; 0 or -errno. */
-static int listen_one(const struct sockaddr_storage *ss, socklen_t len, bool reuseport,
+/* How a listening socket takes part in its address's SO_REUSEPORT group. */
+enum group {
+	GROUP_NONE,	/* one worker: no group */
+	GROUP_FOUND,	/* the first of several: binds and listens alone, then opens the group */
+	GROUP_JOIN,	/* the others: join the group the first one opened */
+};
+
+/* One listening socket on ss; 0 or -errno.
+ *
+ * The kernel lets a socket bind next to listening ones only if all of them
+ * have SO_REUSEPORT and the same owner, so a second echosrv of the same
+ * user would silently join our group and take a share of the connections.
+ * The first socket of an address therefore binds and listens without
+ * SO_REUSEPORT: that fails with EADDRINUSE wherever anyone listens on the
+ * address, and of two instances starting at the same moment one fails at
+ * listen().  Only then does it set SO_REUSEPORT, which lets this process's
+ * other workers join (the kernel builds the group lazily around it).  A
+ * later instance's first socket, again without SO_REUSEPORT, is refused. */
+static int listen_one(const struct sockaddr_storage *ss, socklen_t len, enum group group,
 		      int backlog, int *out)
 {
 	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -29,7 +46,7 @@ static int listen_one(const struct sockaddr_storage *ss, socklen_t len, bool reu
 		return ERR();
 	if ((r = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1)))
 		goto fail;
-	if (reuseport && (r = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)))
+	if (group == GROUP_JOIN && (r = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)))
 		goto fail;
 	/* Dual stack whatever the host's net.ipv6.bindv6only says. */
 	if (ss->ss_family == AF_INET6 && (r = set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 0)))
@@ -38,6 +55,8 @@ static int listen_one(const struct sockaddr_storage *ss, socklen_t len, bool reu
 		r = ERR();
 		goto fail;
 	}
+	if (group == GROUP_FOUND && (r = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)))
+		goto fail;
 	*out = fd;
 	return 0;
 fail:
@@ -90,11 +109,11 @@ static bool ipv6_missing(int err)
 static int open_addr(struct listeners *ls, const struct config *cfg, unsigned a,
 		     struct sockaddr_storage *ss, socklen_t len)
 {
-	bool reuseport = ls->n_workers > 1;
 	int r;
 
 	for (unsigned w = 0; w < ls->n_workers; w++) {
-		r = listen_one(ss, len, reuseport, (int)MIN(cfg->backlog, 0x7fffffffu),
+		enum group g = ls->n_workers == 1 ? GROUP_NONE : w == 0 ? GROUP_FOUND : GROUP_JOIN;
+		r = listen_one(ss, len, g, (int)MIN(cfg->backlog, 0x7fffffffu),
 			       &ls->fds[w * ls->n_addr + a]);
 		if (!r)
 			r = set_inherited(ls->fds[w * ls->n_addr + a], cfg);
