@@ -367,15 +367,15 @@ void worker_tick(struct worker *w)
 	if (reject_log_pending(&w->rlog) && w->now - w->rlog.last >= REJECT_LOG_NS)
 		reject_log_flush(w);
 	atomic_store_explicit(&w->alive, w->now, memory_order_relaxed);
-	if (unlikely(sync_wanted(w)) && !sync_deferred(w)) {
+	bool deferred = sync_deferred(w);
+	if (unlikely(sync_wanted(w)) && !deferred) {
 		uint64_t req = atomic_load_explicit(&w->sync_req, memory_order_relaxed);
 		e->sync(w);
 		STAT_ADD(&w->stats, refreshes, 1);
 		w->sync_next = w->now + SYNC_MIN_NS;
 		atomic_store(&w->sync_done, req);
 	}
-	if (unlikely(atomic_load_explicit(&w->query.pending, memory_order_relaxed)) &&
-	    !sync_deferred(w))
+	if (unlikely(atomic_load_explicit(&w->query.pending, memory_order_relaxed)) && !deferred)
 		worker_query_answer(w);
 	if (!w->draining && server_phase(w->srv) != PHASE_RUNNING) {
 		w->draining = true;
