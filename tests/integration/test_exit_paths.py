@@ -18,6 +18,7 @@ from conftest import BUILD, ECHOSRV, assert_echoes, wait_for
 
 SHIM = os.path.join(BUILD, "helpers", "preload_fail_loop.so")
 N_CLIENTS = 20
+SCALE = float(os.environ.get("ECHOSRV_TIMEOUT_SCALE", "1"))   # valgrind runs
 
 
 def shim_env(thread, trigger):
@@ -35,6 +36,7 @@ def shim_env(thread, trigger):
 
 def assert_closed(sock, timeout=10):
     """The server closed this connection: EOF or reset within timeout."""
+    timeout *= SCALE
     sock.settimeout(timeout)
     try:
         for _ in range(64):
@@ -66,7 +68,7 @@ def test_failed_loop_exits_1_and_closes_its_clients(start_server, engine, tmp_pa
     for s in clients:
         s.sendall(b"b")
     try:
-        rc = srv.wait(timeout=20)
+        rc = srv.wait(timeout=20 * SCALE)
     except subprocess.TimeoutExpired:
         raise AssertionError("echosrv still runs with a dead worker: %s" % srv.stderr()[-2000:])
     log = srv.stderr()
@@ -91,7 +93,7 @@ def test_shim_refuses_a_bad_setting(tmp_path):
     env = dict(os.environ, LD_PRELOAD=SHIM, FAIL_LOOP_THREAD="echosrv-w1",
                FAIL_LOOP_TRIGGER="relative/path")
     env["ASAN_OPTIONS"] = "verify_asan_link_order=0"
-    r = subprocess.run([ECHOSRV, "--check"], env=env, capture_output=True, text=True, timeout=30)
+    r = subprocess.run([ECHOSRV, "--check"], env=env, capture_output=True, text=True, timeout=30 * SCALE)
     assert r.returncode != 0
     assert "FAIL_LOOP_TRIGGER" in r.stderr
 
@@ -105,7 +107,7 @@ def test_second_signal_removes_port_file_and_ctl_socket(start_server, engine, tm
     srv.signal(signal.SIGTERM)
     wait_for(lambda: "draining" in srv.stderr(), what="drain to start")
     srv.signal(signal.SIGTERM)
-    assert srv.wait(timeout=10) == 0
+    assert srv.wait(timeout=10 * SCALE) == 0
     assert "exiting now" in srv.stderr()
     assert not os.path.exists(srv.port_file), "stale port file after a second signal"
     assert not ctl.exists(), "stale control socket after a second signal"
@@ -120,7 +122,7 @@ def test_failed_start_leaves_the_running_instance_files_alone(start_server, engi
     before = open(first.port_file).read()
     r = subprocess.run([ECHOSRV, "--engine", engine, "--listen", "127.0.0.1:0",
                         "--port-file", first.port_file, "--ctl", str(ctl)],
-                       capture_output=True, text=True, timeout=30)
+                       capture_output=True, text=True, timeout=30 * SCALE)
     assert r.returncode == 1, r.stderr
     assert "another server is answering" in r.stderr
     assert open(first.port_file).read() == before

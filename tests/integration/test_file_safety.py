@@ -13,6 +13,7 @@ from conftest import ECHOSRV, wait_for
 
 NOBODY = 65534
 SECRET = b"root only\n"
+SCALE = float(os.environ.get("ECHOSRV_TIMEOUT_SCALE", "1"))   # valgrind runs
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (plants files as nobody)")
 
@@ -52,7 +53,7 @@ def shared_dir(request):
 
 def run_echosrv(*args):
     return subprocess.run([ECHOSRV, "--listen", "127.0.0.1:0", *args],
-                          capture_output=True, text=True, timeout=30)
+                          capture_output=True, text=True, timeout=30 * SCALE)
 
 
 def assert_untouched(secret):
@@ -116,7 +117,7 @@ def test_port_file_in_sticky_directory_works():
             assert [n for n in os.listdir(d) if n != "port"] == []   # no temporary left
         finally:
             p.terminate()
-            assert p.wait(timeout=20) == 0
+            assert p.wait(timeout=20 * SCALE) == 0
         assert not os.path.exists(pf)
     finally:
         shutil.rmtree(d, ignore_errors=True)
