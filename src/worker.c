@@ -79,6 +79,30 @@ static void pin(struct worker *w)
 	}
 }
 
+static void close_on_failure(struct conn *c, void *arg)
+{
+	struct worker *w = arg;
+
+	if (c->state != CONN_CLOSING)
+		w->srv->engine->close(w, c, CLOSE_ERROR);
+}
+
+/* The loop is gone: nobody would serve or close this worker's connections
+ * again, so close them now (what the engine cannot close, fini() or the
+ * exit does) and make the whole process stop with status 1.  A restart of
+ * the worker alone would have to rebuild state the loop held when it
+ * broke; systemd's Restart=on-failure restarts the whole, cleanly. */
+static void worker_failed(struct worker *w, int err)
+{
+	uint64_t none = 0;
+
+	log_notice("worker %u: event loop failed: %s; closing its %u connections and stopping "
+		   "the server (exit status 1)", w->id, strerror(-err), w->conns.active);
+	conn_table_each(&w->conns, close_on_failure, w);
+	atomic_compare_exchange_strong(&w->srv->failure, &none,
+				       (uint64_t)(w->id + 1) << 32 | (uint32_t)-err);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -96,7 +120,7 @@ static void *worker_main(void *arg)
 		TRACE(TR_INFO, "worker %u: running (engine %s)", w->id, srv->engine->name);
 		int r = srv->engine->run(w);
 		if (r)
-			TRACE(TR_ERROR, "worker %u: event loop failed: %s", w->id, strerror(-r));
+			worker_failed(w, r);
 		srv->engine->fini(w);
 		TRACE(TR_INFO, "worker %u: stopped", w->id);
 	}
