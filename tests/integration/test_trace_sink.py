@@ -121,6 +121,8 @@ def _blocked_sink(start_server, engine, tmp_path, sink_kind, workers):
                      what="the dropped-lines report")
         assert int(m.group(1)) >= blocked_drops
         assert len(DROPPED.findall(sink.read())) == 1
+        for line in sink.read().splitlines():    # whole lines, also across the ring's end
+            assert LINE.match(line), line
         assert _dropped_now(ctl_path) == int(m.group(1))
 
         # Block it again, then drain and stop while it stays blocked.
@@ -139,7 +141,7 @@ def _blocked_sink(start_server, engine, tmp_path, sink_kind, workers):
 
         rest = sink.read()
         assert sink.eof
-        for line in rest.splitlines():     # lines never interleave or tear
+        for line in rest.splitlines():
             assert LINE.match(line), line
     finally:
         sink.close()
