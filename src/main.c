@@ -4,8 +4,9 @@
  * The main thread does no I/O on connections.  It blocks every signal in
  * all threads and takes them synchronously with sigwaitinfo(), so signal
  * handling is ordinary code: TERM/INT start a drain (a second one exits at
- * once), HUP has the log writer reopen the trace file, and USR1 is how a worker says it has
- * ended or the control thread passes on a drain or stop request.  The wait
+ * once), HUP has the log writer reopen the trace file, and USR1 is how a
+ * worker says it has ended or the control thread passes on a drain or stop
+ * request.  The wait
  * has a timeout so the same loop keeps systemd's STATUS= and watchdog
  * current. */
 #include <netinet/in.h>

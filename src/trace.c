@@ -149,9 +149,10 @@ static void emit(int prio, const char *tag, const char *fmt, va_list ap)
 	char line[1024];
 	size_t n = format_line(line, sizeof(line), prio, tag, fmt, ap);
 
-	/* One write per line; a failed trace write has nowhere to be reported.
-	 * Without the writer (start-up, --check) the line is written here and
-	 * may wait for the sink, as nothing is being served yet. */
+	/* The line goes whole to the writer, or is dropped and counted there.
+	 * Without a writer (start-up, --check) it is written here with one
+	 * write and may wait for the sink, as nothing is being served yet; a
+	 * failed trace write has nowhere to be reported. */
 	int r = logq_put(line, n);
 	if (r == -ENOTCONN) {
 		ssize_t w = write(out_fd, line, n);
@@ -162,7 +163,7 @@ static void emit(int prio, const char *tag, const char *fmt, va_list ap)
 }
 
 __attribute__((format(printf, 3, 4)))
-static size_t format_now(char *buf, size_t len, const char *fmt, ...)
+static size_t format_warning(char *buf, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -174,7 +175,7 @@ static size_t format_now(char *buf, size_t len, const char *fmt, ...)
 
 static size_t dropped_line(char *buf, size_t len, uint64_t n)
 {
-	return format_now(buf, len, "dropped %llu log line%s: the log output did not keep up",
+	return format_warning(buf, len, "dropped %llu log line%s: the log output did not keep up",
 			  (unsigned long long)n, n == 1 ? "" : "s");
 }
 
