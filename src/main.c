@@ -6,9 +6,8 @@
  * handling is ordinary code: TERM/INT start a drain (a second one exits at
  * once), HUP has the log writer reopen the trace file, and USR1 is how a
  * worker says it has ended or the control thread passes on a drain or stop
- * request.  The wait
- * has a timeout so the same loop keeps systemd's STATUS= and watchdog
- * current. */
+ * request.  The wait has a timeout so the same loop keeps systemd's STATUS=
+ * and watchdog current. */
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
