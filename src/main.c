@@ -4,10 +4,10 @@
  * The main thread does no I/O on connections.  It blocks every signal in
  * all threads and takes them synchronously with sigwaitinfo(), so signal
  * handling is ordinary code: TERM/INT start a drain (a second one exits at
- * once), HUP reopens the trace file, and USR1 is how a worker says it has
- * ended or the control thread passes on a drain or stop request.  The wait
- * has a timeout so the same loop keeps systemd's STATUS= and watchdog
- * current. */
+ * once), HUP has the log writer reopen the trace file, and USR1 is how a
+ * worker says it has ended or the control thread passes on a drain or stop
+ * request.  The wait has a timeout so the same loop keeps systemd's STATUS=
+ * and watchdog current. */
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -187,17 +187,15 @@ static void signal_loop(const sigset_t *set)
 		int sig = sigtimedwait(set, NULL, &ts);
 
 		if (sig == SIGHUP) {
-			int r = trace_reopen();
-			if (r)
-				TRACE(TR_ERROR, "cannot reopen trace file: %s", strerror(-r));
-			else
-				TRACE(TR_INFO, "trace file reopened");
+			trace_reopen();	/* the log writer reopens and logs how it went */
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			if (server_phase(&srv) != PHASE_RUNNING) {
 				log_notice("second %s: exiting now", strsignal(sig));
 				/* Workers still run: no exit handlers, but no
-				 * stale files either. */
+				 * stale files either, and the queued log lines
+				 * get their bounded flush (_exit skips atexit). */
 				remove_files();
+				trace_finish();
 				_exit(atomic_load(&srv.failure) ? EXIT_RUNTIME : EXIT_OK);
 			}
 			begin_drain(strsignal(sig));
@@ -270,6 +268,7 @@ static int run(void)
 	/* The port file is the signal that the server is up: write it after
 	 * the announcement so that whoever waits on it finds the log complete. */
 	announce();
+	trace_flush();
 	if (srv.cfg.port_file &&
 	    (r = listeners_write_port_file(&srv.ls, srv.cfg.port_file, &port_sf))) {
 		/* Whoever asked for the file waits for it: fail loudly. */
@@ -311,6 +310,11 @@ int main(int argc, char **argv)
 	if ((r = trace_open(srv.cfg.trace_file))) {
 		fprintf(stderr, "echosrv: cannot open trace file %s: %s\n", srv.cfg.trace_file,
 			strerror(-r));
+		return EXIT_RUNTIME;
+	}
+	/* From here on no thread waits on the log sink (trace.h). */
+	if ((r = trace_start())) {
+		fprintf(stderr, "echosrv: cannot start the log writer: %s\n", strerror(-r));
 		return EXIT_RUNTIME;
 	}
 	if (note[0])

@@ -32,6 +32,22 @@ static void family(struct sbuf *o, const char *name, const char *type, const cha
 	sbuf_printf(o, "# HELP echosrv_%s %s\n# TYPE echosrv_%s %s\n", name, help, name, type);
 }
 
+static void log_queue_metrics(struct sbuf *o)
+{
+	struct trace_queue_stats tq;
+
+	trace_queue_stats(&tq);
+	family(o, "trace_lines_dropped_total", "counter",
+	       "Log lines dropped because the log output did not keep up");
+	sbuf_printf(o, "echosrv_trace_lines_dropped_total %llu\n", (unsigned long long)tq.dropped);
+	family(o, "log_queue_lines", "gauge", "Log lines waiting for the log writer");
+	sbuf_printf(o, "echosrv_log_queue_lines %llu\n", (unsigned long long)tq.lines);
+	family(o, "log_queue_bytes", "gauge", "Bytes of log lines waiting for the log writer");
+	sbuf_printf(o, "echosrv_log_queue_bytes %llu\n", (unsigned long long)tq.bytes);
+	family(o, "log_queue_capacity_bytes", "gauge", "Bytes the log queue holds at most");
+	sbuf_printf(o, "echosrv_log_queue_capacity_bytes %llu\n", (unsigned long long)tq.capacity);
+}
+
 void metrics_render(struct server *srv, struct sbuf *o)
 {
 	struct stats_sum s;
@@ -51,6 +67,7 @@ void metrics_render(struct server *srv, struct sbuf *o)
 	sbuf_printf(o, "echosrv_draining %d\n", server_phase(srv) != PHASE_RUNNING);
 	family(o, "trace_flags", "gauge", "Trace flag mask (0x1 error, 0x2 info, 0x4 conn, 0x8 data)");
 	sbuf_printf(o, "echosrv_trace_flags %u\n", trace_get());
+	log_queue_metrics(o);
 	family(o, "connections_active", "gauge", "Connections open now");
 	sbuf_printf(o, "echosrv_connections_active %llu\n", (unsigned long long)active);
 #define X(f, p, h)                                                             \

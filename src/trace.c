@@ -2,6 +2,7 @@
 #include "trace.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "logq.h"
 #include "safefile.h"
 
 _Atomic uint32_t trace_mask = TR_ERROR;
@@ -71,15 +73,13 @@ int trace_open(const char *path)
 	return 0;
 }
 
-int trace_reopen(void)
+static int reopen_file(void)
 {
-	if (!out_path)
-		return 0;
 	int fd = open_file(out_path);
 	if (fd < 0)
 		return ERR();
-	/* dup3 swaps the file under the same descriptor number atomically, so a
-	 * worker writing at this moment writes to the old or the new file. */
+	/* dup3 swaps the file under the same descriptor number atomically, so
+	 * the writer keeps one descriptor for its whole life. */
 	if (dup3(fd, out_fd, O_CLOEXEC) < 0) {
 		int e = ERR();
 		close(fd);
@@ -89,10 +89,33 @@ int trace_reopen(void)
 	return 0;
 }
 
-__attribute__((format(printf, 3, 0)))
-static void emit(int prio, const char *tag, const char *fmt, va_list ap)
+/* On the writer thread when there is one: an open that waits (a FIFO with
+ * no reader) then stalls only the log, never the main thread. */
+static void reopen_and_log(void)
 {
-	char line[1024];
+	int r = reopen_file();
+
+	if (r)
+		TRACE(TR_ERROR, "cannot reopen trace file %s: %s", out_path, strerror(-r));
+	else
+		TRACE(TR_INFO, "trace file reopened");
+}
+
+int trace_reopen(void)
+{
+	if (!out_path)
+		return 0;
+	if (logq_reopen() == -ENOTCONN)
+		reopen_and_log();
+	return 0;
+}
+
+/* One line with timestamp, tag and (for the journal) priority prefix, always
+ * ending in a newline; returns its length. */
+__attribute__((format(printf, 5, 0)))
+static size_t format_line(char *line, size_t len, int prio, const char *tag, const char *fmt,
+			  va_list ap)
+{
 	struct timeval tv;
 	struct tm tm;
 	int n = 0;
@@ -100,15 +123,96 @@ static void emit(int prio, const char *tag, const char *fmt, va_list ap)
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	if (journal)
-		n = snprintf(line, sizeof(line), "<%d>", prio);
-	n += (int)strftime(line + n, sizeof(line) - (size_t)n, "%Y-%m-%dT%H:%M:%S", &tm);
-	n += snprintf(line + n, sizeof(line) - (size_t)n, ".%06ldZ %s ", (long)tv.tv_usec, tag);
-	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	n = (m < 0) ? n : MIN(n + m, (int)sizeof(line) - 2);
+		n = snprintf(line, len, "<%d>", prio);
+	n += (int)strftime(line + n, len - (size_t)n, "%Y-%m-%dT%H:%M:%S", &tm);
+	n += snprintf(line + n, len - (size_t)n, ".%06ldZ %s ", (long)tv.tv_usec, tag);
+	int m = vsnprintf(line + n, len - (size_t)n - 1, fmt, ap);
+	n = (m < 0) ? n : MIN(n + m, (int)len - 2);
 	line[n++] = '\n';
-	/* One write per line; a failed trace write has nowhere to be reported. */
-	ssize_t r = write(out_fd, line, (size_t)n);
-	(void)r;
+	return (size_t)n;
+}
+
+/* The sink only at exit, after the writer stopped: write if it takes the
+ * line now, since a dead sink must not hold up the exit. */
+static void write_if_ready(const char *line, size_t n)
+{
+	struct pollfd pfd = { .fd = out_fd, .events = POLLOUT };
+
+	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT)) {
+		ssize_t r = write(out_fd, line, n);
+		(void)r;
+	}
+}
+
+__attribute__((format(printf, 3, 0)))
+static void emit(int prio, const char *tag, const char *fmt, va_list ap)
+{
+	char line[1024];
+	size_t n = format_line(line, sizeof(line), prio, tag, fmt, ap);
+
+	/* The line goes whole to the writer, or is dropped and counted there.
+	 * Without a writer (start-up, --check) it is written here with one
+	 * write and may wait for the sink, as nothing is being served yet; a
+	 * failed trace write has nowhere to be reported. */
+	int r = logq_put(line, n);
+	if (r == -ENOTCONN) {
+		ssize_t w = write(out_fd, line, n);
+		(void)w;
+	} else if (r == -ESHUTDOWN) {
+		write_if_ready(line, n);
+	}
+}
+
+__attribute__((format(printf, 3, 4)))
+static size_t format_warning(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	size_t n = format_line(buf, len, 4, "WARNING", fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+static size_t dropped_line(char *buf, size_t len, uint64_t n)
+{
+	return format_warning(buf, len, "dropped %llu log line%s: the log output did not keep up",
+			  (unsigned long long)n, n == 1 ? "" : "s");
+}
+
+static void finish_at_exit(void)
+{
+	trace_finish();
+}
+
+int trace_start(void)
+{
+	const struct logq_ops ops = { .fd = out_fd, .reopen = reopen_and_log,
+				      .dropped = dropped_line };
+	int r = logq_start(&ops);
+
+	if (!r)
+		atexit(finish_at_exit);
+	return r;
+}
+
+int trace_flush(void)
+{
+	return logq_flush(TRACE_FLUSH_MS);
+}
+
+void trace_finish(void)
+{
+	logq_stop(TRACE_FLUSH_MS);
+}
+
+void trace_queue_stats(struct trace_queue_stats *st)
+{
+	struct logq_stats ls;
+
+	logq_get_stats(&ls);
+	*st = (struct trace_queue_stats){ .dropped = ls.dropped, .lines = ls.lines,
+					  .bytes = ls.bytes, .capacity = ls.capacity };
 }
 
 void trace_emit(uint32_t cat, const char *fmt, ...)
