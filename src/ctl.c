@@ -302,10 +302,11 @@ static void on_accept(uint64_t now)
 		return;
 	}
 	size_t len;
+	char *text = dup_text(busy, &len);
 	c->fd = fd;
 	c->spare = true;
 	c->done_by = now + CTL_LINGER_NS;
-	set_reply(c, dup_text(busy, &len), len);
+	set_reply(c, text, len);
 }
 
 /* Input after the request line (or after too much of it) is read and
