@@ -172,9 +172,11 @@ def test_scrape_succeeds_during_slowloris(start_server):
         wait_for(lambda: attack.opened >= len(sources), what="the slow connections")
         time.sleep(1.5)     # older than the age at which they may be ended
         results = []
-        for _ in range(5):
+        for _ in range(4):
             results.append(_scrape_ok(url, timeout=5 * SCALE))
-            time.sleep(0.3)
+            # Spaced so that a slow connection ended by one scrape has
+            # reconnected (as an attacker would) and grown old by the next.
+            time.sleep(1.5)
         assert all(results), "scrapes during slowloris: %s" % results
     finally:
         attack.stop()
