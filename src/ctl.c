@@ -507,6 +507,12 @@ fail:
 	return r;
 }
 
+void ctl_unlink(void)
+{
+	if (ctl.running)
+		unlink(ctl.path);
+}
+
 void ctl_stop(void)
 {
 	uint64_t one = 1;

@@ -11,6 +11,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "safefile.h"
+
 _Atomic uint32_t trace_mask = TR_ERROR;
 
 static int out_fd = STDERR_FILENO;
@@ -46,7 +48,7 @@ static bool stderr_is_journal(void)
 
 static int open_file(const char *path)
 {
-	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	return safefile_open_append(path, 0640);	/* no links, no foreign files */
 }
 
 int trace_open(const char *path)
