@@ -367,8 +367,10 @@ static bool addr_covers(const struct sockaddr *a, const struct sockaddr *b)
 		return true;
 	any.family = ia.family;
 	if (!ipaddr_equal(&ia, &any))
-		return false;
-	return a->sa_family == AF_INET6 && ia.family == AF_INET6 ? true : ia.family == ib.family;
+		return false;		/* a names one address, and not b's */
+	if (ia.family == AF_INET6)
+		return true;		/* [::] */
+	return ib.family == AF_INET;	/* 0.0.0.0 */
 }
 
 static uint16_t addr_port(const struct sockaddr *sa)

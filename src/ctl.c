@@ -454,7 +454,7 @@ static void *ctl_main(void *arg)
 				continue;
 			if ((rev & (POLLIN | POLLHUP | POLLERR)) && !c->rd_eof)
 				on_readable(c);
-			else if (rev & (POLLHUP | POLLERR) && c->lingering)
+			else if ((rev & (POLLHUP | POLLERR)) && c->lingering)
 				client_close(c);
 			if (c->fd == pfd[k].fd && c->reply && !c->lingering &&
 			    (rev & (POLLOUT | POLLHUP | POLLERR)))
