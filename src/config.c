@@ -348,10 +348,11 @@ int config_parse(struct config *cfg, int argc, char **argv, char *err, size_t er
 
 /* Descriptors echosrv itself needs besides connections: listeners, epoll or
  * ring, wake-up and control sockets per worker, plus stdio and trace file,
- * and the control socket's and metrics endpoint's clients (40 at most). */
+ * and the control socket's (24 clients, listener, eventfd) and the metrics
+ * endpoint's (16 connections, listener, eventfd, libmicrohttpd's epoll). */
 static uint64_t fd_reserve(const struct config *cfg)
 {
-	return 32 + 40 + (uint64_t)cfg->workers * (cfg->n_listen + 4);
+	return 32 + 48 + (uint64_t)cfg->workers * (cfg->n_listen + 4);
 }
 
 /* Does a socket bound to a take connections meant for b (same port)?  The
