@@ -270,7 +270,7 @@ static struct client *free_slot(bool spare)
 }
 
 /* Out of descriptors: stop accepting for a while (the listener stays
- * readable, so retrying at once would spin); a client closing frees one. */
+ * readable, so retrying at once would spin), then try again by itself. */
 static void accept_failed(int err, uint64_t now)
 {
 	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
