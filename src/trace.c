@@ -236,40 +236,54 @@ void log_notice(const char *fmt, ...)
 	va_end(ap);
 }
 
-static int parse_names(const char *s, uint32_t *out, char *err, size_t errlen)
+static int parse_name(const char *tok, size_t len, uint32_t *mask, char *err, size_t errlen)
 {
-	char buf[128];
-	uint32_t mask = 0;
+	char name[16];
 
-	if (strlen(s) >= sizeof(buf)) {
-		snprintf(err, errlen, "flag list too long");
+	if (len == 0) {
+		snprintf(err, errlen, "empty item in the flag list");
 		return -EINVAL;
 	}
-	strcpy(buf, s);
-	for (char *save, *tok = strtok_r(buf, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		unsigned i;
-		if (!strcasecmp(tok, "all")) {
-			mask |= TR_ALL;
-			continue;
+	if (len < sizeof(name)) {
+		memcpy(name, tok, len);
+		name[len] = '\0';
+		if (!strcasecmp(name, "all")) {
+			*mask |= TR_ALL;
+			return 0;
 		}
-		if (!strcasecmp(tok, "none"))
-			continue;
-		for (i = 0; i < ARRAY_SIZE(cats); i++)
-			if (!strcasecmp(tok, cats[i].name))
-				break;
-		if (i == ARRAY_SIZE(cats)) {
-			snprintf(err, errlen,
-				 "unknown trace flag '%s' (use error, info, conn, data, all, none or a number)",
-				 tok);
+		if (!strcasecmp(name, "none"))
+			return 0;
+		for (unsigned i = 0; i < ARRAY_SIZE(cats); i++) {
+			if (!strcasecmp(name, cats[i].name)) {
+				*mask |= cats[i].bit;
+				return 0;
+			}
+		}
+	}
+	snprintf(err, errlen, "unknown trace flag '%.*s' (use error, info, conn, data, all, none "
+		 "or a number)", (int)MIN(len, 32), tok);
+	return -EINVAL;
+}
+
+/* A comma-separated list of names; every item must be one ("," or
+ * "error,,info" are mistakes, not "none"). */
+static int parse_names(const char *s, uint32_t *out, char *err, size_t errlen)
+{
+	uint32_t mask = 0;
+
+	for (;;) {
+		size_t len = strcspn(s, ",");
+		if (parse_name(s, len, &mask, err, errlen))
 			return -EINVAL;
-		}
-		mask |= cats[i].bit;
+		if (!s[len])
+			break;
+		s += len + 1;
 	}
 	*out = mask;
 	return 0;
 }
 
+/* Hex with 0x, else decimal: "010" is ten, as SPEC 7 says, not octal. */
 int trace_parse_flags(const char *s, uint32_t *out, char *err, size_t errlen)
 {
 	if (!s || !*s) {
@@ -279,11 +293,15 @@ int trace_parse_flags(const char *s, uint32_t *out, char *err, size_t errlen)
 	if (*s < '0' || *s > '9')
 		return parse_names(s, out, err, errlen);
 
-	char *end;
+	bool hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+	const char *digits = hex ? s + 2 : s;
+	char c = (char)(*digits | 0x20), *end;
 	errno = 0;
-	unsigned long v = strtoul(s, &end, 0);
-	if (errno || *end) {
-		snprintf(err, errlen, "'%s' is not a number or a list of flag names", s);
+	unsigned long v = strtoul(digits, &end, hex ? 16 : 10);
+	/* strtoul would also take blanks and a sign after "0x". */
+	if (!((c >= '0' && c <= '9') || (hex && c >= 'a' && c <= 'f')) || errno || *end) {
+		snprintf(err, errlen, "'%s' is not a number (hex 0x.. or decimal) or a list of "
+			 "flag names", s);
 		return -EINVAL;
 	}
 	if (v & ~(unsigned long)TR_ALL) {
