@@ -62,7 +62,14 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 # Small programs the integration tests run (fault injection and the like).
-HELPERS  := $(patsubst tests/helpers/%.c,$(O)/helpers/%,$(wildcard tests/helpers/*.c))
+# tests/helpers/preload_*.c are LD_PRELOAD shims: shared objects, built
+# without the sanitizers (the sanitized binary's runtime serves them).
+PRELOAD_SRC := $(wildcard tests/helpers/preload_*.c)
+HELPERS  := $(patsubst tests/helpers/%.c,$(O)/helpers/%,$(filter-out $(PRELOAD_SRC),$(wildcard tests/helpers/*.c))) \
+            $(patsubst tests/helpers/%.c,$(O)/helpers/%.so,$(PRELOAD_SRC))
+$(O)/helpers/preload_%.so: tests/helpers/preload_%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -std=gnu11 -O2 -g $(WARN) -fPIC -shared -o $@ $< -ldl
 $(O)/helpers/%: tests/helpers/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS)

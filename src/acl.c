@@ -35,7 +35,8 @@ int cidr_parse(const char *s, struct cidr *c, char *err, size_t errlen)
 		char *end;
 		errno = 0;
 		unsigned long p = strtoul(slash + 1, &end, 10);
-		if (!slash[1] || *end || errno || p > max || slash[1] == '-' || slash[1] == '+') {
+		/* A digit first: strtoul would skip blanks ("10.0.0.0/ 8"). */
+		if (slash[1] < '0' || slash[1] > '9' || *end || errno || p > max) {
 			snprintf(err, errlen, "'%s': prefix must be 0 to %u", s, max);
 			return -EINVAL;
 		}

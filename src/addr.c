@@ -12,7 +12,7 @@ static int parse_port(const char *p, uint16_t *port, char *err, size_t errlen)
 {
 	char *end;
 
-	if (!*p || *p == '-' || *p == '+') {
+	if (*p < '0' || *p > '9') {	/* strtoul would skip blanks, take a sign */
 		snprintf(err, errlen, "missing or bad port '%s'", p);
 		return -EINVAL;
 	}

@@ -321,7 +321,12 @@ int config_parse(struct config *cfg, int argc, char **argv, char *err, size_t er
 		const struct opt_def *o = c >= 256 ? &opts[c - 256] : find_short(c);
 
 		if (c == '?') {
-			if (optopt)
+			/* A long option given a value it does not take ("--help=x"):
+			 * getopt puts its row (256 + i) in optopt, not a character. */
+			if (optopt >= 256 && optopt < 256 + (int)ARRAY_SIZE(opts))
+				snprintf(err, errlen, "option '--%s' takes no argument",
+					 opts[optopt - 256].name);
+			else if (optopt > 0x20 && optopt < 0x7f)
 				snprintf(err, errlen, "unknown option '-%c'", optopt);
 			else
 				snprintf(err, errlen, "unknown option '%s'", bad);
@@ -343,10 +348,76 @@ int config_parse(struct config *cfg, int argc, char **argv, char *err, size_t er
 
 /* Descriptors echosrv itself needs besides connections: listeners, epoll or
  * ring, wake-up and control sockets per worker, plus stdio and trace file,
- * and the control socket's and metrics endpoint's clients (40 at most). */
+ * and the control socket's (24 clients, listener, eventfd) and the metrics
+ * endpoint's (16 connections, listener, eventfd, libmicrohttpd's epoll). */
 static uint64_t fd_reserve(const struct config *cfg)
 {
-	return 32 + 40 + (uint64_t)cfg->workers * (cfg->n_listen + 4);
+	return 32 + 48 + (uint64_t)cfg->workers * (cfg->n_listen + 4);
+}
+
+/* Does a socket bound to a take connections meant for b (same port)?  The
+ * wildcard of a family covers its addresses, and [::] covers IPv4 too,
+ * since listeners are dual-stack; a v4-mapped address is its IPv4 one. */
+static bool addr_covers(const struct sockaddr *a, const struct sockaddr *b)
+{
+	struct ipaddr ia, ib, any = { 0 };
+
+	addr_to_ip(a, &ia);
+	addr_to_ip(b, &ib);
+	if (ipaddr_equal(&ia, &ib))
+		return true;
+	any.family = ia.family;
+	if (!ipaddr_equal(&ia, &any))
+		return false;		/* a names one address, and not b's */
+	if (ia.family == AF_INET6)
+		return true;		/* [::] */
+	return ib.family == AF_INET;	/* 0.0.0.0 */
+}
+
+static uint16_t addr_port(const struct sockaddr *sa)
+{
+	return ntohs(sa->sa_family == AF_INET ? ((const struct sockaddr_in *)sa)->sin_port
+					      : ((const struct sockaddr_in6 *)sa)->sin6_port);
+}
+
+/* Two --listen that would take the same connections fail at bind with
+ * EADDRINUSE, which reads like another process; say what it is instead. */
+static int check_listen_overlap(const struct config *cfg, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < cfg->n_listen; i++) {
+		const struct sockaddr *a = (const struct sockaddr *)&cfg->listen[i].ss;
+		for (unsigned j = i + 1; j < cfg->n_listen; j++) {
+			const struct sockaddr *b = (const struct sockaddr *)&cfg->listen[j].ss;
+			char ta[ADDR_TEXT_MAX], tb[ADDR_TEXT_MAX];
+			if (addr_port(a) == 0 || addr_port(a) != addr_port(b) ||
+			    !(addr_covers(a, b) || addr_covers(b, a)))
+				continue;
+			addr_format(a, ta, sizeof(ta));
+			addr_format(b, tb, sizeof(tb));
+			if (!strcmp(ta, tb))
+				snprintf(err, errlen, "--listen: %s is given twice", ta);
+			else
+				snprintf(err, errlen, "--listen: %s and %s overlap (%s takes the "
+					 "other's connections%s)", ta, tb, addr_covers(a, b) ? ta : tb,
+					 a->sa_family != b->sa_family ? ": [::] is dual-stack" : "");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* An explicit --max-conns beyond what the descriptor limit leaves is
+ * kept (the limit may be raised later for a restart) but said, as nginx
+ * warns of worker_connections beyond RLIMIT_NOFILE: past that many,
+ * accepts fail with EMFILE and pause. */
+static void warn_max_conns(const struct config *cfg, uint64_t lim, uint64_t res)
+{
+	uint64_t usable = lim > res ? lim - res : 0;
+
+	if (cfg->max_conns != CONFIG_AUTO && cfg->max_conns > usable)
+		log_notice("warning: --max-conns %u is more than the descriptor limit allows "
+			   "(RLIMIT_NOFILE %llu): about %llu connections are usable",
+			   cfg->max_conns, (unsigned long long)lim, (unsigned long long)usable);
 }
 
 int config_finish(struct config *cfg, char *err, size_t errlen)
@@ -366,14 +437,17 @@ int config_finish(struct config *cfg, char *err, size_t errlen)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		cfg->workers = n > 0 ? (uint32_t)MIN(n, 1024) : 1;
 	}
+	if (check_listen_overlap(cfg, err, errlen))
+		return -EINVAL;
 	/* --backlog max stays CONFIG_AUTO: listen() is then given INT_MAX,
 	 * which the kernel clamps to net.core.somaxconn of the listener's
 	 * network namespace.  No file to read, so it holds where /proc/sys is
 	 * hidden (the unit's ProcSubset=pid), and it is the value at listen()
 	 * time, not a copy taken earlier. */
+	uint64_t lim = getrlimit(RLIMIT_NOFILE, &rl) ? 1024 : rl.rlim_cur;
+	uint64_t res = fd_reserve(cfg);
+	warn_max_conns(cfg, lim, res);
 	if (cfg->max_conns == CONFIG_AUTO) {
-		uint64_t lim = getrlimit(RLIMIT_NOFILE, &rl) ? 1024 : rl.rlim_cur;
-		uint64_t res = fd_reserve(cfg);
 		if (lim <= res + 1) {
 			snprintf(err, errlen,
 				 "--max-conns: the descriptor limit (%llu) leaves no room for connections",

@@ -3,7 +3,16 @@
  * One thread, one poll loop, at most CTL_CLIENTS clients at a time, each
  * with a bounded request buffer and a deadline: a client that sends too
  * much, sends binary, or sends nothing gets an error line or is closed, and
- * the others are served meanwhile.  Replies are sent without blocking. */
+ * the others are served meanwhile.  Replies are sent without blocking.
+ *
+ * Every client reads its answer, even a refused one: a Unix socket closed
+ * with unread input resets its peer, whose read then fails instead of
+ * showing the line, so after the reply the server shuts down its sending
+ * side and keeps reading (and discarding) until the client has gone or a
+ * short linger ends.  Clients beyond CTL_CLIENTS get the "too many" line
+ * from one of CTL_SPARE slots kept for that.  Out of descriptors, accepting
+ * pauses for CTL_ACCEPT_PAUSE_NS, as the workers' accepts do, so that a
+ * waiting client cannot make the thread spin on EMFILE. */
 #include "ctl.h"
 
 #include <fcntl.h>
@@ -27,8 +36,12 @@
 #include "util.h"
 
 #define CTL_CLIENTS 16
+#define CTL_SPARE 8				/* slots that only say "too many" */
+#define CTL_SLOTS (CTL_CLIENTS + CTL_SPARE)
 #define CTL_READ_NS (2 * NSEC_PER_SEC)		/* to send the request line */
 #define CTL_TOTAL_NS (10 * NSEC_PER_SEC)	/* to take the whole reply */
+#define CTL_LINGER_NS (1 * NSEC_PER_SEC)	/* for the client to read and close */
+#define CTL_ACCEPT_PAUSE_NS (100 * NSEC_PER_MSEC)
 #define CTL_REPLY_MAX (64u << 20)
 /* `conns` costs every worker a walk of its table; answers given within
  * this long of the last walk reuse it, so a flood of `conns` requests costs
@@ -43,6 +56,9 @@ struct client {
 	size_t reply_len, sent;
 	uint64_t read_by, done_by;	/* ns deadlines */
 	int action;		/* server request to make once answered */
+	bool spare;		/* holds a spare slot: refused with "too many" */
+	bool lingering;		/* answered; waiting for the client to close */
+	bool rd_eof;		/* the client has shut down its sending side */
 };
 
 static struct {
@@ -53,23 +69,36 @@ static struct {
 	bool running;
 	char *conns;		/* last `conns` body, and when it was taken */
 	uint64_t conns_at;
-	struct client clients[CTL_CLIENTS];
+	uint64_t accept_resume;	/* ns; 0 = accepting */
+	struct client clients[CTL_SLOTS];
 } ctl = { .fd = -1, .stop_fd = -1 };
 
 /* --- binding ---------------------------------------------------------------- */
 
-/* Is a server answering on the socket at addr?  Decides whether an existing
- * socket file is stale (its server died without removing it). */
-static bool someone_listens(const struct sockaddr_un *addr)
+enum probe { PROBE_STALE, PROBE_ANSWERS, PROBE_FULL, PROBE_UNKNOWN };
+
+/* Is a server listening on the socket at addr?  Decides whether an existing
+ * socket file is stale (its server died without removing it).  The connect
+ * is non-blocking: on a Unix socket a blocking one waits, with every signal
+ * still blocked at start-up, for as long as a listener that never accepts
+ * keeps its backlog full; non-blocking, that listener is EAGAIN at once. */
+static enum probe probe_listener(const struct sockaddr_un *addr)
 {
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool yes;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	enum probe p;
 
 	if (fd < 0)
-		return true;	/* cannot tell: do not remove anything */
-	yes = connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0 || errno != ECONNREFUSED;
+		return PROBE_UNKNOWN;	/* cannot tell: do not remove anything */
+	if (connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0)
+		p = PROBE_ANSWERS;
+	else if (errno == ECONNREFUSED)
+		p = PROBE_STALE;
+	else if (errno == EAGAIN)
+		p = PROBE_FULL;
+	else
+		p = PROBE_UNKNOWN;
 	close(fd);
-	return yes;
+	return p;
 }
 
 static int bind_ctl(int fd, const struct sockaddr_un *addr, char *err, size_t errlen)
@@ -92,9 +121,13 @@ static int bind_ctl(int fd, const struct sockaddr_un *addr, char *err, size_t er
 				 addr->sun_path);
 			return -EEXIST;
 		}
-		if (someone_listens(addr)) {
-			snprintf(err, errlen, "--ctl %s: another server is answering on it",
-				 addr->sun_path);
+		enum probe p = probe_listener(addr);
+		if (p != PROBE_STALE) {
+			snprintf(err, errlen, "--ctl %s: %s", addr->sun_path,
+				 p == PROBE_ANSWERS ? "another server is answering on it" :
+				 p == PROBE_FULL ? "in use: a process listens on it but accepts "
+						   "nothing (its backlog is full)" :
+				 "cannot tell whether another server uses it; not replacing it");
 			return -EADDRINUSE;
 		}
 		log_notice("control socket %s: removing stale socket", addr->sun_path);
@@ -221,35 +254,89 @@ static void client_close(struct client *c)
 	c->fd = -1;
 }
 
-static void on_accept(void)
+static struct client *free_slot(bool spare)
 {
-	int fd = accept4(ctl.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	unsigned serving = 0;
+	struct client *slot = NULL;
 
-	if (fd < 0)
-		return;
-	for (unsigned i = 0; i < CTL_CLIENTS; i++) {
+	for (unsigned i = 0; i < CTL_SLOTS; i++) {
 		struct client *c = &ctl.clients[i];
 		if (c->fd >= 0)
-			continue;
-		uint64_t now = mono_ns();
+			serving += !c->spare;
+		else if (!slot)
+			slot = c;
+	}
+	return spare || serving < CTL_CLIENTS ? slot : NULL;
+}
+
+/* Out of descriptors: stop accepting for a while (the listener stays
+ * readable, so retrying at once would spin), then try again by itself. */
+static void accept_failed(int err, uint64_t now)
+{
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+		return;
+	TRACE(TR_ERROR, "control: accept: %s; pausing accepts for %llu ms", strerror(err),
+	      (unsigned long long)(CTL_ACCEPT_PAUSE_NS / NSEC_PER_MSEC));
+	ctl.accept_resume = now + CTL_ACCEPT_PAUSE_NS;
+}
+
+static void on_accept(uint64_t now)
+{
+	static const char busy[] = "error too many control clients; try again\n";
+	int fd = accept4(ctl.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0) {
+		accept_failed(errno, now);
+		return;
+	}
+	struct client *c = free_slot(false);
+	if (c) {
 		c->fd = fd;
 		c->read_by = now + CTL_READ_NS;
 		c->done_by = now + CTL_TOTAL_NS;
 		return;
 	}
-	static const char busy[] = "error too many control clients; try again\n";
-	ssize_t r = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-	(void)r;
-	close(fd);
+	c = free_slot(true);
+	if (!c) {	/* the spare slots are taken too: nothing left to say it with */
+		close(fd);
+		return;
+	}
+	size_t len;
+	char *text = dup_text(busy, &len);
+	c->fd = fd;
+	c->spare = true;
+	c->done_by = now + CTL_LINGER_NS;
+	set_reply(c, text, len);
+}
+
+/* Input after the request line (or after too much of it) is read and
+ * dropped, so that the client's send completes and no reset follows. */
+static void discard_input(struct client *c)
+{
+	char junk[4096];
+	ssize_t n = recv(c->fd, junk, sizeof(junk), MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0)
+		return;
+	c->rd_eof = true;
+	if (c->lingering || n < 0)	/* the client has read its answer, or is gone */
+		client_close(c);
 }
 
 static void on_readable(struct client *c)
 {
+	if (c->reply) {
+		discard_input(c);
+		return;
+	}
 	ssize_t n = recv(c->fd, c->req + c->len, sizeof(c->req) - c->len, 0);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n == 0 && c->len > 0) {	/* "stats" then EOF: take it as the line */
+		c->rd_eof = true;
 		handle_request(c, c->len);
 		return;
 	}
@@ -263,8 +350,19 @@ static void on_readable(struct client *c)
 		handle_request(c, (size_t)(nl - c->req));
 	else if (c->len == sizeof(c->req))
 		error_reply(c, "request too long");
-	if (nl || c->len == sizeof(c->req))
-		shutdown(c->fd, SHUT_RD);	/* one request per connection */
+}
+
+/* The whole reply is out: say so with a FIN and wait for the client. */
+static void start_linger(struct client *c)
+{
+	if (c->action)
+		server_request(ctl.srv, c->action);
+	c->action = 0;
+	shutdown(c->fd, SHUT_WR);
+	c->lingering = true;
+	c->done_by = MIN(c->done_by, mono_ns() + CTL_LINGER_NS);
+	if (c->rd_eof)
+		client_close(c);
 }
 
 static void on_writable(struct client *c)
@@ -277,36 +375,53 @@ static void on_writable(struct client *c)
 			 MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (n < 0 || (c->sent += (size_t)n) == c->reply_len)
+	if (n < 0)
 		client_close(c);
+	else if ((c->sent += (size_t)n) == c->reply_len)
+		start_linger(c);
 }
 
-/* Close clients past their deadline; the poll timeout until the next one. */
+/* Close clients past their deadline; the poll timeout until the next one
+ * (or until accepting resumes). */
 static int expire(uint64_t now)
 {
 	uint64_t next = UINT64_MAX;
 
-	for (unsigned i = 0; i < CTL_CLIENTS; i++) {
+	for (unsigned i = 0; i < CTL_SLOTS; i++) {
 		struct client *c = &ctl.clients[i];
 		if (c->fd < 0)
 			continue;
 		uint64_t by = c->reply ? c->done_by : MIN(c->read_by, c->done_by);
 		if (by <= now) {
-			TRACE(TR_INFO, "control: client timed out");
+			if (!c->lingering)
+				TRACE(TR_INFO, "control: client timed out");
 			client_close(c);
 			continue;
 		}
 		next = MIN(next, by);
 	}
+	if (ctl.accept_resume && ctl.accept_resume <= now)
+		ctl.accept_resume = 0;
+	if (ctl.accept_resume)
+		next = MIN(next, ctl.accept_resume);
 	if (next == UINT64_MAX)
 		return -1;
 	return (int)((next - now) / NSEC_PER_MSEC + 1);
 }
 
+static short client_events(const struct client *c)
+{
+	short ev = c->rd_eof ? 0 : POLLIN;
+
+	if (c->reply && !c->lingering)
+		ev |= POLLOUT;
+	return ev;
+}
+
 static void *ctl_main(void *arg)
 {
-	struct pollfd pfd[CTL_CLIENTS + 2];
-	int idx[CTL_CLIENTS + 2];
+	struct pollfd pfd[CTL_SLOTS + 2];
+	int idx[CTL_SLOTS + 2];
 
 	pthread_setname_np(pthread_self(), "echosrv-ctl");
 	/* Below the workers: a flood of requests should take CPU from the
@@ -317,28 +432,33 @@ static void *ctl_main(void *arg)
 		int timeout = expire(mono_ns());
 		nfds_t n = 0;
 		pfd[n++] = (struct pollfd){ .fd = ctl.stop_fd, .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = ctl.fd, .events = POLLIN };
-		for (int i = 0; i < CTL_CLIENTS; i++) {
+		/* While paused the listener is left out (fd -1 is ignored). */
+		pfd[n++] = (struct pollfd){ .fd = ctl.accept_resume ? -1 : ctl.fd, .events = POLLIN };
+		for (int i = 0; i < CTL_SLOTS; i++) {
 			struct client *c = &ctl.clients[i];
 			if (c->fd < 0)
 				continue;
 			idx[n] = i;
-			pfd[n++] = (struct pollfd){ .fd = c->fd, .events = c->reply ? POLLOUT : POLLIN };
+			pfd[n++] = (struct pollfd){ .fd = c->fd, .events = client_events(c) };
 		}
 		if (poll(pfd, n, timeout) < 0 && errno != EINTR)
 			break;
 		if (pfd[0].revents)
 			break;
 		if (pfd[1].revents & POLLIN)
-			on_accept();
+			on_accept(mono_ns());
 		for (nfds_t k = 2; k < n; k++) {
 			struct client *c = &ctl.clients[idx[k]];
-			if (!pfd[k].revents || c->fd != pfd[k].fd)
+			short rev = pfd[k].revents;
+			if (!rev || c->fd != pfd[k].fd)
 				continue;
-			if (c->reply)
-				on_writable(c);
-			else
+			if ((rev & (POLLIN | POLLHUP | POLLERR)) && !c->rd_eof)
 				on_readable(c);
+			else if ((rev & (POLLHUP | POLLERR)) && c->lingering)
+				client_close(c);
+			if (c->fd == pfd[k].fd && c->reply && !c->lingering &&
+			    (rev & (POLLOUT | POLLHUP | POLLERR)))
+				on_writable(c);
 		}
 	}
 	return NULL;
@@ -357,7 +477,7 @@ int ctl_start(struct server *srv, const char *path, char *err, size_t errlen)
 		return -ENAMETOOLONG;
 	}
 	strcpy(addr.sun_path, path);
-	for (unsigned i = 0; i < CTL_CLIENTS; i++)
+	for (unsigned i = 0; i < CTL_SLOTS; i++)
 		ctl.clients[i].fd = -1;
 	ctl.srv = srv;
 	ctl.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -387,6 +507,12 @@ fail:
 	return r;
 }
 
+void ctl_unlink(void)
+{
+	if (ctl.running)
+		unlink(ctl.path);
+}
+
 void ctl_stop(void)
 {
 	uint64_t one = 1;
@@ -396,7 +522,7 @@ void ctl_stop(void)
 	if (write(ctl.stop_fd, &one, sizeof(one)) == sizeof(one))
 		pthread_join(ctl.thread, NULL);
 	ctl.running = false;
-	for (unsigned i = 0; i < CTL_CLIENTS; i++) {
+	for (unsigned i = 0; i < CTL_SLOTS; i++) {
 		struct client *c = &ctl.clients[i];
 		if (c->fd >= 0) {
 			c->action = 0;

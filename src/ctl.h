@@ -45,5 +45,8 @@ struct server;
 int ctl_start(struct server *srv, const char *path, char *err, size_t errlen);
 /* Stop the thread, close and unlink the socket.  Safe if never started. */
 void ctl_stop(void);
+/* Only unlink the socket, for an exit that cannot wait for the thread (a
+ * second signal): a socket file left behind looks like a server. */
+void ctl_unlink(void);
 
 #endif

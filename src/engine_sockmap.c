@@ -20,18 +20,21 @@
  *   is handed (bpf/echo.bpf.c says why); at close this file checks from the
  *   program's own count that none got through.
  * - Everything about one inserted connection that user space still does
- *   (TCP_INFO counters, epoll interest, half-close, the user-mode echo, the
- *   idle check) is in sockmap_conn.c; this file is the loop, the ring
+ *   (TCP_INFO counters, epoll interest, half-close, the user-mode echo) is
+ *   in sockmap_conn.c, the idle timeout in sockmap_idle.c; this file is the
+ *   loop, the ring
  *   buffer, and map membership: insertion, accept and close.
  * - Teardown: close(2) removes the socket from the SOCKHASH; the maps and
  *   the program are descriptors of this process only (sockmap_bpf.h). */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,6 +46,9 @@
 #define TAG_WAKE UINT32_MAX
 #define TAG_RING (UINT32_MAX - 1)
 #define SYNC_NS NSEC_PER_SEC		/* byte counters into the statistics */
+#define MAP_ENTRIES_MAX 10000000u	/* as --max-conns */
+#define SHARE_HEADROOM_DIV 4		/* a worker's maps: its share + 1/4 + 64 */
+#define SHARE_HEADROOM_MIN 64
 
 static int sm_probe(const struct config *cfg, char *why, size_t len)
 {
@@ -99,6 +105,8 @@ static int insert(struct worker *w, struct conn *c)
 	} else {
 		return ERR();
 	}
+	if ((r = sm_idle_add(w, c)))
+		return r;
 	c->engine_ref = sm_interest(w, c);
 	if ((r = sm_ep_ctl(s, EPOLL_CTL_ADD, c->fd, c->engine_ref, conn_id(c))))
 		return r;
@@ -134,6 +142,7 @@ void sm_close(struct worker *w, struct conn *c, enum close_reason why)
 	struct tcp_bytes b;
 
 	worker_closing(w, c, why);
+	sm_idle_remove(w, c);
 	/* After our own FIN (CLOSE_PEER) the counters were taken just before
 	 * it: the FIN would count as a byte sent. */
 	if (why != CLOSE_PEER && !sm_tcp_bytes(c->fd, &b))
@@ -238,6 +247,9 @@ static int loop_timeout(struct worker *w)
 	}
 	if (w->conns.active && (t < 0 || t > st))
 		t = st;
+	int it = sm_idle_timeout_ms(w);
+	if (it >= 0 && (t < 0 || t > it))
+		t = it;
 	return t;
 }
 
@@ -258,9 +270,38 @@ static int sm_run(struct worker *w)
 			conn_table_each(&w->conns, sm_sweep_one, w);
 			s->next_sync = w->now + SYNC_NS;
 		}
-		sm_refresh_idle(w);
+		sm_idle_run(w);
 		worker_tick(w);
 	}
+	return 0;
+}
+
+/* How many connections one worker's maps hold.  No worker can hold more
+ * than --max-conns, nor more than the descriptor limit; beyond that, each
+ * gets its share with headroom for an uneven spread (SO_REUSEPORT hashes
+ * the peer's address and port, so shares differ by a few times their
+ * square root).  worker_admit() refuses past it (as max-conns), a worker
+ * on a shared socket stops accepting instead, so a full map never breaks
+ * a connection.  ECHOSRV_SOCKMAP_ENTRIES overrides it, for tests. */
+static int map_entries(const struct server *srv, uint32_t *out)
+{
+	const char *env = getenv("ECHOSRV_SOCKMAP_ENTRIES");
+	uint64_t all = srv->cfg.max_conns ? srv->cfg.max_conns : 1, share;
+	struct rlimit rl;
+
+	if (env) {
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(env, &end, 10);
+		if (*env < '0' || *env > '9' || errno || *end || v < 1 || v > MAP_ENTRIES_MAX)
+			return -EINVAL;
+		*out = (uint32_t)v;
+		return 0;
+	}
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY)
+		all = MIN(all, (uint64_t)rl.rlim_cur);
+	share = (all + srv->n_workers - 1) / srv->n_workers;
+	*out = (uint32_t)MIN(all, share + share / SHARE_HEADROOM_DIV + SHARE_HEADROOM_MIN);
 	return 0;
 }
 
@@ -275,10 +316,18 @@ static int sm_init(struct worker *w)
 	w->eng = s;
 	s->epfd = -1;
 	s->bpf.obj = NULL;
-	if ((r = sm_bpf_open(&s->bpf, w->srv->cfg.max_conns, err, sizeof(err)))) {
+	if ((r = map_entries(w->srv, &w->conn_cap))) {
+		TRACE(TR_ERROR, "worker %u: ECHOSRV_SOCKMAP_ENTRIES must be a number from 1 to %u",
+		      w->id, MAP_ENTRIES_MAX);
+		return r;
+	}
+	if ((r = sm_bpf_open(&s->bpf, w->conn_cap, err, sizeof(err)))) {
 		TRACE(TR_ERROR, "worker %u: %s", w->id, err);
 		return r;
 	}
+	/* The idle timeout is this engine's own (sockmap_idle.c says why). */
+	s->idle_ns = w->idle_ns;
+	w->idle_ns = 0;
 	s->shared = w->srv->ls.shared;
 	s->scratch_len = MIN(w->srv->cfg.conn_buffer, SCRATCH_MAX);
 	s->scratch = malloc(s->scratch_len);
@@ -310,14 +359,16 @@ static void sm_fini(struct worker *w)
 	free(s->scratch);
 	free(s->per);
 	free(s->flush);
+	free(s->heap);
 	free(s);
 	w->eng = NULL;
 }
 
-/* Reports want current byte counts: take them from TCP_INFO now. */
+/* Reports want current byte counts: take them from TCP_INFO now (at most
+ * every 100 ms, worker_tick() sees to that). */
 static void sm_sync(struct worker *w)
 {
-	conn_table_each(&w->conns, sm_sweep_one, w);
+	conn_table_each(&w->conns, sm_count_one, w);
 }
 
 static void sm_stop_accepting(struct worker *w)

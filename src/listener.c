@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "safefile.h"
 #include "trace.h"
 #include "util.h"
 
@@ -266,24 +267,15 @@ void listeners_free(struct listeners *ls)
 	ls->fds = NULL;
 }
 
-int listeners_write_port_file(const struct listeners *ls, const char *path)
+int listeners_write_port_file(const struct listeners *ls, const char *path, struct safefile *f)
 {
-	char tmp[4096];
-	int r = 0;
+	char text[CONFIG_MAX_LISTEN * (ADDR_TEXT_MAX + 1)];
+	size_t n = 0;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	FILE *f = fopen(tmp, "we");
-	if (!f)
-		return ERR();
 	for (unsigned a = 0; a < ls->n_addr; a++) {
-		char text[ADDR_TEXT_MAX];
-		addr_format((const struct sockaddr *)&ls->bound[a], text, sizeof(text));
-		fprintf(f, "%s\n", text);
+		addr_format((const struct sockaddr *)&ls->bound[a], text + n, ADDR_TEXT_MAX);
+		n += strlen(text + n);
+		text[n++] = '\n';
 	}
-	if (fclose(f) || rename(tmp, path)) {
-		r = ERR();
-		unlink(tmp);
-	}
-	return r;
+	return safefile_replace(path, text, n, f);
 }

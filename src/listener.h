@@ -37,7 +37,9 @@ static inline int *listener_row(struct listeners *ls, unsigned worker)
 void listeners_close_row(struct listeners *ls, unsigned worker);
 void listeners_free(struct listeners *ls);
 
-/* Write the bound addresses, one per line, atomically (rename). */
-int listeners_write_port_file(const struct listeners *ls, const char *path);
+/* Write the bound addresses, one per line, atomically and safely
+ * (safefile.h: no symbolic link, no file of another owner is followed). */
+struct safefile;
+int listeners_write_port_file(const struct listeners *ls, const char *path, struct safefile *f);
 
 #endif

@@ -4,10 +4,10 @@
  * The main thread does no I/O on connections.  It blocks every signal in
  * all threads and takes them synchronously with sigwaitinfo(), so signal
  * handling is ordinary code: TERM/INT start a drain (a second one exits at
- * once), HUP reopens the trace file, and USR1 is how a worker says it has
- * ended or the control thread passes on a drain or stop request.  The wait
- * has a timeout so the same loop keeps systemd's STATUS= and watchdog
- * current. */
+ * once), HUP has the log writer reopen the trace file, and USR1 is how a
+ * worker says it has ended or the control thread passes on a drain or stop
+ * request.  The wait has a timeout so the same loop keeps systemd's STATUS=
+ * and watchdog current. */
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +21,7 @@
 #include "engine.h"
 #include "listener.h"
 #include "metrics.h"
+#include "safefile.h"
 #include "server.h"
 #include "service.h"
 #include "trace.h"
@@ -30,6 +31,15 @@
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 static struct server srv;
+static struct safefile port_sf;	/* the port file, once written */
+
+/* Files that would tell a client "server up" after we are gone. */
+static void remove_files(void)
+{
+	if (srv.cfg.port_file)
+		safefile_remove(srv.cfg.port_file, &port_sf);
+	ctl_unlink();
+}
 
 /* Use the hard descriptor limit: connections are what this process is for. */
 static void raise_nofile(void)
@@ -154,6 +164,20 @@ static void take_requests(void)
 	}
 }
 
+/* A worker's loop failed (worker.c logged it): stop the rest now, then
+ * exit 1.  Draining the healthy workers would only delay the restart. */
+static void take_failure(void)
+{
+	uint64_t f = atomic_load(&srv.failure);
+
+	if (!f || server_phase(&srv) == PHASE_STOPPING)
+		return;
+	log_notice("worker %u failed: closing every connection and exiting",
+		   (unsigned)(f >> 32) - 1);
+	service_stopping();
+	stop_workers(PHASE_STOPPING);
+}
+
 /* Wait for signals and requests until every worker has ended. */
 static void signal_loop(const sigset_t *set)
 {
@@ -163,20 +187,22 @@ static void signal_loop(const sigset_t *set)
 		int sig = sigtimedwait(set, NULL, &ts);
 
 		if (sig == SIGHUP) {
-			int r = trace_reopen();
-			if (r)
-				TRACE(TR_ERROR, "cannot reopen trace file: %s", strerror(-r));
-			else
-				TRACE(TR_INFO, "trace file reopened");
+			trace_reopen();	/* the log writer reopens and logs how it went */
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			if (server_phase(&srv) != PHASE_RUNNING) {
 				log_notice("second %s: exiting now", strsignal(sig));
-				_exit(EXIT_OK);
+				/* Workers still run: no exit handlers, but no
+				 * stale files either, and the queued log lines
+				 * get their bounded flush (_exit skips atexit). */
+				remove_files();
+				trace_finish();
+				_exit(atomic_load(&srv.failure) ? EXIT_RUNTIME : EXIT_OK);
 			}
 			begin_drain(strsignal(sig));
 		} else if (sig == SIGUSR1) {
 			take_requests();
 		}
+		take_failure();
 		service_tick(&srv);
 	}
 }
@@ -192,8 +218,15 @@ static void cleanup(void)
 	free(srv.workers);
 	listeners_free(&srv.ls);
 	limits_fini(&srv.limits);
-	if (srv.cfg.port_file)
-		unlink(srv.cfg.port_file);
+	remove_files();
+}
+
+/* A start-up step failed after the workers started. */
+static int abort_start(void)
+{
+	stop_workers(PHASE_STOPPING);
+	cleanup();
+	return EXIT_RUNTIME;
 }
 
 static int run(void)
@@ -226,24 +259,32 @@ static int run(void)
 	 * files (workers never do). */
 	if (srv.cfg.ctl_path && ctl_start(&srv, srv.cfg.ctl_path, err, sizeof(err))) {
 		fprintf(stderr, "echosrv: %s\n", err);
-		stop_workers(PHASE_STOPPING);
-		cleanup();
-		return EXIT_RUNTIME;
+		return abort_start();
 	}
 	if (srv.cfg.metrics.len && metrics_start(&srv, &srv.cfg.metrics, err, sizeof(err))) {
 		fprintf(stderr, "echosrv: %s\n", err);
-		stop_workers(PHASE_STOPPING);
-		cleanup();
-		return EXIT_RUNTIME;
+		return abort_start();
 	}
 	/* The port file is the signal that the server is up: write it after
 	 * the announcement so that whoever waits on it finds the log complete. */
 	announce();
-	if (srv.cfg.port_file && (r = listeners_write_port_file(&srv.ls, srv.cfg.port_file)))
-		TRACE(TR_ERROR, "cannot write port file %s: %s", srv.cfg.port_file, strerror(-r));
+	trace_flush();
+	if (srv.cfg.port_file &&
+	    (r = listeners_write_port_file(&srv.ls, srv.cfg.port_file, &port_sf))) {
+		/* Whoever asked for the file waits for it: fail loudly. */
+		fprintf(stderr, "echosrv: cannot write port file %s: %s\n", srv.cfg.port_file,
+			strerror(-r));
+		return abort_start();
+	}
 	service_ready(&srv);
 	signal_loop(&set);
 	cleanup();
+	uint64_t f = atomic_load(&srv.failure);
+	if (f) {
+		log_notice("stopped: worker %u's event loop failed (%s)", (unsigned)(f >> 32) - 1,
+			   strerror((int)(uint32_t)f));
+		return EXIT_RUNTIME;
+	}
 	log_notice("stopped");
 	return EXIT_OK;
 }
@@ -269,6 +310,11 @@ int main(int argc, char **argv)
 	if ((r = trace_open(srv.cfg.trace_file))) {
 		fprintf(stderr, "echosrv: cannot open trace file %s: %s\n", srv.cfg.trace_file,
 			strerror(-r));
+		return EXIT_RUNTIME;
+	}
+	/* From here on no thread waits on the log sink (trace.h). */
+	if ((r = trace_start())) {
+		fprintf(stderr, "echosrv: cannot start the log writer: %s\n", strerror(-r));
 		return EXIT_RUNTIME;
 	}
 	if (note[0])

@@ -11,25 +11,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
+#include "metrics_http.h"
 #include "report.h"
 #include "server.h"
 #include "trace.h"
 #include "util.h"
 
-#define METRICS_CONNS 8			/* scrapers served at once */
-#define METRICS_PER_IP 4
-#define METRICS_TIMEOUT_S 5		/* idle connection closed after */
-#define METRICS_POOL (16u << 10)	/* request headers per connection */
-
-static struct MHD_Daemon *daemon_;
 static struct server *msrv;
 
 static void family(struct sbuf *o, const char *name, const char *type, const char *help)
 {
 	sbuf_printf(o, "# HELP echosrv_%s %s\n# TYPE echosrv_%s %s\n", name, help, name, type);
+}
+
+static void log_queue_metrics(struct sbuf *o)
+{
+	struct trace_queue_stats tq;
+
+	trace_queue_stats(&tq);
+	family(o, "trace_lines_dropped_total", "counter",
+	       "Log lines dropped because the log output did not keep up");
+	sbuf_printf(o, "echosrv_trace_lines_dropped_total %llu\n", (unsigned long long)tq.dropped);
+	family(o, "log_queue_lines", "gauge", "Log lines waiting for the log writer");
+	sbuf_printf(o, "echosrv_log_queue_lines %llu\n", (unsigned long long)tq.lines);
+	family(o, "log_queue_bytes", "gauge", "Bytes of log lines waiting for the log writer");
+	sbuf_printf(o, "echosrv_log_queue_bytes %llu\n", (unsigned long long)tq.bytes);
+	family(o, "log_queue_capacity_bytes", "gauge", "Bytes the log queue holds at most");
+	sbuf_printf(o, "echosrv_log_queue_capacity_bytes %llu\n", (unsigned long long)tq.capacity);
 }
 
 void metrics_render(struct server *srv, struct sbuf *o)
@@ -51,6 +61,7 @@ void metrics_render(struct server *srv, struct sbuf *o)
 	sbuf_printf(o, "echosrv_draining %d\n", server_phase(srv) != PHASE_RUNNING);
 	family(o, "trace_flags", "gauge", "Trace flag mask (0x1 error, 0x2 info, 0x4 conn, 0x8 data)");
 	sbuf_printf(o, "echosrv_trace_flags %u\n", trace_get());
+	log_queue_metrics(o);
 	family(o, "connections_active", "gauge", "Connections open now");
 	sbuf_printf(o, "echosrv_connections_active %llu\n", (unsigned long long)active);
 #define X(f, p, h)                                                             \
@@ -86,13 +97,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_len, void **state)
 {
-	static _Thread_local bool reniced;
-	if (!reniced) {
-		/* As the control thread: below the workers when CPU is short. */
-		reniced = true;
-		if (setpriority(PRIO_PROCESS, (id_t)gettid(), 10))
-			TRACE(TR_INFO, "metrics: cannot lower priority: %s", strerror(errno));
-	}
 	if (*upload_len) {	/* a body we do not want: discard it */
 		*upload_len = 0;
 		return MHD_YES;
@@ -111,49 +115,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 	return reply(mc, MHD_HTTP_OK, text, len);
 }
 
-/* libmicrohttpd's own messages: kept for a start-up failure (which it
- * does not otherwise explain) and traced as INFO, since a hostile client
- * could otherwise fill the log with them. */
-static char mhd_last[200];
-
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	char line[sizeof(mhd_last)];
-
-	vsnprintf(line, sizeof(line), fmt, ap);
-	line[strcspn(line, "\n")] = '\0';
-	if (!daemon_)
-		memcpy(mhd_last, line, sizeof(line));
-	TRACE(TR_INFO, "metrics: %s", line);
-}
-
 int metrics_start(struct server *srv, const struct listen_addr *addr, char *err, size_t errlen)
 {
-	char text[ADDR_TEXT_MAX];
-	unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+	char text[ADDR_TEXT_MAX], why[200];
+	struct sockaddr_storage bound = addr->ss;
+	uint16_t port;
+	int r;
 
 	msrv = srv;
-	if (addr->ss.ss_family == AF_INET6)
-		flags |= MHD_USE_DUAL_STACK;	/* [::] also takes IPv4 scrapers */
-	daemon_ = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL,
-				   MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&addr->ss,
-				   MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_CONNS,
-				   MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)METRICS_PER_IP,
-				   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_TIMEOUT_S,
-				   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)METRICS_POOL,
-				   MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)METRICS_CONNS,
-				   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-				   MHD_OPTION_END);
 	addr_format((const struct sockaddr *)&addr->ss, text, sizeof(text));
-	if (!daemon_) {
-		snprintf(err, errlen, "--metrics: cannot serve on %s: %s", text,
-			 mhd_last[0] ? mhd_last : "libmicrohttpd gave no reason");
-		return -EADDRNOTAVAIL;
+	if ((r = mhttp_start(addr, on_request, &port, why, sizeof(why)))) {
+		snprintf(err, errlen, "--metrics: cannot serve on %s: %s", text, why);
+		return r;
 	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
-	struct sockaddr_storage bound = addr->ss;
-	if (info)	/* same offset of the port in sockaddr_in and _in6 */
-		((struct sockaddr_in *)&bound)->sin_port = htons(info->port);
+	/* The port sits at the same offset in sockaddr_in and sockaddr_in6. */
+	((struct sockaddr_in *)&bound)->sin_port = htons(port);
 	addr_format((const struct sockaddr *)&bound, text, sizeof(text));
 	log_notice("metrics at http://%s/metrics", text);
 	return 0;
@@ -161,7 +137,5 @@ int metrics_start(struct server *srv, const struct listen_addr *addr, char *err,
 
 void metrics_stop(void)
 {
-	if (daemon_)
-		MHD_stop_daemon(daemon_);
-	daemon_ = NULL;
+	mhttp_stop();
 }

@@ -1,10 +1,10 @@
 /* Prometheus metrics at http://ADDR:PORT/metrics (--metrics).
  *
- * Served by libmicrohttpd from a thread of its own, with few connections,
- * a short connection timeout and a small memory pool per connection: a slow
- * or hostile scraper can hold up other scrapes for seconds at worst, and the
- * echo workers never, since the page is built from relaxed loads of the
- * per-worker counters. */
+ * Served by libmicrohttpd from a thread of its own (metrics_http.c), with
+ * few connections, a bounded life for each and a small memory pool per
+ * connection: a slow or hostile scraper cannot lock out the others, and
+ * never slows the echo workers, since the page is built from relaxed loads
+ * of the per-worker counters. */
 #ifndef ECHOSRV_METRICS_H
 #define ECHOSRV_METRICS_H
 

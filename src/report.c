@@ -87,6 +87,12 @@ void report_stats_json(struct server *srv, struct sbuf *out)
 		    (unsigned long long)(up % NSEC_PER_SEC / NSEC_PER_MSEC),
 		    phase_names[phase], flags);
 	counters_json(out, &total, "  ");
+	struct trace_queue_stats tq;
+	trace_queue_stats(&tq);
+	sbuf_printf(out, ",\n  \"trace_lines_dropped\": %llu,\n"
+			 "  \"log_queue\": {\"lines\": %llu, \"bytes\": %llu, \"capacity_bytes\": %llu}",
+		    (unsigned long long)tq.dropped, (unsigned long long)tq.lines,
+		    (unsigned long long)tq.bytes, (unsigned long long)tq.capacity);
 	sbuf_printf(out, ",\n  \"per_worker\": [");
 	for (unsigned i = 0; i < srv->n_workers; i++) {
 		struct stats_sum one = { 0 };

@@ -42,6 +42,8 @@ struct server {
 	_Atomic uint64_t drain_deadline;	/* ns, valid once DRAINING */
 	_Atomic unsigned running;	/* workers whose loop has not ended */
 	_Atomic int requests;		/* enum server_req bits, for main */
+	_Atomic uint64_t failure;	/* the first worker loop that failed:
+					 * (id + 1) << 32 | errno; 0: none */
 	uint64_t started;		/* ns, monotonic */
 };
 

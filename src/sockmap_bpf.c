@@ -88,7 +88,7 @@ static int explain(int r, const char *what, char *err, size_t errlen)
 	return r;
 }
 
-int sm_bpf_open(struct sm_bpf *b, uint32_t max_conns, char *err, size_t errlen)
+int sm_bpf_open(struct sm_bpf *b, uint32_t entries, char *err, size_t errlen)
 {
 	static const char *const names[] = { "socks", "state", "ctl" };
 	int *fds[] = { &b->socks_fd, &b->state_fd, &b->ctl_fd };
@@ -108,7 +108,7 @@ int sm_bpf_open(struct sm_bpf *b, uint32_t max_conns, char *err, size_t errlen)
 		return explain(r, "cannot open the BPF object", err, errlen);
 	}
 	for (unsigned i = 0; i < 3; i++)
-		if ((r = size_map(b, names[i], max_conns ? max_conns : 1)))
+		if ((r = size_map(b, names[i], entries ? entries : 1)))
 			return explain(r, "BPF object has no expected map", err, errlen);
 	if ((r = bpf_object__load(b->obj)))
 		return explain(r, "cannot load the BPF programs", err, errlen);

@@ -23,9 +23,9 @@ struct sm_bpf {
 	int events_fd;	/* RINGBUF of struct sm_event */
 };
 
-/* Load the object sized for max_conns sockets and attach the verdict
+/* Load the object with maps for `entries` sockets and attach the verdict
  * program to the SOCKHASH.  0, or -errno with a sentence in err. */
-int sm_bpf_open(struct sm_bpf *b, uint32_t max_conns, char *err, size_t errlen);
+int sm_bpf_open(struct sm_bpf *b, uint32_t entries, char *err, size_t errlen);
 void sm_bpf_close(struct sm_bpf *b);
 
 #endif

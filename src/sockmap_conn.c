@@ -11,7 +11,8 @@
  *   stopped reading), this file echoes it like the epoll engine, with
  *   --conn-buffer backpressure, and offers it back to the kernel once it
  *   holds nothing and has read everything passed up;
- * - the once-a-second sweep and the idle check, both from TCP_INFO. */
+ * - the once-a-second sweep from TCP_INFO (the idle timeout is in
+ *   sockmap_idle.c). */
 #include <bpf/bpf.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
@@ -303,6 +304,15 @@ int sm_on_ring_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* For a report: the byte counters only, from TCP_INFO. */
+void sm_count_one(struct conn *c, void *arg)
+{
+	struct tcp_bytes b;
+
+	if (c->state != CONN_CLOSING && !sm_tcp_bytes(c->fd, &b))
+		sm_sync_bytes(arg, c, &b);
+}
+
 /* Once a second: statistics from TCP_INFO, and a look at the mode in case
  * an event was lost to a full ring. */
 void sm_sweep_one(struct conn *c, void *arg)
@@ -323,29 +333,4 @@ void sm_sweep_one(struct conn *c, void *arg)
 		sm_broken(w, c);
 	else if (!m->user && st.mode == SM_USER)
 		sm_set_user(w, c, true);
-}
-
-/* Idle connections: the list is only told about receives at each sweep, so
- * before the worker closes one, ask TCP when data last came in. */
-void sm_refresh_idle(struct worker *w)
-{
-	struct idle_node *n;
-
-	while (w->idle_ns && (n = idle_oldest(&w->idle)) && n->last_rx + w->idle_ns <= w->now) {
-		struct conn *c = (struct conn *)n;
-		struct tcp_bytes b;
-		uint64_t ago;
-
-		if (sm_tcp_bytes(c->fd, &b)) {
-			sm_close(w, c, CLOSE_ERROR);
-			continue;
-		}
-		sm_sync_bytes(w, c, &b);
-		ago = (uint64_t)b.last_rx_ms * NSEC_PER_MSEC;
-		if (ago >= w->idle_ns) {
-			sm_close(w, c, CLOSE_IDLE);
-			continue;
-		}
-		idle_touch(&w->idle, n, w->now - ago);
-	}
 }

@@ -1,8 +1,8 @@
-/* What the two halves of the sockmap engine share: engine_sockmap.c (the
- * loop, map membership, accept and close) and sockmap_conn.c (one
+/* What the parts of the sockmap engine share: engine_sockmap.c (the
+ * loop, map membership, accept and close), sockmap_conn.c (one
  * connection seen from user space once it is in the map: counters from
- * TCP_INFO, epoll interest, half-close, and the user-mode echo).  Private
- * to those two files. */
+ * TCP_INFO, epoll interest, half-close, and the user-mode echo) and
+ * sockmap_idle.c (the idle timeout).  Private to those files. */
 #ifndef ECHOSRV_SOCKMAP_ENGINE_H
 #define ECHOSRV_SOCKMAP_ENGINE_H
 
@@ -27,6 +27,8 @@ struct smc {
 	bool flush_listed;
 	uint64_t flush_since;	/* ns: peer FIN seen */
 	uint64_t flush_next;	/* ns: look again then */
+	uint64_t idle_due;	/* ns: look at TCP's last receive then */
+	uint32_t heap_pos;	/* 1 + index in sm.heap; 0: not in it */
 };
 
 /* One worker's engine. */
@@ -43,6 +45,9 @@ struct sm {
 	uint32_t n_flush, cap_flush;
 	uint64_t flush_wake;	/* ns: the earliest flush_next */
 	uint64_t next_sync;
+	uint64_t idle_ns;	/* --idle-timeout (the worker's own list is unused) */
+	struct conn **heap;	/* idle deadlines, earliest first (sockmap_idle.c) */
+	uint32_t n_heap, cap_heap;
 	struct epoll_event events[EP_BATCH];
 };
 
@@ -82,6 +87,12 @@ void sm_user_read(struct worker *w, struct conn *c);
 void sm_user_write(struct worker *w, struct conn *c);
 int sm_on_ring_event(void *ctx, void *data, size_t size);
 void sm_sweep_one(struct conn *c, void *arg);
-void sm_refresh_idle(struct worker *w);
+void sm_count_one(struct conn *c, void *arg);
+
+/* sockmap_idle.c */
+int sm_idle_add(struct worker *w, struct conn *c);
+void sm_idle_remove(struct worker *w, struct conn *c);
+void sm_idle_run(struct worker *w);
+int sm_idle_timeout_ms(const struct worker *w);
 
 #endif

@@ -23,7 +23,8 @@
 	X(resets, "resets_total", "Connections ended by a reset from the peer")     \
 	X(errors, "errors_total", "Connections ended by a send or receive error")   \
 	X(drain_closes, "drain_closes_total", "Connections cut at the drain timeout") \
-	X(accept_pauses, "accept_pauses_total", "Accepting paused: out of descriptors")
+	X(accept_pauses, "accept_pauses_total", "Accepting paused: out of descriptors") \
+	X(refreshes, "report_refreshes_total", "Counter refreshes a worker made for reports")
 
 #define STATS_REJECTS(X)                                                             \
 	X(rej_max_conns, "max_conns", "--max-conns reached")                        \

@@ -2,6 +2,7 @@
 #include "trace.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,9 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
+
+#include "logq.h"
+#include "safefile.h"
 
 _Atomic uint32_t trace_mask = TR_ERROR;
 
@@ -46,7 +50,7 @@ static bool stderr_is_journal(void)
 
 static int open_file(const char *path)
 {
-	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	return safefile_open_append(path, 0640);	/* no links, no foreign files */
 }
 
 int trace_open(const char *path)
@@ -69,15 +73,13 @@ int trace_open(const char *path)
 	return 0;
 }
 
-int trace_reopen(void)
+static int reopen_file(void)
 {
-	if (!out_path)
-		return 0;
 	int fd = open_file(out_path);
 	if (fd < 0)
 		return ERR();
-	/* dup3 swaps the file under the same descriptor number atomically, so a
-	 * worker writing at this moment writes to the old or the new file. */
+	/* dup3 swaps the file under the same descriptor number atomically, so
+	 * the writer keeps one descriptor for its whole life. */
 	if (dup3(fd, out_fd, O_CLOEXEC) < 0) {
 		int e = ERR();
 		close(fd);
@@ -87,10 +89,33 @@ int trace_reopen(void)
 	return 0;
 }
 
-__attribute__((format(printf, 3, 0)))
-static void emit(int prio, const char *tag, const char *fmt, va_list ap)
+/* On the writer thread when there is one: an open that waits (a FIFO with
+ * no reader) then stalls only the log, never the main thread. */
+static void reopen_and_log(void)
 {
-	char line[1024];
+	int r = reopen_file();
+
+	if (r)
+		TRACE(TR_ERROR, "cannot reopen trace file %s: %s", out_path, strerror(-r));
+	else
+		TRACE(TR_INFO, "trace file reopened");
+}
+
+int trace_reopen(void)
+{
+	if (!out_path)
+		return 0;
+	if (logq_reopen() == -ENOTCONN)
+		reopen_and_log();
+	return 0;
+}
+
+/* One line with timestamp, tag and (for the journal) priority prefix, always
+ * ending in a newline; returns its length. */
+__attribute__((format(printf, 5, 0)))
+static size_t format_line(char *line, size_t len, int prio, const char *tag, const char *fmt,
+			  va_list ap)
+{
 	struct timeval tv;
 	struct tm tm;
 	int n = 0;
@@ -98,15 +123,96 @@ static void emit(int prio, const char *tag, const char *fmt, va_list ap)
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	if (journal)
-		n = snprintf(line, sizeof(line), "<%d>", prio);
-	n += (int)strftime(line + n, sizeof(line) - (size_t)n, "%Y-%m-%dT%H:%M:%S", &tm);
-	n += snprintf(line + n, sizeof(line) - (size_t)n, ".%06ldZ %s ", (long)tv.tv_usec, tag);
-	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	n = (m < 0) ? n : MIN(n + m, (int)sizeof(line) - 2);
+		n = snprintf(line, len, "<%d>", prio);
+	n += (int)strftime(line + n, len - (size_t)n, "%Y-%m-%dT%H:%M:%S", &tm);
+	n += snprintf(line + n, len - (size_t)n, ".%06ldZ %s ", (long)tv.tv_usec, tag);
+	int m = vsnprintf(line + n, len - (size_t)n - 1, fmt, ap);
+	n = (m < 0) ? n : MIN(n + m, (int)len - 2);
 	line[n++] = '\n';
-	/* One write per line; a failed trace write has nowhere to be reported. */
-	ssize_t r = write(out_fd, line, (size_t)n);
-	(void)r;
+	return (size_t)n;
+}
+
+/* The sink only at exit, after the writer stopped: write if it takes the
+ * line now, since a dead sink must not hold up the exit. */
+static void write_if_ready(const char *line, size_t n)
+{
+	struct pollfd pfd = { .fd = out_fd, .events = POLLOUT };
+
+	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT)) {
+		ssize_t r = write(out_fd, line, n);
+		(void)r;
+	}
+}
+
+__attribute__((format(printf, 3, 0)))
+static void emit(int prio, const char *tag, const char *fmt, va_list ap)
+{
+	char line[1024];
+	size_t n = format_line(line, sizeof(line), prio, tag, fmt, ap);
+
+	/* The line goes whole to the writer, or is dropped and counted there.
+	 * Without a writer (start-up, --check) it is written here with one
+	 * write and may wait for the sink, as nothing is being served yet; a
+	 * failed trace write has nowhere to be reported. */
+	int r = logq_put(line, n);
+	if (r == -ENOTCONN) {
+		ssize_t w = write(out_fd, line, n);
+		(void)w;
+	} else if (r == -ESHUTDOWN) {
+		write_if_ready(line, n);
+	}
+}
+
+__attribute__((format(printf, 3, 4)))
+static size_t format_warning(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	size_t n = format_line(buf, len, 4, "WARNING", fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+static size_t dropped_line(char *buf, size_t len, uint64_t n)
+{
+	return format_warning(buf, len, "dropped %llu log line%s: the log output did not keep up",
+			  (unsigned long long)n, n == 1 ? "" : "s");
+}
+
+static void finish_at_exit(void)
+{
+	trace_finish();
+}
+
+int trace_start(void)
+{
+	const struct logq_ops ops = { .fd = out_fd, .reopen = reopen_and_log,
+				      .dropped = dropped_line };
+	int r = logq_start(&ops);
+
+	if (!r)
+		atexit(finish_at_exit);
+	return r;
+}
+
+int trace_flush(void)
+{
+	return logq_flush(TRACE_FLUSH_MS);
+}
+
+void trace_finish(void)
+{
+	logq_stop(TRACE_FLUSH_MS);
+}
+
+void trace_queue_stats(struct trace_queue_stats *st)
+{
+	struct logq_stats ls;
+
+	logq_get_stats(&ls);
+	*st = (struct trace_queue_stats){ .dropped = ls.dropped, .lines = ls.lines,
+					  .bytes = ls.bytes, .capacity = ls.capacity };
 }
 
 void trace_emit(uint32_t cat, const char *fmt, ...)
@@ -130,40 +236,54 @@ void log_notice(const char *fmt, ...)
 	va_end(ap);
 }
 
-static int parse_names(const char *s, uint32_t *out, char *err, size_t errlen)
+static int parse_name(const char *tok, size_t len, uint32_t *mask, char *err, size_t errlen)
 {
-	char buf[128];
-	uint32_t mask = 0;
+	char name[16];
 
-	if (strlen(s) >= sizeof(buf)) {
-		snprintf(err, errlen, "flag list too long");
+	if (len == 0) {
+		snprintf(err, errlen, "empty item in the flag list");
 		return -EINVAL;
 	}
-	strcpy(buf, s);
-	for (char *save, *tok = strtok_r(buf, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		unsigned i;
-		if (!strcasecmp(tok, "all")) {
-			mask |= TR_ALL;
-			continue;
+	if (len < sizeof(name)) {
+		memcpy(name, tok, len);
+		name[len] = '\0';
+		if (!strcasecmp(name, "all")) {
+			*mask |= TR_ALL;
+			return 0;
 		}
-		if (!strcasecmp(tok, "none"))
-			continue;
-		for (i = 0; i < ARRAY_SIZE(cats); i++)
-			if (!strcasecmp(tok, cats[i].name))
-				break;
-		if (i == ARRAY_SIZE(cats)) {
-			snprintf(err, errlen,
-				 "unknown trace flag '%s' (use error, info, conn, data, all, none or a number)",
-				 tok);
+		if (!strcasecmp(name, "none"))
+			return 0;
+		for (unsigned i = 0; i < ARRAY_SIZE(cats); i++) {
+			if (!strcasecmp(name, cats[i].name)) {
+				*mask |= cats[i].bit;
+				return 0;
+			}
+		}
+	}
+	snprintf(err, errlen, "unknown trace flag '%.*s' (use error, info, conn, data, all, none "
+		 "or a number)", (int)MIN(len, 32), tok);
+	return -EINVAL;
+}
+
+/* A comma-separated list of names; every item must be one ("," or
+ * "error,,info" are mistakes, not "none"). */
+static int parse_names(const char *s, uint32_t *out, char *err, size_t errlen)
+{
+	uint32_t mask = 0;
+
+	for (;;) {
+		size_t len = strcspn(s, ",");
+		if (parse_name(s, len, &mask, err, errlen))
 			return -EINVAL;
-		}
-		mask |= cats[i].bit;
+		if (!s[len])
+			break;
+		s += len + 1;
 	}
 	*out = mask;
 	return 0;
 }
 
+/* Hex with 0x, else decimal: "010" is ten, as SPEC 7 says, not octal. */
 int trace_parse_flags(const char *s, uint32_t *out, char *err, size_t errlen)
 {
 	if (!s || !*s) {
@@ -173,11 +293,15 @@ int trace_parse_flags(const char *s, uint32_t *out, char *err, size_t errlen)
 	if (*s < '0' || *s > '9')
 		return parse_names(s, out, err, errlen);
 
-	char *end;
+	bool hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+	const char *digits = hex ? s + 2 : s;
+	char c = (char)(*digits | 0x20), *end;
 	errno = 0;
-	unsigned long v = strtoul(s, &end, 0);
-	if (errno || *end) {
-		snprintf(err, errlen, "'%s' is not a number or a list of flag names", s);
+	unsigned long v = strtoul(digits, &end, hex ? 16 : 10);
+	/* strtoul would also take blanks and a sign after "0x". */
+	if (!((c >= '0' && c <= '9') || (hex && c >= 'a' && c <= 'f')) || errno || *end) {
+		snprintf(err, errlen, "'%s' is not a number (hex 0x.. or decimal) or a list of "
+			 "flag names", s);
 		return -EINVAL;
 	}
 	if (v & ~(unsigned long)TR_ALL) {

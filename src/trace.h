@@ -5,8 +5,9 @@
  * off costs one load and one predictable branch, and the arguments are not
  * even evaluated.  A change made by another thread is seen by every worker on
  * its next check, with no lock anywhere.  Lines are formatted into a stack
- * buffer and written with a single write(2), so lines from several workers
- * never interleave. */
+ * buffer by the thread that logs and handed whole to the log queue (logq.h):
+ * one writer thread writes them, so lines never interleave and no worker
+ * ever waits on a slow or blocked sink (a full queue drops and counts). */
 #ifndef ECHOSRV_TRACE_H
 #define ECHOSRV_TRACE_H
 
@@ -60,8 +61,31 @@ void trace_format_flags(uint32_t mask, char *buf, size_t len);
 
 /* Direct output to path (NULL: stderr).  Returns 0 or -errno. */
 int trace_open(const char *path);
-/* SIGHUP: reopen the trace file (a no-op on stderr).  0 or -errno. */
+/* SIGHUP: reopen the trace file (a no-op on stderr).  The writer thread
+ * does it and logs the outcome; 0 or -errno. */
 int trace_reopen(void);
+
+/* Hand output to the writer thread (until then lines are written by the
+ * thread that logs them).  Also flushes at exit().  0 or -errno. */
+int trace_start(void);
+
+/* How long exit, or a flush, waits for the sink to take queued lines. */
+#define TRACE_FLUSH_MS 1000
+
+/* Wait (bounded) until what was logged so far is written.  0 or -ETIMEDOUT. */
+int trace_flush(void);
+
+/* Write what is queued (bounded wait) and stop the writer: before _exit. */
+void trace_finish(void);
+
+struct trace_queue_stats {
+	uint64_t dropped;	/* lines dropped since start */
+	uint64_t lines;		/* lines queued now */
+	uint64_t bytes;		/* their bytes */
+	uint64_t capacity;	/* bytes the queue holds at most */
+};
+
+void trace_queue_stats(struct trace_queue_stats *st);
 
 static inline void trace_set(uint32_t mask)
 {

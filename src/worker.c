@@ -17,6 +17,7 @@
 
 #define ACCEPT_PAUSE_NS (100 * NSEC_PER_MSEC)
 #define REJECT_LOG_NS NSEC_PER_SEC
+#define SYNC_MIN_NS (100 * NSEC_PER_MSEC)	/* see sync_deferred() */
 
 static const char *const admit_names[] = {
 	[ADMIT_OK] = "ok",
@@ -80,6 +81,30 @@ static void pin(struct worker *w)
 	}
 }
 
+static void close_on_failure(struct conn *c, void *arg)
+{
+	struct worker *w = arg;
+
+	if (c->state != CONN_CLOSING)
+		w->srv->engine->close(w, c, CLOSE_ERROR);
+}
+
+/* The loop is gone: nobody would serve or close this worker's connections
+ * again, so close them now (what the engine cannot close, fini() or the
+ * exit does) and make the whole process stop with status 1.  A restart of
+ * the worker alone would have to rebuild state the loop held when it
+ * broke; systemd's Restart=on-failure restarts the whole, cleanly. */
+static void worker_failed(struct worker *w, int err)
+{
+	uint64_t none = 0;
+
+	log_notice("worker %u: event loop failed: %s; closing its %u connections and stopping "
+		   "the server (exit status 1)", w->id, strerror(-err), w->conns.active);
+	conn_table_each(&w->conns, close_on_failure, w);
+	atomic_compare_exchange_strong(&w->srv->failure, &none,
+				       (uint64_t)(w->id + 1) << 32 | (uint32_t)-err);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -97,7 +122,7 @@ static void *worker_main(void *arg)
 		TRACE(TR_INFO, "worker %u: running (engine %s)", w->id, srv->engine->name);
 		int r = srv->engine->run(w);
 		if (r)
-			TRACE(TR_ERROR, "worker %u: event loop failed: %s", w->id, strerror(-r));
+			worker_failed(w, r);
 		srv->engine->fini(w);
 		TRACE(TR_INFO, "worker %u: stopped", w->id);
 	}
@@ -181,6 +206,8 @@ struct conn *worker_admit(struct worker *w, int fd, const struct sockaddr *sa)
 	addr_to_ip(sa, &ip);
 	if (!acl_permits(&w->srv->cfg.acl, &ip))
 		why = ADMIT_ACL;
+	else if (w->conn_cap && w->conns.active >= w->conn_cap)
+		why = ADMIT_MAX_CONNS;	/* this worker's share is full */
 	else
 		why = limits_take(&w->srv->limits, &ip);
 	if (why != ADMIT_OK || trace_on(TR_CONN | TR_ERROR))
@@ -327,6 +354,15 @@ void worker_accept_batch(struct worker *w, int lfd)
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
+
+		/* A full worker on a shared socket steps aside so that the
+		 * others accept; on its own SO_REUSEPORT socket nobody else
+		 * would, so it accepts and refuses (worker_admit()). */
+		if (w->conn_cap && w->conns.active >= w->conn_cap && w->srv->ls.shared) {
+			w->srv->engine->set_accepting(w, false);
+			w->accept_resume = w->now + ACCEPT_PAUSE_NS;
+			return;
+		}
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
@@ -342,13 +378,34 @@ void worker_accept_batch(struct worker *w, int lfd)
 	}
 }
 
+/* Does a report (stats, metrics, the connection list) wait for this
+ * worker's counters?  Only engines whose counters lag (engine_ops.sync). */
+static bool sync_wanted(const struct worker *w)
+{
+	return w->srv->engine->sync &&
+	       (atomic_load_explicit(&w->query.pending, memory_order_relaxed) ||
+		atomic_load_explicit(&w->sync_req, memory_order_relaxed) !=
+		atomic_load_explicit(&w->sync_done, memory_order_relaxed));
+}
+
+/* A refresh walks every connection, so however many scrapes come, a worker
+ * refreshes at most once per SYNC_MIN_NS; the reports that come sooner
+ * wait for that one (report_refresh()).  So a report is never older than
+ * its request, and scrapes cost the data path a bounded share of time. */
+static bool sync_deferred(const struct worker *w)
+{
+	return w->srv->engine->sync && w->now < w->sync_next;
+}
+
 int worker_timeout_ms(const struct worker *w)
 {
 	uint64_t next = UINT64_MAX;
 	struct idle_node *old = w->idle_ns ? idle_oldest(&w->idle) : NULL;
 
+	if (sync_wanted(w))
+		next = w->sync_next;
 	if (old)
-		next = old->last_rx + w->idle_ns;
+		next = MIN(next, old->last_rx + w->idle_ns);
 	if (w->accept_resume)
 		next = MIN(next, w->accept_resume);
 	if (w->draining)
@@ -384,16 +441,15 @@ void worker_tick(struct worker *w)
 	if (reject_log_pending(&w->rlog) && w->now - w->rlog.last >= REJECT_LOG_NS)
 		reject_log_flush(w);
 	atomic_store_explicit(&w->alive, w->now, memory_order_relaxed);
-	if (e->sync) {
+	bool deferred = sync_deferred(w);
+	if (unlikely(sync_wanted(w)) && !deferred) {
 		uint64_t req = atomic_load_explicit(&w->sync_req, memory_order_relaxed);
-		bool query = atomic_load_explicit(&w->query.pending, memory_order_relaxed);
-		if (unlikely(query || req != atomic_load_explicit(&w->sync_done,
-								  memory_order_relaxed))) {
-			e->sync(w);
-			atomic_store(&w->sync_done, req);
-		}
+		e->sync(w);
+		STAT_ADD(&w->stats, refreshes, 1);
+		w->sync_next = w->now + SYNC_MIN_NS;
+		atomic_store(&w->sync_done, req);
 	}
-	if (unlikely(atomic_load_explicit(&w->query.pending, memory_order_relaxed)))
+	if (unlikely(atomic_load_explicit(&w->query.pending, memory_order_relaxed)) && !deferred)
 		worker_query_answer(w);
 	if (unlikely(atomic_load_explicit(&w->handoff.pending, memory_order_relaxed)))
 		take_dealt(w);

@@ -52,11 +52,14 @@ struct worker {
 	uint64_t now;		/* ns, refreshed once per loop iteration */
 	uint64_t idle_ns;	/* 0: no idle timeout */
 	uint64_t accept_resume;	/* ns; 0 while accepting */
+	uint32_t conn_cap;	/* most connections this worker may hold (an
+				 * engine's own bound, e.g. its BPF maps); 0: none */
 	bool draining;
 	struct reject_log rlog;
 	struct worker_query query;
 	_Atomic uint64_t sync_req;	/* report_refresh() asks (engine_ops.sync) */
 	_Atomic uint64_t sync_done;	/* the last request this worker answered */
+	uint64_t sync_next;	/* ns: no refresh for reports before then */
 	_Atomic uint64_t alive;	/* `now` at the last worker_tick(): the watchdog
 				 * checks that every loop still turns */
 	struct handoff handoff;	/* socket activation: connections dealt to us */

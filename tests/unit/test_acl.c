@@ -66,6 +66,7 @@ static void test_match(void **state)
 static void test_parse_errors(void **state)
 {
 	const char *bad[] = { "", "/8", "10.0.0.0/", "10.0.0.0/33", "10.0.0.0/-1", "::/129",
+			      "10.0.0.0/ 8", "10.0.0.0/+8", "::/\t0",
 			      "10.0.0.1/8", "2001:db8::1/32", "banana", "10.0.0.0/8x" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct cidr c;

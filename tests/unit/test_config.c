@@ -31,6 +31,10 @@ static const struct ok_case ok_cases[] = {
 	{ { "--trace", "error,conn" }, F(trace), 5 },
 	{ { "--trace", "all" }, F(trace), 15 },
 	{ { "--trace", "none" }, F(trace), 0 },
+	{ { "--trace", "010" }, F(trace), 10 },		/* decimal, not octal */
+	{ { "--trace", "08" }, F(trace), 8 },
+	{ { "--trace", "0XA" }, F(trace), 10 },
+	{ { "--trace", "Error,DATA" }, F(trace), 9 },
 	{ { "--workers", "4" }, F(workers), 4 },
 	{ { "--engine", "epoll" }, F(engine), ENGINE_EPOLL },
 	{ { "--max-conns-per-ip", "2" }, F(max_conns_per_ip), 2 },
@@ -71,6 +75,24 @@ static const struct bad_case bad_cases[] = {
 	{ { "--workers", "many" }, "--workers" },
 	{ { "--idle-timeout", "1.5" }, "--idle-timeout: '1.5' is not a number of seconds" },
 	{ { "stray" }, "unexpected argument 'stray'" },
+	{ { "--help=x" }, "option '--help' takes no argument" },
+	{ { "--check=1" }, "option '--check' takes no argument" },
+	{ { "--listen", "127.0.0.1: 80" }, "--listen: missing or bad port ' 80'" },
+	{ { "--listen", "[::1]: 80" }, "--listen: missing or bad port" },
+	{ { "--listen", "127.0.0.1:+80" }, "--listen" },
+	{ { "--metrics", "127.0.0.1: 80" }, "--metrics" },
+	{ { "--allow", "10.0.0.0/ 8" }, "--allow: '10.0.0.0/ 8': prefix must be" },
+	{ { "--deny", "::/ 64" }, "--deny" },
+	{ { "--allow", "10.0.0.0/+8" }, "--allow" },
+	{ { "--trace", "," }, "--trace: empty item" },
+	{ { "--trace", "error," }, "--trace: empty item" },
+	{ { "--trace", ",error" }, "--trace: empty item" },
+	{ { "--trace", "error,,info" }, "--trace: empty item" },
+	{ { "--trace", "0x" }, "--trace: '0x' is not a number" },
+	{ { "--trace", "0x-1" }, "--trace" },
+	{ { "--trace", "0x 1" }, "--trace" },
+	{ { "--trace", "1 " }, "--trace" },
+	{ { "--trace", "017" }, "--trace: '017' sets bits" },	/* 17 decimal */
 };
 
 static int run(const char *const *args, struct config *cfg, char *err, size_t len)
@@ -146,6 +168,44 @@ static void test_default_listen(void **state)
 	assert_string_equal(text, "[::]:40007");
 }
 
+/* Listen sets that validation refuses: the same address twice, or a
+ * wildcard that takes another's connections (config_finish, exit 2). */
+struct finish_case {
+	const char *args[6];
+	const char *msg;	/* NULL: accepted */
+};
+
+static const struct finish_case finish_cases[] = {
+	{ { "-l", "127.0.0.1:7000", "-l", "127.0.0.1:7000" }, "127.0.0.1:7000 is given twice" },
+	{ { "-l", "[::1]:7000", "-l", "[::1]:7000" }, "[::1]:7000 is given twice" },
+	{ { "-l", "[::]:7000", "-l", "0.0.0.0:7000" }, "overlap" },
+	{ { "-l", "127.0.0.1:7000", "-l", "[::]:7000" }, "[::] is dual-stack" },
+	{ { "-l", "0.0.0.0:7000", "-l", "127.0.0.1:7000" }, "overlap" },
+	{ { "-l", "[::1]:7000", "-l", "[::]:7000" }, "overlap" },
+	{ { "-l", "[::ffff:127.0.0.1]:7000", "-l", "127.0.0.1:7000" }, "given twice" },
+	{ { "-l", "127.0.0.1:7000", "-l", "127.0.0.1:7001" }, NULL },
+	{ { "-l", "127.0.0.1:7000", "-l", "127.0.0.2:7000" }, NULL },
+	{ { "-l", "127.0.0.1:0", "-l", "127.0.0.1:0" }, NULL },	/* any free port, each */
+	{ { "-l", "0.0.0.0:7000", "-l", "[::1]:7000" }, NULL },
+	{ { "-l", "127.0.0.1:7000", "-l", "[::1]:7000" }, NULL },
+};
+
+static void test_finish_listen_overlap(void **state)
+{
+	for (size_t i = 0; i < sizeof(finish_cases) / sizeof(finish_cases[0]); i++) {
+		const struct finish_case *c = &finish_cases[i];
+		struct config cfg;
+		char err[256] = "";
+
+		assert_int_equal(run(c->args, &cfg, err, sizeof(err)), 0);
+		int r = config_finish(&cfg, err, sizeof(err));
+		if (!c->msg && r)
+			fail_msg("case %zu refused: %s", i, err);
+		if (c->msg && (r != -EINVAL || !strstr(err, c->msg) || !strstr(err, "--listen")))
+			fail_msg("case %zu: got %d '%s', want '%s'", i, r, err, c->msg);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -153,6 +213,7 @@ int main(void)
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_repeatable_and_finish),
 		cmocka_unit_test(test_default_listen),
+		cmocka_unit_test(test_finish_listen_overlap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,6 +29,7 @@ static const struct {
 	{ "trace error,conn", 1, CTL_TRACE_SET, 0x5 },
 	{ "trace none", 1, CTL_TRACE_SET, 0 },
 	{ "trace 0", 1, CTL_TRACE_SET, 0 },
+	{ "trace 010", 1, CTL_TRACE_SET, 10 },	/* decimal, not octal */
 	{ "", 0, 0, 0 },
 	{ "   ", 0, 0, 0 },
 	{ "STATS", 0, 0, 0 },
@@ -37,6 +38,9 @@ static const struct {
 	{ "stats now", 0, 0, 0 },
 	{ "trace 0x10", 0, 0, 0 },
 	{ "trace bogus", 0, 0, 0 },
+	{ "trace ,", 0, 0, 0 },
+	{ "trace error,", 0, 0, 0 },
+	{ "trace 0x", 0, 0, 0 },
 	{ "trace 1 2", 0, 0, 0 },
 	{ "trace 1 2 3 4", 0, 0, 0 },
 	{ "trace -1", 0, 0, 0 },

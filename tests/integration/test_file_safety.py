@@ -1,0 +1,123 @@
+"""Files echosrv creates never follow a planted link nor take over another
+user's file (SPEC 12): --port-file and --trace-file, as root, against links
+and files that `nobody` planted."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from conftest import ECHOSRV, wait_for
+
+NOBODY = 65534
+SECRET = b"root only\n"
+SCALE = float(os.environ.get("ECHOSRV_TIMEOUT_SCALE", "1"))   # valgrind runs
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (plants files as nobody)")
+
+
+def as_nobody(code):
+    """Run a line of Python as nobody (the planting user)."""
+    def drop():
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+    subprocess.run([sys.executable, "-c", code], preexec_fn=drop, check=True, timeout=30)
+
+
+@pytest.fixture
+def secret(tmp_path):
+    """A root-only file: the target of every planted link."""
+    p = tmp_path / "secret"
+    p.write_bytes(SECRET)
+    os.chmod(p, 0o600)
+    return p
+
+
+@pytest.fixture(params=["sticky", "nobody-owned"])
+def shared_dir(request):
+    """A directory the attacker can write: a /tmp-like sticky one made by
+    the test, or one that nobody owns.  Not under tmp_path, which nobody
+    cannot reach."""
+    d = tempfile.mkdtemp(prefix="echosrv-shared-", dir="/tmp")
+    if request.param == "sticky":
+        os.chmod(d, 0o1777)
+    else:
+        os.chown(d, NOBODY, NOBODY)
+        os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def run_echosrv(*args):
+    return subprocess.run([ECHOSRV, "--listen", "127.0.0.1:0", *args],
+                          capture_output=True, text=True, timeout=30 * SCALE)
+
+
+def assert_untouched(secret):
+    assert secret.read_bytes() == SECRET
+    st = os.stat(secret)
+    assert (st.st_uid, st.st_mode & 0o777) == (0, 0o600)
+
+
+@pytest.mark.parametrize("option", ["--port-file", "--trace-file"])
+def test_planted_link_is_refused(shared_dir, secret, option):
+    path = os.path.join(shared_dir, "planted")
+    as_nobody("import os; os.symlink(%r, %r)" % (str(secret), path))
+    r = run_echosrv(option, path)
+    assert r.returncode == 1, r.stderr
+    assert "refusing " + path in r.stderr, r.stderr
+    if os.stat(shared_dir).st_uid == NOBODY:
+        assert "belongs to uid 65534" in r.stderr     # the directory
+    else:
+        assert "symbolic link" in r.stderr
+    assert_untouched(secret)
+    assert os.path.islink(path)
+
+
+@pytest.mark.parametrize("option", ["--port-file", "--trace-file"])
+def test_file_of_another_owner_is_refused(tmp_path, option):
+    """Even in root's own directory, a file nobody owns is not taken over."""
+    path = tmp_path / "theirs"
+    path.write_bytes(b"nobody's\n")
+    os.chown(path, NOBODY, NOBODY)
+    r = run_echosrv(option, str(path))
+    assert r.returncode == 1, r.stderr
+    assert "refusing %s: it belongs to uid 65534" % path in r.stderr, r.stderr
+    assert path.read_bytes() == b"nobody's\n"
+
+
+@pytest.mark.parametrize("option", ["--port-file", "--trace-file"])
+def test_world_writable_directory_without_sticky_bit_is_refused(tmp_path, option):
+    d = tmp_path / "open"
+    d.mkdir()
+    os.chmod(d, 0o777)
+    r = run_echosrv(option, str(d / "f"))
+    assert r.returncode == 1, r.stderr
+    assert "writable by everyone and not sticky" in r.stderr, r.stderr
+    assert not (d / "f").exists()
+
+
+def test_port_file_in_sticky_directory_works():
+    """A sticky /tmp-like directory itself is fine: only what others planted
+    is refused.  The server writes, then removes, its own port file."""
+    d = tempfile.mkdtemp(prefix="echosrv-sticky-", dir="/tmp")
+    try:
+        os.chmod(d, 0o1777)
+        pf = os.path.join(d, "port")
+        p = subprocess.Popen([ECHOSRV, "--listen", "127.0.0.1:0", "--port-file", pf],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: os.path.exists(pf) or p.poll() is not None, what="port file")
+            assert p.poll() is None
+            st = os.lstat(pf)
+            assert st.st_uid == 0 and (st.st_mode & 0o777) == 0o644
+            assert [n for n in os.listdir(d) if n != "port"] == []   # no temporary left
+        finally:
+            p.terminate()
+            assert p.wait(timeout=20 * SCALE) == 0
+        assert not os.path.exists(pf)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
