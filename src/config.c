@@ -439,8 +439,11 @@ int config_finish(struct config *cfg, char *err, size_t errlen)
 	}
 	if (check_listen_overlap(cfg, err, errlen))
 		return -EINVAL;
-	if (cfg->backlog == CONFIG_AUTO)
-		cfg->backlog = (uint32_t)read_sysctl_long("/proc/sys/net/core/somaxconn", 4096);
+	/* --backlog max stays CONFIG_AUTO: listen() is then given INT_MAX,
+	 * which the kernel clamps to net.core.somaxconn of the listener's
+	 * network namespace.  No file to read, so it holds where /proc/sys is
+	 * hidden (the unit's ProcSubset=pid), and it is the value at listen()
+	 * time, not a copy taken earlier. */
 	uint64_t lim = getrlimit(RLIMIT_NOFILE, &rl) ? 1024 : rl.rlim_cur;
 	uint64_t res = fd_reserve(cfg);
 	warn_max_conns(cfg, lim, res);

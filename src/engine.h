@@ -26,6 +26,9 @@ struct engine_ops {
 	int (*init)(struct worker *w);
 	/* Run until worker_done(); 0 or -errno on a fatal loop error. */
 	int (*run)(struct worker *w);
+	/* Serve c, just admitted on its plain descriptor c->fd (accepted by
+	 * this worker or handed to it by another, worker_accepted()). */
+	void (*adopt)(struct worker *w, struct conn *c);
 	/* Begin closing c (worker_closing() first); the engine calls
 	 * worker_closed() once nothing can refer to the slot any more. */
 	void (*close)(struct worker *w, struct conn *c, enum close_reason why);

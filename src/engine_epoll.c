@@ -205,7 +205,7 @@ static void dispatch(struct worker *w, const struct epoll_event *ev)
 		if (idx == TAG_WAKE)
 			on_wake(w);
 		else if (!w->draining && !w->accept_resume)
-			worker_accept_batch(w, listener_row(&w->srv->ls, w->id)[idx], adopt);
+			worker_accept_batch(w, listener_row(&w->srv->ls, w->id)[idx]);
 		return;
 	}
 	struct conn *c = conn_lookup(&w->conns, tag);
@@ -244,6 +244,7 @@ const struct engine_ops engine_epoll = {
 	.probe = ep_probe,
 	.init = ep_init,
 	.run = ep_run,
+	.adopt = adopt,
 	.close = ep_close,
 	.set_accepting = ep_set_accepting,
 	.stop_accepting = ep_stop_accepting,

@@ -221,7 +221,7 @@ static void dispatch(struct worker *w, const struct epoll_event *ev)
 		} else if (idx == TAG_RING) {
 			ring_buffer__consume(s->ring);
 		} else if (!w->draining && !w->accept_resume) {
-			worker_accept_batch(w, listener_row(&w->srv->ls, w->id)[idx], adopt);
+			worker_accept_batch(w, listener_row(&w->srv->ls, w->id)[idx]);
 		}
 		return;
 	}
@@ -381,6 +381,7 @@ const struct engine_ops engine_sockmap = {
 	.probe = sm_probe,
 	.init = sm_init,
 	.run = sm_run,
+	.adopt = adopt,
 	.close = sm_close,
 	.set_accepting = set_accepting,
 	.stop_accepting = sm_stop_accepting,

@@ -169,11 +169,24 @@ static void ur_stop_accepting(struct worker *w)
 	ur_set_accepting(w, false);
 }
 
+/* An admitted connection (accepted here or dealt by another worker). */
+static void ur_adopt(struct worker *w, struct conn *c)
+{
+	struct uring_engine *u = w->eng;
+
+	if (uconn_attach(u, c)) {
+		worker_closing(w, c, CLOSE_ERROR);
+		close(c->fd);
+		worker_closed(w, c);
+		return;
+	}
+	go_direct(u, c);
+	udata_arm_recv(w, c);
+}
+
 static void on_accept(struct worker *w, const struct io_uring_cqe *cqe, unsigned a)
 {
 	struct uring_engine *u = w->eng;
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
 	int fd = cqe->res;
 
 	if (!(cqe->flags & IORING_CQE_F_MORE))
@@ -181,20 +194,9 @@ static void on_accept(struct worker *w, const struct io_uring_cqe *cqe, unsigned
 	if (fd < 0) {
 		if (fd != -ECANCELED && worker_accept_failed(w, -fd))
 			ur_set_accepting(w, false);
-	} else if (getpeername(fd, (struct sockaddr *)&ss, &len)) {
-		close(fd);	/* already reset by the peer */
 	} else {
-		struct conn *c = worker_admit(w, fd, (struct sockaddr *)&ss);
-		if (!c) {
-			worker_reject_close(fd);
-		} else if (uconn_attach(u, c)) {
-			worker_closing(w, c, CLOSE_ERROR);
-			close(fd);
-			worker_closed(w, c);
-		} else {
-			go_direct(u, c);
-			udata_arm_recv(w, c);
-		}
+		/* No address from the accept (see arm_accept): getpeername(). */
+		worker_accepted(w, fd, NULL);
 	}
 	if (u->accepting && !w->draining && !w->accept_resume)
 		arm_accept(w, a);
@@ -420,6 +422,7 @@ const struct engine_ops engine_uring = {
 	.probe = uring_probe,
 	.init = ur_init,
 	.run = ur_run,
+	.adopt = ur_adopt,
 	.close = ur_close,
 	.set_accepting = ur_set_accepting,
 	.stop_accepting = ur_stop_accepting,

@@ -19,8 +19,25 @@ static int set_int(int fd, int level, int opt, int v)
 	return setsockopt(fd, level, opt, &v, sizeof(v)) ? ERR() : 0;
 }
 
-/* One listening socket on ss; 0 or -errno. */
-static int listen_one(const struct sockaddr_storage *ss, socklen_t len, bool reuseport,
+/* How a listening socket takes part in its address's SO_REUSEPORT group. */
+enum group {
+	GROUP_NONE,	/* one worker: no group */
+	GROUP_FOUND,	/* the first of several: binds and listens alone, then opens the group */
+	GROUP_JOIN,	/* the others: join the group the first one opened */
+};
+
+/* One listening socket on ss; 0 or -errno.
+ *
+ * The kernel lets a socket bind next to listening ones only if all of them
+ * have SO_REUSEPORT and the same owner, so a second echosrv of the same
+ * user would silently join our group and take a share of the connections.
+ * The first socket of an address therefore binds and listens without
+ * SO_REUSEPORT: that fails with EADDRINUSE wherever anyone listens on the
+ * address, and of two instances starting at the same moment one fails at
+ * listen().  Only then does it set SO_REUSEPORT, which lets this process's
+ * other workers join (the kernel builds the group lazily around it).  A
+ * later instance's first socket, again without SO_REUSEPORT, is refused. */
+static int listen_one(const struct sockaddr_storage *ss, socklen_t len, enum group group,
 		      int backlog, int *out)
 {
 	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -30,7 +47,7 @@ static int listen_one(const struct sockaddr_storage *ss, socklen_t len, bool reu
 		return ERR();
 	if ((r = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1)))
 		goto fail;
-	if (reuseport && (r = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)))
+	if (group == GROUP_JOIN && (r = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)))
 		goto fail;
 	/* Dual stack whatever the host's net.ipv6.bindv6only says. */
 	if (ss->ss_family == AF_INET6 && (r = set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 0)))
@@ -39,6 +56,8 @@ static int listen_one(const struct sockaddr_storage *ss, socklen_t len, bool reu
 		r = ERR();
 		goto fail;
 	}
+	if (group == GROUP_FOUND && (r = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)))
+		goto fail;
 	*out = fd;
 	return 0;
 fail:
@@ -68,6 +87,19 @@ static int set_keepalive(int fd, uint32_t secs)
 	return set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, ((int)secs + cnt * intvl) * 1000);
 }
 
+/* Options every accepted socket inherits from its listener (bound here or
+ * passed by systemd).  SO_OOBINLINE: urgent data (MSG_OOB) stays in the
+ * byte stream, so every engine echoes it in order like any other byte;
+ * without it TCP takes the urgent byte out of the stream, the epoll and
+ * io_uring engines never see it, and sockmap (which moves whole skbs)
+ * echoes it anyway. */
+static int set_inherited(int fd, const struct config *cfg)
+{
+	int r = set_int(fd, SOL_SOCKET, SO_OOBINLINE, 1);
+
+	return r ? r : set_keepalive(fd, cfg->keepalive);
+}
+
 static bool ipv6_missing(int err)
 {
 	return err == -EAFNOSUPPORT || err == -EADDRNOTAVAIL || err == -EPROTONOSUPPORT;
@@ -78,14 +110,14 @@ static bool ipv6_missing(int err)
 static int open_addr(struct listeners *ls, const struct config *cfg, unsigned a,
 		     struct sockaddr_storage *ss, socklen_t len)
 {
-	bool reuseport = ls->n_workers > 1;
 	int r;
 
 	for (unsigned w = 0; w < ls->n_workers; w++) {
-		r = listen_one(ss, len, reuseport, (int)MIN(cfg->backlog, 0x7fffffffu),
+		enum group g = ls->n_workers == 1 ? GROUP_NONE : w == 0 ? GROUP_FOUND : GROUP_JOIN;
+		r = listen_one(ss, len, g, (int)MIN(cfg->backlog, 0x7fffffffu),
 			       &ls->fds[w * ls->n_addr + a]);
 		if (!r)
-			r = set_keepalive(ls->fds[w * ls->n_addr + a], cfg->keepalive);
+			r = set_inherited(ls->fds[w * ls->n_addr + a], cfg);
 		if (r)
 			return r;
 		if (w == 0) {
@@ -161,7 +193,7 @@ static int adopt(struct listeners *ls, const struct config *cfg, int n, char *er
 		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) ||
 		    fcntl(fd, F_SETFD, FD_CLOEXEC))
 			return ERR();
-		if ((r = set_keepalive(fd, cfg->keepalive)))
+		if ((r = set_inherited(fd, cfg)))
 			return r;
 		for (unsigned w = 1; w < ls->n_workers; w++) {
 			int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);

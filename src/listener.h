@@ -4,8 +4,9 @@
  * the kernel spreads new connections over the workers and no worker ever
  * touches another's accept queue.  Sockets passed by systemd (LISTEN_FDS)
  * cannot be multiplied that way; each worker then gets a dup() of the one
- * socket ("shared"), and engines accept from it exclusively.  Either way a
- * worker owns and closes the descriptors in its own row. */
+ * socket ("shared"), and whichever worker accepts a connection deals it
+ * round-robin over the workers (handoff.h).  Either way a worker owns and
+ * closes the descriptors in its own row. */
 #ifndef ECHOSRV_LISTENER_H
 #define ECHOSRV_LISTENER_H
 

@@ -66,6 +66,7 @@ struct uconn {
 	uint16_t flags;
 	/* Bulk mode (uring_bulk.c): socket -> pipe -> socket by splice. */
 	uint8_t full_recvs;	/* receives in a row that filled a whole ring buffer */
+	bool urgent;		/* bulk: the input poll saw urgent data (POLLPRI) */
 	int bulk_fd;		/* plain descriptor of the socket while bulk */
 	int pipe_r, pipe_w;
 	uint32_t pipe_bytes;	/* spliced in, not yet out: unsent data */

@@ -33,6 +33,14 @@
  * is empty.  EOF: the peer's FIN is seen as a splice of 0 bytes; FIN goes
  * back once the pipe is empty (udata_maybe_finish).
  *
+ * Urgent data: splice (tcp_read_sock) stops in front of the urgent mark
+ * and never moves past it, even with SO_OOBINLINE, and at the peer's FIN
+ * it reports 0 as if the stream had ended there.  The input poll asks for
+ * POLLPRI too, which TCP reports while an urgent mark lies ahead; while it
+ * does, a splice that brings nothing is followed by a one-byte recv(),
+ * which reads across the mark (the byte is inline), and the byte goes into
+ * the pipe behind everything spliced before it, so the order holds.
+ *
  * Spin: for SPIN_US after a loop turn that moved bulk bytes the worker
  * polls for completions instead of sleeping.  On a request-response stream
  * the next message is one client turnaround away, and on the 2-CPU test VM
@@ -123,6 +131,7 @@ static void slot_drop(struct uring_engine *u, struct uconn *uc)
 		u->n_again--;
 	uc->flags &= (uint16_t)~UC_BULK_ALL;
 	uc->full_recvs = 0;
+	uc->urgent = false;
 }
 
 static void close_pipe(struct uconn *uc)
@@ -174,7 +183,7 @@ static bool arm_poll(struct worker *w, struct conn *c, struct uconn *uc, bool ou
 	if (out)
 		io_uring_prep_poll_add(sqe, 0, POLLOUT);
 	else
-		io_uring_prep_poll_multishot(sqe, 0, POLLIN);
+		io_uring_prep_poll_multishot(sqe, 0, POLLIN | POLLPRI);
 	uring_target(sqe, c, uc);
 	io_uring_sqe_set_data64(sqe, ud_make(out ? UOP_POLLOUT : UOP_POLLIN, c->gen, c->idx));
 	uc->flags |= out ? UC_POLLOUT : UC_POLLIN;
@@ -295,6 +304,23 @@ static bool splice_out(struct worker *w, struct conn *c, struct uconn *uc)
 	return !uc->pipe_bytes || arm_poll(w, c, uc, true);
 }
 
+/* Splice stopped at what may be the urgent mark, with the pipe empty:
+ * read one byte past it by recv() and queue it in the pipe (header
+ * comment).  As splice(2): the bytes moved, 0 at EOF, or -1 with errno;
+ * EAGAIN means no mark is in reach yet, and the next poll says again. */
+static ssize_t urgent_in(struct uconn *uc)
+{
+	uint8_t b;
+	ssize_t n = recv(uc->bulk_fd, &b, 1, MSG_DONTWAIT);
+
+	if (n < 0 && errno == EAGAIN)
+		uc->urgent = false;
+	if (n <= 0)
+		return n;
+	/* An empty pipe always has room for one byte. */
+	return write(uc->pipe_w, &b, 1);
+}
+
 /* Socket -> pipe, at most what keeps the unsent bytes within
  * --conn-buffer.  Returns 1 when bytes came in, 0 when none (or EOF), -1
  * when the connection was closed. */
@@ -307,6 +333,8 @@ static int splice_in(struct worker *w, struct conn *c, struct uconn *uc)
 		return 0;
 	n = splice(uc->bulk_fd, NULL, uc->pipe_w, NULL, u->cap - uc->pipe_bytes,
 		   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n <= 0 && (n == 0 || errno == EAGAIN) && uc->urgent && !uc->pipe_bytes)
+		n = urgent_in(uc);
 	if (n > 0) {
 		uc->pipe_bytes += (uint32_t)n;
 		uc->flags |= UC_MOVED;
@@ -379,6 +407,8 @@ void ubulk_on_cqe(struct worker *w, struct conn *c, const struct io_uring_cqe *c
 	}
 	if (c->state == CONN_CLOSING || !(uc->flags & UC_BULK))
 		return;
+	if (op == UOP_POLLIN && cqe->res > 0)
+		uc->urgent = (cqe->res & POLLPRI) != 0;
 	/* A poll that failed (not cancelled) would fail again if re-armed. */
 	if (cqe->res < 0 && cqe->res != -ECANCELED) {
 		uring_close(w, c, CLOSE_ERROR);

@@ -37,13 +37,15 @@ int worker_create(struct worker *w, struct server *srv, unsigned id)
 	if (w->wake_fd < 0)
 		return ERR();
 	worker_query_init(&w->query);
-	return conn_table_init(&w->conns, srv->cfg.max_conns);
+	int r = handoff_init(&w->handoff);
+	return r ? r : conn_table_init(&w->conns, srv->cfg.max_conns);
 }
 
 void worker_destroy(struct worker *w)
 {
 	conn_table_free(&w->conns);
 	worker_query_fini(&w->query);
+	handoff_fini(&w->handoff);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
 	w->wake_fd = -1;
@@ -124,6 +126,7 @@ static void *worker_main(void *arg)
 		srv->engine->fini(w);
 		TRACE(TR_INFO, "worker %u: stopped", w->id);
 	}
+	handoff_close(&w->handoff);	/* from now on the dealers serve their own */
 	listeners_close_row(&srv->ls, w->id);
 	worker_query_gone(w);
 	atomic_fetch_sub(&srv->running, 1);
@@ -292,10 +295,61 @@ bool worker_accept_failed(struct worker *w, int err)
 	return true;
 }
 
+/* Socket activation: deal accepted connections round-robin over every
+ * worker (handoff.h).  True when fd went to another worker's queue. */
+static bool deal(struct worker *w, int fd)
+{
+	struct server *srv = w->srv;
+	unsigned n = srv->ls.n_workers;
+
+	if (!srv->ls.shared)
+		return false;
+	struct worker *to = &srv->workers[(w->id + w->dealt++) % n];
+	if (to == w || handoff_push(&to->handoff, fd))
+		return false;	/* ours, or that queue is full or gone: serve it here */
+	worker_wake(to);
+	return true;
+}
+
+static void serve(struct worker *w, int fd, const struct sockaddr *sa)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct conn *c;
+
+	if (!sa) {
+		if (getpeername(fd, (struct sockaddr *)&ss, &len)) {
+			close(fd);	/* already reset by the peer */
+			return;
+		}
+		sa = (const struct sockaddr *)&ss;
+	}
+	if ((c = worker_admit(w, fd, sa)))
+		w->srv->engine->adopt(w, c);
+	else
+		worker_reject_close(fd);
+}
+
+void worker_accepted(struct worker *w, int fd, const struct sockaddr *sa)
+{
+	if (!deal(w, fd))
+		serve(w, fd, sa);
+}
+
+/* Connections other workers dealt to this one: all of them at once (the
+ * queue is bounded), so none waits for another wake-up. */
+static void take_dealt(struct worker *w)
+{
+	int fds[HANDOFF_MAX];
+	unsigned n = handoff_take(&w->handoff, fds, HANDOFF_MAX);
+
+	for (unsigned i = 0; i < n; i++)
+		serve(w, fds[i], NULL);
+}
+
 #define ACCEPT_BATCH 64
 
-void worker_accept_batch(struct worker *w, int lfd,
-			 void (*adopt)(struct worker *w, struct conn *c))
+void worker_accept_batch(struct worker *w, int lfd)
 {
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
@@ -320,11 +374,7 @@ void worker_accept_batch(struct worker *w, int lfd,
 			}
 			continue;
 		}
-		struct conn *c = worker_admit(w, fd, (struct sockaddr *)&ss);
-		if (c)
-			adopt(w, c);
-		else
-			worker_reject_close(fd);
+		worker_accepted(w, fd, (struct sockaddr *)&ss);
 	}
 }
 
@@ -401,6 +451,8 @@ void worker_tick(struct worker *w)
 	}
 	if (unlikely(atomic_load_explicit(&w->query.pending, memory_order_relaxed)) && !deferred)
 		worker_query_answer(w);
+	if (unlikely(atomic_load_explicit(&w->handoff.pending, memory_order_relaxed)))
+		take_dealt(w);
 	if (!w->draining && server_phase(w->srv) != PHASE_RUNNING) {
 		w->draining = true;
 		w->accept_resume = 0;

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "conn.h"
+#include "handoff.h"
 #include "idle.h"
 #include "server.h"
 #include "stats.h"
@@ -61,6 +62,8 @@ struct worker {
 	uint64_t sync_next;	/* ns: no refresh for reports before then */
 	_Atomic uint64_t alive;	/* `now` at the last worker_tick(): the watchdog
 				 * checks that every loop still turns */
+	struct handoff handoff;	/* socket activation: connections dealt to us */
+	unsigned dealt;		/* connections this worker accepted from a shared socket */
 };
 
 int worker_create(struct worker *w, struct server *srv, unsigned id);
@@ -108,13 +111,18 @@ void worker_closed(struct worker *w, struct conn *c);
  * after a short while or as soon as one of its connections closes. */
 bool worker_accept_failed(struct worker *w, int err);
 
+/* A connection this worker accepted on plain descriptor fd, from sa (NULL:
+ * ask getpeername).  From a shared (systemd) socket it may be dealt to
+ * another worker (handoff.h); otherwise it is admitted and goes to the
+ * engine's adopt(), or is refused and reset. */
+void worker_accepted(struct worker *w, int fd, const struct sockaddr *sa);
+
 /* For readiness engines (epoll, sockmap): accept up to a batch from lfd,
- * which is readable.  Each admitted connection goes to adopt(); a refused
- * one is reset; descriptor exhaustion pauses accepting through the
- * engine's set_accepting().  The batch bound keeps accepting from starving
- * the connections already open. */
-void worker_accept_batch(struct worker *w, int lfd,
-			 void (*adopt)(struct worker *w, struct conn *c));
+ * which is readable, each through worker_accepted(); descriptor
+ * exhaustion pauses accepting through the engine's set_accepting().  The
+ * batch bound keeps accepting from starving the connections already
+ * open. */
+void worker_accept_batch(struct worker *w, int lfd);
 
 /* Milliseconds until the next timer (idle, drain, accept resume), -1 for
  * none.  Uses w->now. */
