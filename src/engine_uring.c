@@ -3,8 +3,10 @@
  * Techniques: multishot accept per listener and multishot receive per
  * connection into a provided-buffer ring (uring_bufs.c), so an idle
  * connection holds no buffer and arming costs one submission per
- * connection, not per message; the echo path is in uring_data.c, and
- * connections that move bulk data switch to splice (uring_bulk.c: no copy
+ * connection, not per message (before Linux 6.17, which can limit a
+ * multishot receive's bytes, receives are single-shot so that the
+ * --conn-buffer bound holds; uring_data.c says why); the echo path is
+ * in uring_data.c, and connections that move bulk data switch to splice (uring_bulk.c: no copy
  * at all, and the worker polls instead of sleeping for 100 us after bulk
  * bytes moved; 64 KiB x 1 connection went from about 1.0x to 2.1-2.4x the
  * baseline loop's MB/s on the 2-CPU test VM, README has the figures).  The ring
@@ -307,9 +309,10 @@ static void pool_shape(const struct config *cfg, uint32_t *count, uint32_t *size
 {
 	const char *env = getenv("ECHOSRV_URING_BUFS");
 
-	/* A buffer never exceeds --conn-buffer: one receive then never puts
-	 * a connection further over its limit than one buffer. */
-	*size = MIN(BUF_SIZE_MAX, cfg->conn_buffer);
+	/* A quarter of --conn-buffer: a connection's multishot receive may
+	 * fill its room less one buffer (uring_data.c), so a smaller buffer
+	 * keeps it armed for longer before single-shot receives take over. */
+	*size = MIN(BUF_SIZE_MAX, cfg->conn_buffer / 4);
 	*count = BUF_POOL_BYTES / *size;
 	if (env) {
 		char *end;
@@ -382,7 +385,8 @@ static int ur_init(struct worker *w)
 	TRACE(TR_INFO, "worker %u: io_uring: %u buffers of %u bytes, %s descriptors, receive %s, "
 	      "bulk splice %s", w->id, u->bufs.count, u->bufs.size,
 	      u->n_files ? "registered" : "plain",
-	      uring_mshot_limit ? "limited to --conn-buffer" : "paused by cancel",
+	      uring_mshot_limit ? "multishot, limited to the room" :
+	      "single-shot, sized to the room",
 	      !u->bulk_ok ? "off" : (u->n_files && !u->install_ok) ? "off (no fd install)" : "on");
 	arm_wake(w);
 	ur_set_accepting(w, true);

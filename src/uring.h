@@ -26,7 +26,8 @@ struct config;
 enum uop {
 	UOP_ACCEPT = 1,	/* multishot accept; index = listener address */
 	UOP_WAKE,	/* multishot poll on the worker's wake eventfd */
-	UOP_RECV,	/* multishot receive into the buffer ring */
+	UOP_RECV,	/* receive into the buffer ring: multishot with a byte
+			 * limit (6.17), else single-shot sized to the room */
 	UOP_SEND,	/* the one send in flight of a connection */
 	UOP_CANCEL,	/* a cancel request; its own result is ignored */
 	UOP_POLLIN,	/* bulk mode: multishot poll for input */
@@ -72,7 +73,7 @@ struct uconn {
 	uint32_t bulk_slot;	/* index in uring_engine.bulk */
 };
 
-#define UC_RECV		0x01	/* a multishot receive is armed */
+#define UC_RECV		0x01	/* a receive is armed */
 #define UC_RECV_CANCEL	0x02	/* ... and its cancel was submitted */
 #define UC_PAUSED	0x04	/* receive stopped: --conn-buffer reached */
 #define UC_SEND		0x08	/* a send is in flight */
@@ -142,7 +143,7 @@ void udata_on_recv(struct worker *w, struct conn *c, const struct io_uring_cqe *
 void udata_on_send(struct worker *w, struct conn *c, const struct io_uring_cqe *cqe);
 void udata_feed_starved(struct worker *w);
 void udata_forget(struct worker *w, struct conn *c);
-/* Cancel the multishot receive (it ends with its last completion). */
+/* Cancel the armed receive (it ends with its last completion). */
 void udata_stop_recv(struct worker *w, struct conn *c, struct uconn *uc);
 
 /* uring_bulk.c: bulk mode, see there. */

@@ -309,6 +309,7 @@ static int splice_in(struct worker *w, struct conn *c, struct uconn *uc)
 		   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 	if (n > 0) {
 		uc->pipe_bytes += (uint32_t)n;
+		conn_note_held(c, uc->pipe_bytes);
 		uc->flags |= UC_MOVED;
 		w_eng_moved(w);
 		worker_recv(w, c, (uint32_t)n);

