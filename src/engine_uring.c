@@ -356,6 +356,11 @@ static void files_table(struct worker *w, struct uring_engine *u)
 		u->n_files = n;
 }
 
+static void ur_fini(struct worker *w);
+
+/* A failure past the first allocation unwinds through ur_fini(), which
+ * takes whatever part was set up: the worker calls fini only after a
+ * successful init. */
 static int ur_init(struct worker *w)
 {
 	struct uring_engine *u = calloc(1, sizeof(*u));
@@ -368,10 +373,12 @@ static int ur_init(struct worker *w)
 	u->cap = w->srv->cfg.conn_buffer;
 	u->starved.snext = u->starved.sprev = &u->starved;
 	u->n_uc_chunks = w->conns.max_chunks;
-	if (!(u->uc = calloc(u->n_uc_chunks, sizeof(*u->uc))))
-		return -ENOMEM;
+	if (!(u->uc = calloc(u->n_uc_chunks, sizeof(*u->uc)))) {
+		r = -ENOMEM;
+		goto fail;
+	}
 	if ((r = uring_ring_create(&u->ring, SQ_ENTRIES, CQ_ENTRIES)))
-		return r;
+		goto fail;
 	u->ring_ok = true;
 	/* Each io_uring_enter then skips the ring descriptor lookup. */
 	io_uring_register_ring_fd(&u->ring);
@@ -380,7 +387,7 @@ static int ur_init(struct worker *w)
 	pool_shape(&w->srv->cfg, &count, &size);
 	if ((r = uring_bufs_init(&u->bufs, &u->ring, 0, count, size))) {
 		TRACE(TR_ERROR, "worker %u: io_uring buffer ring: %s", w->id, strerror(-r));
-		return r;
+		goto fail;
 	}
 	TRACE(TR_INFO, "worker %u: io_uring: %u buffers of %u bytes, %s descriptors, receive %s, "
 	      "bulk splice %s", w->id, u->bufs.count, u->bufs.size,
@@ -390,11 +397,21 @@ static int ur_init(struct worker *w)
 	      !u->bulk_ok ? "off" : (u->n_files && !u->install_ok) ? "off (no fd install)" : "on");
 	arm_wake(w);
 	ur_set_accepting(w, true);
-	return u->fatal;
+	if ((r = u->fatal))
+		goto fail;
+	return 0;
+fail:
+	ur_fini(w);
+	return r;
 }
 
+/* Forced stop: a connection still open keeps its engine state. */
 static void close_leftover(struct conn *c, void *arg)
 {
+	struct uconn *uc = uconn_of(arg, c);
+
+	free(uc->spill);	/* c->buf goes with the connection table */
+	uc->spill = NULL;
 	if (c->fd >= 0)
 		close(c->fd);	/* registered ones went with the ring */
 }
@@ -411,7 +428,7 @@ static void ur_fini(struct worker *w)
 		io_uring_queue_exit(&u->ring);
 	ubulk_fini(w);
 	uring_bufs_fini(&u->bufs, NULL);	/* the kernel has let go of it */
-	conn_table_each(&w->conns, close_leftover, NULL);
+	conn_table_each(&w->conns, close_leftover, u);
 	for (uint32_t i = 0; u->uc && i < u->n_uc_chunks; i++)
 		free(u->uc[i]);
 	free(u->uc);
