@@ -307,21 +307,11 @@ static int ur_run(struct worker *w)
  * to exercise running out of buffers; benchmarks try other sizes). */
 static void pool_shape(const struct config *cfg, uint32_t *count, uint32_t *size)
 {
-	const char *env = getenv("ECHOSRV_URING_BUFS");
-
 	/* A quarter of --conn-buffer: a connection's multishot receive may
 	 * fill its room less one buffer (uring_data.c), so a smaller buffer
 	 * keeps it armed for longer before single-shot receives take over. */
-	*size = MIN(BUF_SIZE_MAX, cfg->conn_buffer / 4);
-	*count = BUF_POOL_BYTES / *size;
-	if (env) {
-		char *end;
-		unsigned long n = strtoul(env, &end, 10);
-		if (n)
-			*count = (uint32_t)MIN(n, BUFS_MAX);
-		if (*end == 'x' && (n = strtoul(end + 1, NULL, 10)) >= 64)
-			*size = (uint32_t)MIN(n, 1u << 20);
-	}
+	*size = uring_env.bufs_size ? uring_env.bufs_size : MIN(BUF_SIZE_MAX, cfg->conn_buffer / 4);
+	*count = uring_env.bufs_count ? uring_env.bufs_count : BUF_POOL_BYTES / *size;
 	*count = MIN(*count, BUFS_MAX);
 }
 
@@ -335,7 +325,6 @@ static void pool_shape(const struct config *cfg, uint32_t *count, uint32_t *size
  * RLIMIT_NOFILE (several tables) is for the connection-scaling work. */
 static void files_table(struct worker *w, struct uring_engine *u)
 {
-	const char *env = getenv("ECHOSRV_URING_DIRECT");
 	uint32_t n = w->conns.max_chunks * CONN_CHUNK;
 	struct rlimit rl;
 	int r;
@@ -345,7 +334,7 @@ static void files_table(struct worker *w, struct uring_engine *u)
 	 * 60,000 under a limit of 20,000).  SO_REUSEPORT spreads connections
 	 * evenly; a worker that still gets more than its table keeps
 	 * descriptors for the excess, and the accept pause covers those. */
-	if ((env && !strcmp(env, "0")) || getrlimit(RLIMIT_NOFILE, &rl) ||
+	if (!uring_env.direct || getrlimit(RLIMIT_NOFILE, &rl) ||
 	    (uint64_t)rl.rlim_cur * w->srv->cfg.workers < w->srv->cfg.max_conns)
 		return;
 	n = (uint32_t)MIN((rlim_t)MIN(n, 1u << 20), rl.rlim_cur);

@@ -163,6 +163,18 @@ void udata_maybe_finish(struct worker *w, struct conn *c, struct uconn *uc);
 void uring_close(struct worker *w, struct conn *c, enum close_reason why);
 void uring_release_if_done(struct worker *w, struct conn *c);
 
+/* uring_env.c: the environment knobs, parsed by uring_env_load() (see
+ * engine.h) before any worker starts; read-only after. */
+struct uring_env {
+	uint32_t splice;	/* ECHOSRV_URING_SPLICE: bulk mode on */
+	uint32_t spin_us;	/* ECHOSRV_URING_SPIN_US: poll after bulk bytes */
+	uint32_t bufs_count;	/* ECHOSRV_URING_BUFS=COUNT[xSIZE]; 0: default */
+	uint32_t bufs_size;	/* ... SIZE; 0: default */
+	uint32_t direct;	/* ECHOSRV_URING_DIRECT: registered file table */
+	uint32_t no_limit;	/* ECHOSRV_URING_NO_LIMIT: act as before 6.17 */
+};
+extern struct uring_env uring_env;
+
 /* uring_probe.c; uring_mshot_limit is set before any worker starts. */
 extern bool uring_mshot_limit;
 int uring_ring_create(struct io_uring *ring, unsigned entries, unsigned cq_entries);

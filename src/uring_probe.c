@@ -114,7 +114,7 @@ int uring_probe(const struct config *cfg, char *why, size_t len)
 	} else {
 		if ((r = try_multishot_recv(&ring, &b, 0)))
 			snprintf(why, len, "multishot receive unsupported: %s", strerror(-r));
-		else if (!getenv("ECHOSRV_URING_NO_LIMIT"))	/* tests: the older path */
+		else if (!uring_env.no_limit)	/* tests: the older path */
 			uring_mshot_limit = try_multishot_recv(&ring, &b, 1 << 20) == 0;
 		uring_bufs_fini(&b, &ring);
 	}
