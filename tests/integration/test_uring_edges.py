@@ -124,3 +124,98 @@ def test_never_reading_peers_hold_at_most_conn_buffer(start_server, tmp_path, en
     held = [c["held_max_bytes"] for c in _conns(ctl_path)]
     assert max(held) <= kib * 1024, held
     _read_back(socks, written)
+
+
+# --- environment knobs -------------------------------------------------------
+
+BAD_KNOBS = [
+    ("ECHOSRV_URING_SPIN_US", "-1"),        # used to wrap: a spin forever
+    ("ECHOSRV_URING_SPIN_US", "1000001"),
+    ("ECHOSRV_URING_SPIN_US", "5ms"),
+    ("ECHOSRV_URING_SPIN_US", ""),
+    ("ECHOSRV_URING_SPLICE", "off"),
+    ("ECHOSRV_URING_SPLICE", "2"),
+    ("ECHOSRV_URING_BUFS", "0"),
+    ("ECHOSRV_URING_BUFS", "8x10"),
+    ("ECHOSRV_URING_BUFS", "8x1024x2"),
+    ("ECHOSRV_URING_BUFS", "99999"),
+    ("ECHOSRV_URING_BUFS", "-8"),
+    ("ECHOSRV_URING_DIRECT", "yes"),
+    ("ECHOSRV_URING_DIRECT", "2"),
+    ("ECHOSRV_URING_NO_LIMIT", "true"),
+    ("ECHOSRV_URING_NO_LIMIT", " 1"),
+]
+
+
+@pytest.mark.parametrize("name,value", BAD_KNOBS)
+@pytest.mark.parametrize("how", ["check", "start", "epoll"])
+def test_bad_knob_is_a_configuration_error(tmp_path, name, value, how):
+    """A knob set to something it does not mean: exit 2 with one line naming
+    it, under --check and at a real start, whatever the engine."""
+    args = [ECHOSRV, "--listen", "127.0.0.1:0", "--port-file", str(tmp_path / "port")]
+    args += {"check": ["--check"], "start": [], "epoll": ["--engine", "epoll"]}[how]
+    r = subprocess.run(args, env=_uring_env(no_limit=False, **{name: value}),
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 2, r
+    assert r.stderr.count("\n") == 1 and "%s=%s:" % (name, value) in r.stderr, r.stderr
+    assert not os.path.exists(tmp_path / "port")
+
+
+@pytest.mark.parametrize("name,value", [
+    ("ECHOSRV_URING_SPIN_US", "0"), ("ECHOSRV_URING_SPIN_US", "1000000"),
+    ("ECHOSRV_URING_SPLICE", "0"), ("ECHOSRV_URING_BUFS", "8"),
+    ("ECHOSRV_URING_BUFS", "8x1024"), ("ECHOSRV_URING_DIRECT", "0"),
+    ("ECHOSRV_URING_NO_LIMIT", "0"), ("ECHOSRV_URING_NO_LIMIT", "1")])
+def test_good_knob_is_accepted(name, value):
+    r = subprocess.run([ECHOSRV, "--check"], env=_uring_env(no_limit=False, **{name: value}),
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r
+
+
+# --- leaks -------------------------------------------------------------------
+
+FAIL_MMAP = os.path.join(BUILD, "helpers", "fail_mmap")
+
+
+@needs_uring
+@pytest.mark.skipif(not os.path.exists(FAIL_MMAP), reason="build/helpers/fail_mmap not built")
+def test_failed_engine_start_unwinds(tmp_path):
+    """The ring is set up, then the buffer pool cannot be mapped (an odd
+    pool size, and only a mapping of exactly that size fails): the start
+    fails with exit 1 and the reason, and (sanitizer builds) nothing the
+    engine set up is left behind."""
+    bufs_len = 1024 * 4160       # COUNT rounds up to a power of two
+    env = _uring_env(no_limit=False, ECHOSRV_URING_BUFS="1000x4160")
+    r = subprocess.run([FAIL_MMAP, str(bufs_len), ECHOSRV, "--engine", "io_uring",
+                        "--listen", "127.0.0.1:0", "--port-file", str(tmp_path / "port"),
+                        "--workers", "2"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r
+    assert "io_uring buffer ring: Cannot allocate memory" in r.stderr, r.stderr
+    assert "cannot start workers" in r.stderr, r.stderr
+    assert "Sanitizer" not in r.stderr, r.stderr[-3000:]
+
+
+@needs_uring
+@pytest.mark.parametrize("no_limit", [True, False])
+def test_stop_with_slow_readers_frees_everything(start_server, tmp_path, no_limit):
+    """Peers that read slowly (so their connections hold data in private
+    copies and spills), then `echosrvctl stop`: the server exits 0 (a
+    sanitizer build exits non-zero on a leak)."""
+    ctl_path = str(tmp_path / "ctl")
+    srv = start_server("--conn-buffer", "4k", "--ctl", ctl_path, engine="io_uring",
+                       env=_uring_env(no_limit=no_limit))
+    socks = _peers(srv, 40)
+    for _ in range(6):
+        _write_until_blocked(socks, limit=1 << 20, quiet_rounds=3)
+        for s in socks:     # a little, so that sends move and receives resume
+            try:
+                s.recv(3000)
+            except BlockingIOError:
+                pass
+    assert any(c["bytes_received"] > c["bytes_sent"] for c in _conns(ctl_path))
+    ctl(ctl_path, "stop")
+    assert srv.wait(timeout=30) == 0, srv.stderr()[-3000:]
+    assert "Sanitizer" not in srv.stderr(), srv.stderr()[-3000:]
+    for s in socks:
+        s.close()
