@@ -23,6 +23,7 @@
  * for a connection; closing cancels them by descriptor and the slot is
  * freed (worker_closed) only when the last completion is back.  Needs
  * Linux 6.1 for the flags; 6.0 for multishot receive (probed). */
+#include <malloc.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@
 #define CQ_ENTRIES 16384
 #define BUF_SIZE_MAX (64u << 10)
 #define BUF_POOL_BYTES (64u << 20)	/* per worker, address space; pages fill on use */
+#define TRIM_IDLE_NS (5 * NSEC_PER_SEC)
 
 struct io_uring_sqe *uring_sqe(struct uring_engine *u)
 {
@@ -80,6 +82,8 @@ void uring_release_if_done(struct worker *w, struct conn *c)
 
 	if (c->state != CONN_CLOSING || c->engine_ref)
 		return;
+	if (c->buf || uconn_of(u, c)->spill)
+		uring_freed(u, w->now);
 	udata_forget(w, c);
 	if (uconn_of(u, c)->flags & UC_DIRECT) {
 		int none = -1;
@@ -269,6 +273,42 @@ static void reap(struct worker *w)
 	io_uring_cq_advance(&u->ring, n);
 }
 
+/* --- memory back after a load ------------------------------------------ */
+
+/* Give freed connection buffers back to the kernel once none has been
+ * freed for TRIM_IDLE_NS: glibc keeps freed memory in its arenas (a
+ * worker's 64 KiB copies land in that thread's arena, below the size it
+ * maps on its own), so RSS would stay at the peak.  malloc_trim(0) also
+ * drops free pages in the middle of the heap.  Not during churn: a slow
+ * reader's copy comes and goes, and trimming then would only make the next
+ * malloc fault pages in again.  The pool's idle buffers are dropped by
+ * uring_bufs_refill(). */
+static void trim_heap(struct worker *w)
+{
+	struct uring_engine *u = w->eng;
+
+	if (u->freed_at && w->now - u->freed_at >= TRIM_IDLE_NS) {
+		malloc_trim(0);
+		u->freed_at = 0;
+	}
+}
+
+/* The loop's wait, shortened so that pending releases happen even when
+ * nothing else would wake the worker (every connection gone). */
+static int release_timeout_ms(const struct worker *w, int ms)
+{
+	const struct uring_engine *u = w->eng;
+	uint64_t due = uring_bufs_release_due(&u->bufs, w->now);
+
+	if (u->freed_at)
+		due = MIN(due, u->freed_at + TRIM_IDLE_NS <= w->now ? 0 :
+			  u->freed_at + TRIM_IDLE_NS - w->now);
+	if (due == UINT64_MAX)
+		return ms;
+	int until = (int)MIN((due + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC, 1u << 30);
+	return ms < 0 ? until : MIN(ms, until);
+}
+
 static int ur_run(struct worker *w)
 {
 	struct uring_engine *u = w->eng;
@@ -283,7 +323,7 @@ static int ur_run(struct worker *w)
 			/* Submit and collect what is ready, never sleep. */
 			r = io_uring_submit_and_get_events(&u->ring);
 		} else {
-			int ms = ubulk_timeout_ms(w, worker_timeout_ms(w));
+			int ms = release_timeout_ms(w, ubulk_timeout_ms(w, worker_timeout_ms(w)));
 			struct __kernel_timespec ts = {
 				.tv_sec = ms / 1000, .tv_nsec = (long long)(ms % 1000) * 1000000,
 			};
@@ -296,6 +336,7 @@ static int ur_run(struct worker *w)
 		uring_bufs_refill(&u->bufs, w->now);
 		udata_feed_starved(w);
 		ubulk_turn(w);
+		trim_heap(w);
 		worker_tick(w);
 	}
 	return u->fatal;

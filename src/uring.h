@@ -113,7 +113,16 @@ struct uring_engine {
 	uint64_t bulk_spin_ns;		/* poll, not sleep, this long after that */
 	struct conn *bulk[BULK_MAX];	/* bulk (or switching) connections */
 	int fatal;			/* -errno that ends the loop */
+	uint64_t freed_at;		/* ns of the last free of a connection's
+					 * buffer or spill; 0: trimmed since */
 };
+
+/* A connection's private copy or spill went back to malloc: once none has
+ * for a while, the heap is trimmed (engine_uring.c). */
+static inline void uring_freed(struct uring_engine *u, uint64_t now)
+{
+	u->freed_at = now ? now : 1;
+}
 
 static inline struct uconn *uconn_of(struct uring_engine *u, const struct conn *c)
 {

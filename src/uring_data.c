@@ -196,7 +196,7 @@ static int stash(struct uring_engine *u, struct conn *c, struct uconn *uc, const
 }
 
 /* Move spilled bytes up into the private copy (no send in flight). */
-static void unspill(struct uring_engine *u, struct conn *c, struct uconn *uc)
+static void unspill(struct uring_engine *u, struct conn *c, struct uconn *uc, uint64_t now)
 {
 	if (!uc->spill_len || (uc->flags & UC_SEND))
 		return;
@@ -207,6 +207,7 @@ static void unspill(struct uring_engine *u, struct conn *c, struct uconn *uc)
 		free(uc->spill);
 		uc->spill = NULL;
 		uc->spill_cap = 0;
+		uring_freed(u, now);
 	}
 }
 
@@ -269,7 +270,7 @@ static void kick_send(struct worker *w, struct conn *c, struct uconn *uc)
 	if (uc->flags & UC_SEND)
 		return;
 	if (!c->len)
-		unspill(u, c, uc);
+		unspill(u, c, uc, w->now);
 	if (!c->len && uc->q_head == BUFS_NONE)
 		return;
 	if (!(sqe = uring_sqe(u))) {
@@ -396,6 +397,8 @@ void udata_on_send(struct worker *w, struct conn *c, const struct io_uring_cqe *
 		worker_sent(w, c, n);
 	if (priv) {
 		conn_sent(c, n);	/* frees the copy once it is empty */
+		if (!c->buf)
+			uring_freed(u, w->now);
 	} else {
 		queue_consume(u, uc, n);
 		if (n < uc->send_len && go_slow(u, c, uc)) {

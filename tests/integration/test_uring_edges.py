@@ -219,3 +219,52 @@ def test_stop_with_slow_readers_frees_everything(start_server, tmp_path, no_limi
     assert "Sanitizer" not in srv.stderr(), srv.stderr()[-3000:]
     for s in socks:
         s.close()
+
+
+# --- memory back after a load ------------------------------------------------
+
+def _bulk_client(addr, rounds=4, size=1 << 20):
+    s = socket.create_connection(addr, timeout=30)
+    data = os.urandom(size)
+    try:
+        for _ in range(rounds):
+            assert echo_roundtrip(s, data) == data
+    finally:
+        s.close()
+
+
+@needs_uring
+@pytest.mark.skipif(SANITIZED, reason="a sanitizer's allocator and shadow memory keep freed "
+                    "pages resident: RSS says nothing about echosrv there")
+@pytest.mark.parametrize("no_limit", [False, True])
+def test_memory_goes_back_after_a_load(start_server, no_limit):
+    """Hundreds of never-reading peers (a private copy each) and bulk
+    clients (the buffer pool grows), then every connection closes: within
+    the release periods (a few seconds) the server's RSS is back near where
+    it started."""
+    import concurrent.futures
+    srv = start_server("--conn-buffer", "64k", engine="io_uring",
+                       env=_uring_env(no_limit=no_limit))
+    rss0 = srv.rss_kib()
+    socks = _peers(srv, 300)
+    _write_until_blocked(socks, limit=1 << 20, quiet_rounds=5)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as ex:
+        for f in [ex.submit(_bulk_client, (srv.host, srv.port)) for _ in range(20)]:
+            f.result(timeout=120)
+    peak = srv.rss_kib()
+    assert peak - rss0 > 8 << 10, "the load did not grow RSS (%d -> %d KiB)" % (rss0, peak)
+    for s in socks:
+        s.close()
+    seen = []
+
+    def back():
+        seen.append(srv.rss_kib())
+        return seen[-1] <= rss0 + (4 << 10)
+    try:
+        wait_for(back, timeout=40, interval=0.5, what="RSS back near its start")
+    except AssertionError:
+        raise AssertionError("RSS %d KiB at start, %d KiB at the peak, then %s KiB" % (
+            rss0, peak, seen[::8] + seen[-1:]))
+    s = srv.connect()     # and it still echoes, from fresh pages
+    assert echo_roundtrip(s, b"after" * 20000) == b"after" * 20000
+    s.close()
