@@ -268,3 +268,39 @@ def test_memory_goes_back_after_a_load(start_server, no_limit):
     s = srv.connect()     # and it still echoes, from fresh pages
     assert echo_roundtrip(s, b"after" * 20000) == b"after" * 20000
     s.close()
+
+
+# --- the probe with /proc/sys hidden ------------------------------------------
+
+# systemd's ProcSubset=pid, as the shipped unit has it: /proc/sys is empty.
+HIDE_PROC_SYS = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                 'mount -t tmpfs none /proc/sys && exec "$@"', "sh"]
+needs_root_unshare = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare"),
+    reason="hiding /proc/sys needs root and unshare(1)")
+
+
+@needs_uring
+@needs_root_unshare
+def test_auto_picks_io_uring_with_proc_sys_hidden(start_server):
+    """With /proc/sys hidden the probe still decides by trying io_uring:
+    auto picks it, and it echoes."""
+    srv = start_server(wrapper=HIDE_PROC_SYS, env=_uring_env(no_limit=False))
+    assert "engine io_uring" in srv.stderr(), srv.stderr()
+    assert "not available" not in srv.stderr()
+    s = srv.connect()
+    data = os.urandom(300000)
+    assert echo_roundtrip(s, data) == data
+    s.close()
+
+
+@needs_root_unshare
+@pytest.mark.skipif(not os.path.exists(os.path.join(BUILD, "helpers", "no_uring")),
+                    reason="build/helpers/no_uring not built")
+def test_refused_io_uring_with_proc_sys_hidden_says_so(start_server):
+    """io_uring refused and the sysctl unreadable: the fallback line says
+    the sysctl could not be read instead of guessing."""
+    srv = start_server(wrapper=HIDE_PROC_SYS + [os.path.join(BUILD, "helpers", "no_uring")],
+                       env=_uring_env(no_limit=False))
+    log = srv.stderr()
+    assert "engine epoll" in log and "io_uring_disabled unreadable" in log, log
