@@ -55,6 +55,7 @@ int conn_hold(struct conn *c, const void *data, uint32_t n, uint32_t cap)
 	assert(c->off + c->len + n <= cap);
 	memcpy(c->buf + c->off + c->len, data, n);
 	c->len += n;
+	conn_note_held(c, c->len);
 	return 0;
 }
 

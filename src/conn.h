@@ -54,7 +54,17 @@ struct conn {
 	uint32_t off, len;
 	uint32_t engine_ref;	/* engine-private: e.g. completions in flight */
 	uint32_t next_free;	/* free-list link while CONN_FREE */
+	/* Most unsent bytes this connection held in user space at once (the
+	 * engine's whole count, not just buf): shown by `echosrvctl conns`,
+	 * so the --conn-buffer bound can be checked from outside. */
+	uint32_t held_max;
 };
+
+static inline void conn_note_held(struct conn *c, uint32_t held)
+{
+	if (held > c->held_max)
+		c->held_max = held;
+}
 
 static inline uint64_t conn_id(const struct conn *c)
 {

@@ -55,4 +55,9 @@ extern const struct engine_ops engine_sockmap;	/* root or CAP_BPF + CAP_NET_ADMI
 const struct engine_ops *engine_select(const struct config *cfg, char *why, size_t len,
 				       char *note, size_t notelen);
 
+/* Parse the io_uring engine's environment knobs (ECHOSRV_URING_*); called
+ * once at start, whatever the engine.  0, or -EINVAL with the bad one and
+ * what it takes in why. */
+int uring_env_load(char *why, size_t len);
+
 #endif

@@ -3,8 +3,10 @@
  * Techniques: multishot accept per listener and multishot receive per
  * connection into a provided-buffer ring (uring_bufs.c), so an idle
  * connection holds no buffer and arming costs one submission per
- * connection, not per message; the echo path is in uring_data.c, and
- * connections that move bulk data switch to splice (uring_bulk.c: no copy
+ * connection, not per message (before Linux 6.17, which can limit a
+ * multishot receive's bytes, receives are single-shot so that the
+ * --conn-buffer bound holds; uring_data.c says why); the echo path is
+ * in uring_data.c, and connections that move bulk data switch to splice (uring_bulk.c: no copy
  * at all, and the worker polls instead of sleeping for 100 us after bulk
  * bytes moved; 64 KiB x 1 connection went from about 1.0x to 2.1-2.4x the
  * baseline loop's MB/s on the 2-CPU test VM, README has the figures).  The ring
@@ -21,6 +23,7 @@
  * for a connection; closing cancels them by descriptor and the slot is
  * freed (worker_closed) only when the last completion is back.  Needs
  * Linux 6.1 for the flags; 6.0 for multishot receive (probed). */
+#include <malloc.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +40,7 @@
 #define CQ_ENTRIES 16384
 #define BUF_SIZE_MAX (64u << 10)
 #define BUF_POOL_BYTES (64u << 20)	/* per worker, address space; pages fill on use */
+#define TRIM_IDLE_NS (5 * NSEC_PER_SEC)
 
 struct io_uring_sqe *uring_sqe(struct uring_engine *u)
 {
@@ -78,6 +82,8 @@ void uring_release_if_done(struct worker *w, struct conn *c)
 
 	if (c->state != CONN_CLOSING || c->engine_ref)
 		return;
+	if (c->buf || uconn_of(u, c)->spill)
+		uring_freed(u, w->now);
 	udata_forget(w, c);
 	if (uconn_of(u, c)->flags & UC_DIRECT) {
 		int none = -1;
@@ -269,6 +275,42 @@ static void reap(struct worker *w)
 	io_uring_cq_advance(&u->ring, n);
 }
 
+/* --- memory back after a load ------------------------------------------ */
+
+/* Give freed connection buffers back to the kernel once none has been
+ * freed for TRIM_IDLE_NS: glibc keeps freed memory in its arenas (a
+ * worker's 64 KiB copies land in that thread's arena, below the size it
+ * maps on its own), so RSS would stay at the peak.  malloc_trim(0) also
+ * drops free pages in the middle of the heap.  Not during churn: a slow
+ * reader's copy comes and goes, and trimming then would only make the next
+ * malloc fault pages in again.  The pool's idle buffers are dropped by
+ * uring_bufs_refill(). */
+static void trim_heap(struct worker *w)
+{
+	struct uring_engine *u = w->eng;
+
+	if (u->freed_at && w->now - u->freed_at >= TRIM_IDLE_NS) {
+		malloc_trim(0);
+		u->freed_at = 0;
+	}
+}
+
+/* The loop's wait, shortened so that pending releases happen even when
+ * nothing else would wake the worker (every connection gone). */
+static int release_timeout_ms(const struct worker *w, int ms)
+{
+	const struct uring_engine *u = w->eng;
+	uint64_t due = uring_bufs_release_due(&u->bufs, w->now);
+
+	if (u->freed_at)
+		due = MIN(due, u->freed_at + TRIM_IDLE_NS <= w->now ? 0 :
+			  u->freed_at + TRIM_IDLE_NS - w->now);
+	if (due == UINT64_MAX)
+		return ms;
+	int until = (int)MIN((due + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC, 1u << 30);
+	return ms < 0 ? until : MIN(ms, until);
+}
+
 static int ur_run(struct worker *w)
 {
 	struct uring_engine *u = w->eng;
@@ -283,7 +325,7 @@ static int ur_run(struct worker *w)
 			/* Submit and collect what is ready, never sleep. */
 			r = io_uring_submit_and_get_events(&u->ring);
 		} else {
-			int ms = ubulk_timeout_ms(w, worker_timeout_ms(w));
+			int ms = release_timeout_ms(w, ubulk_timeout_ms(w, worker_timeout_ms(w)));
 			struct __kernel_timespec ts = {
 				.tv_sec = ms / 1000, .tv_nsec = (long long)(ms % 1000) * 1000000,
 			};
@@ -296,6 +338,7 @@ static int ur_run(struct worker *w)
 		uring_bufs_refill(&u->bufs, w->now);
 		udata_feed_starved(w);
 		ubulk_turn(w);
+		trim_heap(w);
 		worker_tick(w);
 	}
 	return u->fatal;
@@ -307,20 +350,11 @@ static int ur_run(struct worker *w)
  * to exercise running out of buffers; benchmarks try other sizes). */
 static void pool_shape(const struct config *cfg, uint32_t *count, uint32_t *size)
 {
-	const char *env = getenv("ECHOSRV_URING_BUFS");
-
-	/* A buffer never exceeds --conn-buffer: one receive then never puts
-	 * a connection further over its limit than one buffer. */
-	*size = MIN(BUF_SIZE_MAX, cfg->conn_buffer);
-	*count = BUF_POOL_BYTES / *size;
-	if (env) {
-		char *end;
-		unsigned long n = strtoul(env, &end, 10);
-		if (n)
-			*count = (uint32_t)MIN(n, BUFS_MAX);
-		if (*end == 'x' && (n = strtoul(end + 1, NULL, 10)) >= 64)
-			*size = (uint32_t)MIN(n, 1u << 20);
-	}
+	/* A quarter of --conn-buffer: a connection's multishot receive may
+	 * fill its room less one buffer (uring_data.c), so a smaller buffer
+	 * keeps it armed for longer before single-shot receives take over. */
+	*size = uring_env.bufs_size ? uring_env.bufs_size : MIN(BUF_SIZE_MAX, cfg->conn_buffer / 4);
+	*count = uring_env.bufs_count ? uring_env.bufs_count : BUF_POOL_BYTES / *size;
 	*count = MIN(*count, BUFS_MAX);
 }
 
@@ -334,7 +368,6 @@ static void pool_shape(const struct config *cfg, uint32_t *count, uint32_t *size
  * RLIMIT_NOFILE (several tables) is for the connection-scaling work. */
 static void files_table(struct worker *w, struct uring_engine *u)
 {
-	const char *env = getenv("ECHOSRV_URING_DIRECT");
 	uint32_t n = w->conns.max_chunks * CONN_CHUNK;
 	struct rlimit rl;
 	int r;
@@ -344,7 +377,7 @@ static void files_table(struct worker *w, struct uring_engine *u)
 	 * 60,000 under a limit of 20,000).  SO_REUSEPORT spreads connections
 	 * evenly; a worker that still gets more than its table keeps
 	 * descriptors for the excess, and the accept pause covers those. */
-	if ((env && !strcmp(env, "0")) || getrlimit(RLIMIT_NOFILE, &rl) ||
+	if (!uring_env.direct || getrlimit(RLIMIT_NOFILE, &rl) ||
 	    (uint64_t)rl.rlim_cur * w->srv->cfg.workers < w->srv->cfg.max_conns)
 		return;
 	n = (uint32_t)MIN((rlim_t)MIN(n, 1u << 20), rl.rlim_cur);
@@ -355,6 +388,11 @@ static void files_table(struct worker *w, struct uring_engine *u)
 		u->n_files = n;
 }
 
+static void ur_fini(struct worker *w);
+
+/* A failure past the first allocation unwinds through ur_fini(), which
+ * takes whatever part was set up: the worker calls fini only after a
+ * successful init. */
 static int ur_init(struct worker *w)
 {
 	struct uring_engine *u = calloc(1, sizeof(*u));
@@ -367,10 +405,12 @@ static int ur_init(struct worker *w)
 	u->cap = w->srv->cfg.conn_buffer;
 	u->starved.snext = u->starved.sprev = &u->starved;
 	u->n_uc_chunks = w->conns.max_chunks;
-	if (!(u->uc = calloc(u->n_uc_chunks, sizeof(*u->uc))))
-		return -ENOMEM;
+	if (!(u->uc = calloc(u->n_uc_chunks, sizeof(*u->uc)))) {
+		r = -ENOMEM;
+		goto fail;
+	}
 	if ((r = uring_ring_create(&u->ring, SQ_ENTRIES, CQ_ENTRIES)))
-		return r;
+		goto fail;
 	u->ring_ok = true;
 	/* Each io_uring_enter then skips the ring descriptor lookup. */
 	io_uring_register_ring_fd(&u->ring);
@@ -379,20 +419,31 @@ static int ur_init(struct worker *w)
 	pool_shape(&w->srv->cfg, &count, &size);
 	if ((r = uring_bufs_init(&u->bufs, &u->ring, 0, count, size))) {
 		TRACE(TR_ERROR, "worker %u: io_uring buffer ring: %s", w->id, strerror(-r));
-		return r;
+		goto fail;
 	}
 	TRACE(TR_INFO, "worker %u: io_uring: %u buffers of %u bytes, %s descriptors, receive %s, "
 	      "bulk splice %s", w->id, u->bufs.count, u->bufs.size,
 	      u->n_files ? "registered" : "plain",
-	      uring_mshot_limit ? "limited to --conn-buffer" : "paused by cancel",
+	      uring_mshot_limit ? "multishot, limited to the room" :
+	      "single-shot, sized to the room",
 	      !u->bulk_ok ? "off" : (u->n_files && !u->install_ok) ? "off (no fd install)" : "on");
 	arm_wake(w);
 	ur_set_accepting(w, true);
-	return u->fatal;
+	if ((r = u->fatal))
+		goto fail;
+	return 0;
+fail:
+	ur_fini(w);
+	return r;
 }
 
+/* Forced stop: a connection still open keeps its engine state. */
 static void close_leftover(struct conn *c, void *arg)
 {
+	struct uconn *uc = uconn_of(arg, c);
+
+	free(uc->spill);	/* c->buf goes with the connection table */
+	uc->spill = NULL;
 	if (c->fd >= 0)
 		close(c->fd);	/* registered ones went with the ring */
 }
@@ -409,7 +460,7 @@ static void ur_fini(struct worker *w)
 		io_uring_queue_exit(&u->ring);
 	ubulk_fini(w);
 	uring_bufs_fini(&u->bufs, NULL);	/* the kernel has let go of it */
-	conn_table_each(&w->conns, close_leftover, NULL);
+	conn_table_each(&w->conns, close_leftover, u);
 	for (uint32_t i = 0; u->uc && i < u->n_uc_chunks; i++)
 		free(u->uc[i]);
 	free(u->uc);

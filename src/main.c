@@ -298,6 +298,10 @@ int main(int argc, char **argv)
 	if ((r = parse_options(argc, argv)))
 		return r;
 	trace_set(srv.cfg.trace);
+	if (uring_env_load(why, sizeof(why))) {
+		fprintf(stderr, "echosrv: %s\n", why);
+		return EXIT_USAGE;
+	}
 	srv.engine = engine_select(&srv.cfg, why, sizeof(why), note, sizeof(note));
 	if (!srv.engine) {
 		fprintf(stderr, "echosrv: --engine: %s\n", why);

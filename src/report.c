@@ -147,11 +147,12 @@ static void list_one(struct conn *c, void *arg)
 	peer_text(c, peer, sizeof(peer));
 	sbuf_printf(&l->out,
 		    "%s\n    {\"id\": \"%llx\", \"worker\": %u, \"peer\": \"%s\", \"state\": \"%s\", "
-		    "\"age_seconds\": %llu.%03llu, \"bytes_received\": %llu, \"bytes_sent\": %llu}",
+		    "\"age_seconds\": %llu.%03llu, \"bytes_received\": %llu, \"bytes_sent\": %llu, "
+		    "\"held_max_bytes\": %u}",
 		    l->out.len ? "," : "", (unsigned long long)conn_id(c), l->w->id, peer,
 		    state_names[c->state], (unsigned long long)(age / NSEC_PER_SEC),
 		    (unsigned long long)(age % NSEC_PER_SEC / NSEC_PER_MSEC),
-		    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out);
+		    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out, c->held_max);
 }
 
 void worker_query_answer(struct worker *w)

@@ -26,7 +26,8 @@ struct config;
 enum uop {
 	UOP_ACCEPT = 1,	/* multishot accept; index = listener address */
 	UOP_WAKE,	/* multishot poll on the worker's wake eventfd */
-	UOP_RECV,	/* multishot receive into the buffer ring */
+	UOP_RECV,	/* receive into the buffer ring: multishot with a byte
+			 * limit (6.17), else single-shot sized to the room */
 	UOP_SEND,	/* the one send in flight of a connection */
 	UOP_CANCEL,	/* a cancel request; its own result is ignored */
 	UOP_POLLIN,	/* bulk mode: multishot poll for input */
@@ -73,7 +74,7 @@ struct uconn {
 	uint32_t bulk_slot;	/* index in uring_engine.bulk */
 };
 
-#define UC_RECV		0x01	/* a multishot receive is armed */
+#define UC_RECV		0x01	/* a receive is armed */
 #define UC_RECV_CANCEL	0x02	/* ... and its cancel was submitted */
 #define UC_PAUSED	0x04	/* receive stopped: --conn-buffer reached */
 #define UC_SEND		0x08	/* a send is in flight */
@@ -113,7 +114,16 @@ struct uring_engine {
 	uint64_t bulk_spin_ns;		/* poll, not sleep, this long after that */
 	struct conn *bulk[BULK_MAX];	/* bulk (or switching) connections */
 	int fatal;			/* -errno that ends the loop */
+	uint64_t freed_at;		/* ns of the last free of a connection's
+					 * buffer or spill; 0: trimmed since */
 };
+
+/* A connection's private copy or spill went back to malloc: once none has
+ * for a while, the heap is trimmed (engine_uring.c). */
+static inline void uring_freed(struct uring_engine *u, uint64_t now)
+{
+	u->freed_at = now ? now : 1;
+}
 
 static inline struct uconn *uconn_of(struct uring_engine *u, const struct conn *c)
 {
@@ -143,7 +153,7 @@ void udata_on_recv(struct worker *w, struct conn *c, const struct io_uring_cqe *
 void udata_on_send(struct worker *w, struct conn *c, const struct io_uring_cqe *cqe);
 void udata_feed_starved(struct worker *w);
 void udata_forget(struct worker *w, struct conn *c);
-/* Cancel the multishot receive (it ends with its last completion). */
+/* Cancel the armed receive (it ends with its last completion). */
 void udata_stop_recv(struct worker *w, struct conn *c, struct uconn *uc);
 
 /* uring_bulk.c: bulk mode, see there. */
@@ -162,6 +172,18 @@ void udata_maybe_finish(struct worker *w, struct conn *c, struct uconn *uc);
 /* engine_uring.c */
 void uring_close(struct worker *w, struct conn *c, enum close_reason why);
 void uring_release_if_done(struct worker *w, struct conn *c);
+
+/* uring_env.c: the environment knobs, parsed by uring_env_load() (see
+ * engine.h) before any worker starts; read-only after. */
+struct uring_env {
+	uint32_t splice;	/* ECHOSRV_URING_SPLICE: bulk mode on */
+	uint32_t spin_us;	/* ECHOSRV_URING_SPIN_US: poll after bulk bytes */
+	uint32_t bufs_count;	/* ECHOSRV_URING_BUFS=COUNT[xSIZE]; 0: default */
+	uint32_t bufs_size;	/* ... SIZE; 0: default */
+	uint32_t direct;	/* ECHOSRV_URING_DIRECT: registered file table */
+	uint32_t no_limit;	/* ECHOSRV_URING_NO_LIMIT: act as before 6.17 */
+};
+extern struct uring_env uring_env;
 
 /* uring_probe.c; uring_mshot_limit is set before any worker starts. */
 extern bool uring_mshot_limit;

@@ -15,6 +15,21 @@
  * so a busy worker gets the buffers it needs and a quiet one keeps a small
  * hot set (and touches few pages: the pool is mapped, not allocated).
  *
+ * Pages go back to the kernel once idle: a buffer that stayed on the stack
+ * (neither posted nor holding data) for a whole release period,
+ * BUFS_RELEASE_NS, is dropped with madvise(MADV_DONTNEED) -- the
+ * stack's bottom below the lowest it reached in the period is exactly the
+ * buffers nobody touched, and the mapping stays, so reuse just faults in
+ * fresh pages.  Runs of idle buffers are dropped by the whole pages they
+ * cover, so buffers smaller than a page go back too once their neighbours
+ * are idle.  Buffers in the ring (posted, up to the depth a burst grew
+ * to) are dropped only after a whole period in which the kernel filled
+ * none and no connection held one: then the whole pool goes at once.  That
+ * is safe because the kernel writes a provided buffer only while this
+ * worker is inside io_uring_enter (task work runs in the submitting thread;
+ * receives are never sent to io-wq), and what a posted buffer holds before
+ * a completion names it is nothing anyone reads.
+ *
  * The ring is registered with IORING_REGISTER_PBUF_RING on memory we map
  * ourselves (liburing 2.3 has no io_uring_setup_buf_ring()). */
 #ifndef ECHOSRV_URING_BUFS_H
@@ -44,7 +59,16 @@ struct uring_bufs {
 	uint16_t *next;		/* per buffer: send-queue link (engine use) */
 	uint32_t *len;		/* per buffer: bytes of data in it (engine use) */
 	size_t ring_bytes, mem_bytes;
+	/* Releasing idle pages: stack[0, clean) were dropped and not taken
+	 * since; stack[0, stack_low) were not taken this period. */
+	uint32_t clean, stack_low;
+	uint32_t taken;		/* buffers filled this period */
+	bool all_clean;		/* the whole pool dropped, none taken since */
+	uint64_t released;	/* ns of the last release */
+	uint8_t *idle_map;	/* scratch: one bit per buffer */
 };
+
+#define BUFS_RELEASE_NS 5000000000ull	/* 5 s */
 
 /* Map and register count buffers of size bytes as group bgid on ring.
  * count is rounded up to a power of two.  0 or -errno. */
@@ -52,8 +76,11 @@ int uring_bufs_init(struct uring_bufs *b, struct io_uring *ring, uint16_t bgid, 
 		    uint32_t size);
 void uring_bufs_fini(struct uring_bufs *b, struct io_uring *ring);
 
-/* Post free buffers until depth are in the ring; decay depth (now: ns). */
+/* Post free buffers until depth are in the ring; decay depth, and drop
+ * the pages of buffers idle for a release period (now: ns). */
 void uring_bufs_refill(struct uring_bufs *b, uint64_t now);
+/* ns until idle pages are next due to be dropped; UINT64_MAX: none left. */
+uint64_t uring_bufs_release_due(const struct uring_bufs *b, uint64_t now);
 /* A receive found the ring empty: post more from now on. */
 void uring_bufs_grow(struct uring_bufs *b);
 
@@ -66,6 +93,7 @@ static inline uint8_t *uring_buf(const struct uring_bufs *b, uint16_t bid)
 static inline void uring_buf_taken(struct uring_bufs *b, uint16_t bid)
 {
 	b->posted--;
+	b->taken++;
 	b->next[bid] = BUFS_NONE;
 }
 

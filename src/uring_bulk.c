@@ -41,16 +41,17 @@
  * which reads across the mark (the byte is inline), and the byte goes into
  * the pipe behind everything spliced before it, so the order holds.
  *
- * Spin: for SPIN_US after a loop turn that moved bulk bytes the worker
- * polls for completions instead of sleeping.  On a request-response stream
- * the next message is one client turnaround away, and on the 2-CPU test VM
+ * Spin: for 100 us (ECHOSRV_URING_SPIN_US) after a loop turn that moved
+ * bulk bytes the worker polls for completions instead of sleeping.  On a
+ * request-response stream the next message is one client turnaround away,
+ * and on the 2-CPU test VM
  * (no guest halt-polling) waking a sleeping worker costs an IPI and VM
  * exits, more than the copy splice saves.  Measured, 64 KiB x 1 connection
  * against the baseline loop in one run: splice alone 1.05-1.2x its MB/s,
  * splice with a 50 us spin no better (shorter than the turnaround), with
  * 100-300 us 2.1-2.4x, server CPU per message 0.7x either way.  Only bulk
  * connections set it off, so small messages never spin; a stream that stops
- * costs at most SPIN_US of polling.
+ * costs at most that spin of polling.
  *
  * ECHOSRV_URING_SPLICE=0 turns bulk mode off and ECHOSRV_URING_SPIN_US=N
  * sets the spin (0: none), for benchmarks. */
@@ -71,7 +72,6 @@
 #define BULK_MIN_BYTES (32u << 10)	/* ... which together hold at least this */
 #define PUMP_ROUNDS 8		/* splice pairs per event before yielding */
 #define SWEEP_NS NSEC_PER_SEC
-#define SPIN_US 100		/* default of ECHOSRV_URING_SPIN_US */
 
 #define UC_BULK_ALL (UC_BULK_WANT | UC_BULK | UC_BULK_FD | UC_INSTALL | UC_POLLIN | \
 		     UC_POLLOUT | UC_LEAVE | UC_MOVED | UC_AGAIN)
@@ -96,14 +96,12 @@ bool ubulk_spinning(const struct worker *w)
 
 void ubulk_init(struct uring_engine *u, struct io_uring *ring)
 {
-	const char *env = getenv("ECHOSRV_URING_SPLICE");
 	struct io_uring_probe *p;
 
-	if (env && !strcmp(env, "0"))
+	if (!uring_env.splice)
 		return;
 	u->bulk_ok = true;
-	env = getenv("ECHOSRV_URING_SPIN_US");
-	u->bulk_spin_ns = (env ? strtoull(env, NULL, 10) : SPIN_US) * 1000;
+	u->bulk_spin_ns = (uint64_t)uring_env.spin_us * 1000;
 	if ((p = io_uring_get_probe_ring(ring))) {
 		u->install_ok = io_uring_opcode_supported(p, URING_OP_FIXED_FD_INSTALL);
 		io_uring_free_probe(p);
@@ -337,6 +335,7 @@ static int splice_in(struct worker *w, struct conn *c, struct uconn *uc)
 		n = urgent_in(uc);
 	if (n > 0) {
 		uc->pipe_bytes += (uint32_t)n;
+		conn_note_held(c, uc->pipe_bytes);
 		uc->flags |= UC_MOVED;
 		w_eng_moved(w);
 		worker_recv(w, c, (uint32_t)n);

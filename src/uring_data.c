@@ -11,12 +11,19 @@
  * and the ring buffers go back at once, so slow readers never pin the
  * worker's shared pool; sends from the private copy wait in the kernel for
  * room.  A connection never receives more than --conn-buffer minus what it
- * holds: each multishot receive is armed with that byte limit where the
- * kernel has it (6.17) and ends by itself; elsewhere it is cancelled at
- * --conn-buffer and what still arrives before the cancel lands is copied
- * to a "spill" behind the private buffer, never left in a ring buffer.
- * Either way TCP then throttles the peer; receiving resumes when half of
- * the held bytes are gone.
+ * holds, exactly, on every kernel.  Where the kernel has a byte limit for
+ * a multishot receive (6.17) the receive is armed with the room less one
+ * buffer (the receive that crosses the limit fills a whole buffer) and
+ * ends by itself; once the room is smaller than a buffer, and everywhere
+ * on older kernels, a receive is single-shot and asks for at most the room
+ * left (the kernel fills at most that much of the ring buffer it picks).  A multishot receive cannot be bounded there: before 6.17 one
+ * wake-up receives until the socket is empty, a whole receive window into
+ * as many ring buffers as are posted, before any completion is seen, so
+ * cancelling it at the limit came too late by up to megabytes.  Either way
+ * TCP then throttles the peer; receiving resumes when half of the held
+ * bytes are gone.  Bytes that arrive while a send still reads the private
+ * copy and it cannot be compacted go to a "spill" behind it; the two
+ * together never hold more than --conn-buffer.
  *
  * Running out of ring buffers ends a multishot receive with ENOBUFS; the
  * connection waits on a FIFO "starved" list and is re-armed as buffers
@@ -65,18 +72,30 @@ void udata_arm_recv(struct worker *w, struct conn *c)
 	if (c->state != CONN_OPEN ||
 	    (uc->flags & (UC_RECV | UC_STARVED | UC_BULK_WANT | UC_BULK)))
 		return;
+	if (udata_held(c, uc) >= u->cap) {	/* no room: wait for sends */
+		uc->flags |= UC_PAUSED;
+		return;
+	}
 	if (!(sqe = uring_sqe(u))) {
 		uring_close(w, c, CLOSE_ERROR);
 		return;
 	}
-	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	/* Never more than --conn-buffer held.  The kernel's multishot limit
+	 * ends the receive once it is reached, but the receive that reaches
+	 * it fills a whole buffer: so the limit leaves one buffer of room,
+	 * and a connection with less room than a buffer gets a single-shot
+	 * receive of exactly its room (as every receive does without the
+	 * limit). */
+	uint32_t room = u->cap - udata_held(c, uc);
+	if (uring_mshot_limit && room >= u->bufs.size) {
+		io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+		sqe->file_index = room - u->bufs.size + 1;	/* sqe->optlen */
+	} else {
+		io_uring_prep_recv(sqe, c->fd, NULL, room, 0);
+	}
 	uring_target(sqe, c, uc);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = u->bufs.bgid;
-	/* Where the kernel can, the receive ends by itself once the
-	 * connection's room is used: never more than --conn-buffer held. */
-	if (uring_mshot_limit)
-		sqe->file_index = u->cap - udata_held(c, uc);
 	io_uring_sqe_set_data64(sqe, ud_make(UOP_RECV, c->gen, c->idx));
 	uc->flags |= UC_RECV;
 	c->engine_ref++;
@@ -127,10 +146,12 @@ static bool slow(const struct conn *c, const struct uconn *uc)
 	return c->len || uc->spill_len;
 }
 
-static int spill_append(struct uconn *uc, const uint8_t *data, uint32_t n)
+static int spill_append(struct uring_engine *u, struct uconn *uc, const uint8_t *data,
+			uint32_t n)
 {
 	if (uc->spill_len + n > uc->spill_cap) {
-		uint32_t cap = MAX(uc->spill_len + n, uc->spill_cap * 2);
+		/* Never beyond --conn-buffer: held bytes never are. */
+		uint32_t cap = MAX(uc->spill_len + n, MIN(uc->spill_cap * 2, u->cap));
 		uint8_t *p = realloc(uc->spill, cap);
 		if (!p)
 			return -ENOMEM;
@@ -171,11 +192,11 @@ static int stash(struct uring_engine *u, struct conn *c, struct uconn *uc, const
 		data += k;
 		n -= k;
 	}
-	return n ? spill_append(uc, data, n) : 0;
+	return n ? spill_append(u, uc, data, n) : 0;
 }
 
 /* Move spilled bytes up into the private copy (no send in flight). */
-static void unspill(struct uring_engine *u, struct conn *c, struct uconn *uc)
+static void unspill(struct uring_engine *u, struct conn *c, struct uconn *uc, uint64_t now)
 {
 	if (!uc->spill_len || (uc->flags & UC_SEND))
 		return;
@@ -186,6 +207,7 @@ static void unspill(struct uring_engine *u, struct conn *c, struct uconn *uc)
 		free(uc->spill);
 		uc->spill = NULL;
 		uc->spill_cap = 0;
+		uring_freed(u, now);
 	}
 }
 
@@ -248,7 +270,7 @@ static void kick_send(struct worker *w, struct conn *c, struct uconn *uc)
 	if (uc->flags & UC_SEND)
 		return;
 	if (!c->len)
-		unspill(u, c, uc);
+		unspill(u, c, uc, w->now);
 	if (!c->len && uc->q_head == BUFS_NONE)
 		return;
 	if (!(sqe = uring_sqe(u))) {
@@ -304,6 +326,7 @@ static void take(struct worker *w, struct conn *c, struct uconn *uc, uint16_t bi
 	} else {
 		queue_push(u, uc, bid, 0);
 	}
+	conn_note_held(c, udata_held(c, uc));
 	kick_send(w, c, uc);
 	if (udata_held(c, uc) >= u->cap)
 		pause_recv(w, c, uc);
@@ -374,6 +397,8 @@ void udata_on_send(struct worker *w, struct conn *c, const struct io_uring_cqe *
 		worker_sent(w, c, n);
 	if (priv) {
 		conn_sent(c, n);	/* frees the copy once it is empty */
+		if (!c->buf)
+			uring_freed(u, w->now);
 	} else {
 		queue_consume(u, uc, n);
 		if (n < uc->send_len && go_slow(u, c, uc)) {

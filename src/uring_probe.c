@@ -5,7 +5,9 @@
  * the kernel.io_uring_disabled sysctl, a seccomp filter, a kernel too old
  * for multishot receive (6.0) or buffer rings (5.19) -- shows up here with
  * a reason that names it, and `--engine auto` falls back to epoll.  It
- * also finds out whether a multishot receive can be given a byte limit. */
+ * also finds out whether a multishot receive can be given a byte limit.
+ * Nothing here needs /proc: a sandbox that hides /proc/sys changes only
+ * the words of a failure's reason. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,15 +40,22 @@ int uring_ring_create(struct io_uring *ring, unsigned entries, unsigned cq_entri
 	return r;
 }
 
+/* Why io_uring_setup failed, in words.  Only the words: whether io_uring
+ * runs is decided by trying it, never by the sysctl, which a sandbox may
+ * hide (systemd's ProcSubset=pid hides all of /proc/sys) -- then the
+ * reason says the sysctl could not be read. */
 static void setup_reason(int r, char *why, size_t len)
 {
-	int dis = (int)read_sysctl_long("/proc/sys/kernel/io_uring_disabled", 0);
+	int dis = (int)read_sysctl_long("/proc/sys/kernel/io_uring_disabled", -1);
 
 	if (dis == 2)
 		snprintf(why, len, "io_uring_setup: %s (kernel.io_uring_disabled=2)", strerror(-r));
 	else if (dis == 1 && r == -EPERM)
 		snprintf(why, len, "io_uring_setup: %s (kernel.io_uring_disabled=1 and not in "
 			 "kernel.io_uring_group)", strerror(-r));
+	else if ((r == -ENOSYS || r == -EPERM) && dis < 0)
+		snprintf(why, len, "io_uring_setup: %s (kernel.io_uring_disabled unreadable here; "
+			 "that sysctl, a seccomp filter, or a kernel without io_uring)", strerror(-r));
 	else if (r == -ENOSYS || r == -EPERM)
 		snprintf(why, len, "io_uring_setup: %s (a seccomp filter, or a kernel without "
 			 "io_uring)", strerror(-r));
@@ -114,7 +123,7 @@ int uring_probe(const struct config *cfg, char *why, size_t len)
 	} else {
 		if ((r = try_multishot_recv(&ring, &b, 0)))
 			snprintf(why, len, "multishot receive unsupported: %s", strerror(-r));
-		else if (!getenv("ECHOSRV_URING_NO_LIMIT"))	/* tests: the older path */
+		else if (!uring_env.no_limit)	/* tests: the older path */
 			uring_mshot_limit = try_multishot_recv(&ring, &b, 1 << 20) == 0;
 		uring_bufs_fini(&b, &ring);
 	}
