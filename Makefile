@@ -81,10 +81,13 @@ integration: $(BINS) $(HELPERS)
 	ECHOSRV_BUILD=$(O) ECHOSRV_ENGINES=$(ECHOSRV_ENGINES) $(PYTEST) tests/integration $(PYTEST_ARGS)
 
 # The whole suite: ASan+UBSan over everything, then TSan over the cases that
-# run several workers (the only place threads share anything).
+# run several workers (the only place threads share anything), then the
+# build without sanitizers over the cases that measure the process itself
+# (RSS), which a sanitizer's allocator would falsify.
 check: deps
 	$(MAKE) SAN=address,undefined unit integration
 	$(MAKE) SAN=thread integration PYTEST_ARGS="-m workers"
+	$(MAKE) integration PYTEST_ARGS="-m plain"
 
 # The sockmap engine's suite alone: every integration case under --engine
 # sockmap plus its own tests (`check` runs them too, with the other engines).

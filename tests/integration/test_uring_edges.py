@@ -234,6 +234,7 @@ def _bulk_client(addr, rounds=4, size=1 << 20):
 
 
 @needs_uring
+@pytest.mark.plain
 @pytest.mark.skipif(SANITIZED, reason="a sanitizer's allocator and shadow memory keep freed "
                     "pages resident: RSS says nothing about echosrv there")
 @pytest.mark.parametrize("no_limit", [False, True])
