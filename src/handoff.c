@@ -22,6 +22,18 @@ void handoff_close(struct handoff *h)
 	pthread_mutex_unlock(&h->lock);
 }
 
+bool handoff_seal(struct handoff *h)
+{
+	bool sealed;
+
+	pthread_mutex_lock(&h->lock);
+	sealed = h->n == 0;
+	if (sealed)
+		h->closed = true;
+	pthread_mutex_unlock(&h->lock);
+	return sealed;
+}
+
 void handoff_fini(struct handoff *h)
 {
 	handoff_close(h);

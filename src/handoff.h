@@ -44,6 +44,12 @@ int handoff_push(struct handoff *h, int fd);
  * their number. */
 unsigned handoff_take(struct handoff *h, int *out, unsigned max);
 
+/* The owner's drain has no connection left: refuse from now on and return
+ * true, but only if nothing is queued; false means a dealer got one in
+ * first, and the owner must serve it before it may end (a connection that
+ * was accepted is never dropped at a drain). */
+bool handoff_seal(struct handoff *h);
+
 /* The owner is ending: refuse from now on and close what is queued. */
 void handoff_close(struct handoff *h);
 

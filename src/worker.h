@@ -131,10 +131,15 @@ int worker_timeout_ms(const struct worker *w);
  * after refreshing w->now. */
 void worker_tick(struct worker *w);
 
-static inline bool worker_done(const struct worker *w)
+/* The loop may end: a stop, or a drain with nothing left to serve.  The
+ * hand-off queue is sealed in the same step, so a connection dealt to this
+ * worker a moment before is served, not closed (the lock is taken only
+ * once the drain has emptied the worker). */
+static inline bool worker_done(struct worker *w)
 {
-	return (w->draining && w->conns.active == 0) ||
-	       server_phase(w->srv) == PHASE_STOPPING;
+	if (server_phase(w->srv) == PHASE_STOPPING)
+		return true;
+	return w->draining && w->conns.active == 0 && handoff_seal(&w->handoff);
 }
 
 #endif

@@ -62,12 +62,30 @@ static void test_closed_queue_closes_and_refuses(void **state)
 	close(p[1]);
 }
 
+/* A drain seals the queue only when it is empty: a connection dealt a
+ * moment before must be served, never closed with the queue. */
+static void test_seal_only_when_empty(void **state)
+{
+	struct handoff h;
+	int out[HANDOFF_MAX];
+
+	assert_int_equal(handoff_init(&h), 0);
+	assert_int_equal(handoff_push(&h, 300), 0);
+	assert_false(handoff_seal(&h));
+	assert_int_equal(handoff_push(&h, 301), 0);	/* still open */
+	assert_int_equal(handoff_take(&h, out, HANDOFF_MAX), 2);
+	assert_true(handoff_seal(&h));
+	assert_int_equal(handoff_push(&h, 302), -EPIPE);
+	handoff_fini(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_order_and_partial_take),
 		cmocka_unit_test(test_full_queue_refuses),
 		cmocka_unit_test(test_closed_queue_closes_and_refuses),
+		cmocka_unit_test(test_seal_only_when_empty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
