@@ -19,7 +19,7 @@ FUZZ_FLAGS     := -fsanitize=address,undefined -fno-sanitize-recover=all \
 # Only the parsers and what they call: the engines, BPF and the service
 # libraries have nothing to do with text parsing and would tie fuzzing to
 # their build steps.
-FUZZ_SRC       := src/config.c src/acl.c src/addr.c src/trace.c src/logq.c src/ctl_parse.c
+FUZZ_SRC       := src/config.c src/acl.c src/addr.c src/trace.c src/logq.c src/safefile.c src/ctl_parse.c
 FUZZ_CORE_OBJ  := $(FUZZ_SRC:%.c=$(FUZZ_O)/%.o)
 
 # The sources are held to -Werror by the gcc build; clang's extra warnings
