@@ -44,7 +44,8 @@ VALGRIND := valgrind --quiet --error-exitcode=99 --leak-check=full \
             --track-fds=no --trace-children=no --vgdb=no
 VALGRIND_PREFIX := $(if $(wildcard tests/helpers/no_uring.c),$(CURDIR)/$(O)/helpers/no_uring )
 VALGRIND_SKIP := not scale and not descriptor_exhaustion and not leaves_room \
-                 and not attached_probe and not sockmap
+                 and not attached_probe and not sockmap and not pauses_on_emfile \
+                 and not beyond_the_descriptor_limit
 valgrind-check: all $(HELPERS)
 	@command -v valgrind >/dev/null || { echo "valgrind-check: needs valgrind (scripts/deps.sh)"; exit 1; }
 	ECHOSRV_BUILD=$(O) ECHOSRV_ENGINES=epoll ECHOSRV_TIMEOUT_SCALE=4 \
