@@ -77,8 +77,13 @@ static int open_dir(const char *path, const char **base)
 	return dfd;
 }
 
-/* Whatever is at base already must be a plain file of ours (or nothing). */
-static int check_existing(int dfd, const char *path, const char *base, bool root_ok)
+/* Whatever is at base already must be a file of ours (or nothing), and a
+ * regular one when it is to be replaced: rename() would put the port file
+ * in place of a device node (/dev/null), a FIFO or the control socket, and
+ * the exit would then unlink it.  Appending (the trace file) may go to any
+ * of them but a directory, which open() refuses by itself. */
+static int check_existing(int dfd, const char *path, const char *base, bool root_ok,
+			  bool regular)
 {
 	struct stat st;
 
@@ -88,6 +93,11 @@ static int check_existing(int dfd, const char *path, const char *base, bool root
 		return refuse(path, -ELOOP, "it is a symbolic link (owner uid %u)", (unsigned)st.st_uid);
 	if (st.st_uid != geteuid() && !(root_ok && st.st_uid == 0))
 		return refuse(path, -EPERM, "it belongs to uid %u", (unsigned)st.st_uid);
+	if (regular && S_ISDIR(st.st_mode))
+		return refuse(path, -EISDIR, "it is a directory");
+	if (regular && !S_ISREG(st.st_mode))
+		return refuse(path, -EEXIST, "it is not a regular file (a device, FIFO or socket "
+			      "would be replaced)");
 	return 0;
 }
 
@@ -131,7 +141,7 @@ int safefile_replace(const char *path, const void *data, size_t len, struct safe
 	f->made = false;
 	if ((dfd = open_dir(path, &base)) < 0)
 		return dfd;
-	if ((r = check_existing(dfd, path, base, false)))
+	if ((r = check_existing(dfd, path, base, false, true)))
 		goto out;
 	if ((fd = create_tmp(dfd, base, tmp, sizeof(tmp))) < 0) {
 		r = fd;
@@ -171,7 +181,7 @@ int safefile_open_append(const char *path, mode_t mode)
 	}
 	/* A file owned by root is fine for a non-root server: root made it
 	 * writable for us (a log file, /dev/null). */
-	r = check_existing(dfd, path, base, true);
+	r = check_existing(dfd, path, base, true, false);
 	fd = r ? -1 : openat(dfd, base, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NOCTTY |
 				 O_CLOEXEC, mode);
 	if (fd < 0 && !r)

@@ -25,7 +25,8 @@ struct safefile {
 
 /* Replace path atomically with len bytes of data (mode 0644).  0 or
  * -errno: -ELOOP for a symbolic link at path, -EPERM for a file of another
- * owner or an unsafe directory. */
+ * owner or an unsafe directory, -EISDIR or -EEXIST for anything at path but
+ * a regular file (a device node, a FIFO, a socket is never replaced). */
 int safefile_replace(const char *path, const void *data, size_t len,
 		     struct safefile *f);
 

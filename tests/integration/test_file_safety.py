@@ -3,6 +3,8 @@ user's file (SPEC 12): --port-file and --trace-file, as root, against links
 and files that `nobody` planted."""
 import os
 import shutil
+import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -121,3 +123,37 @@ def test_port_file_in_sticky_directory_works():
         assert not os.path.exists(pf)
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "socket"])
+def test_port_file_never_replaces_what_is_not_a_regular_file(tmp_path, kind):
+    """--port-file /dev/null (or a FIFO, or the --ctl socket's path) once
+    renamed a regular file over the node, and the exit then unlinked it: as
+    root that deleted /dev/null.  Only a regular file is replaced."""
+    path = tmp_path / kind
+    if kind == "device":
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))   # a /dev/null
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(path))
+        s.close()
+    before = os.lstat(path)
+    r = run_echosrv("--port-file", str(path))
+    assert r.returncode == 1, r.stderr
+    assert "refusing %s: it is not a regular file" % path in r.stderr, r.stderr
+    after = os.lstat(path)
+    assert (after.st_ino, after.st_mode, after.st_rdev) == \
+        (before.st_ino, before.st_mode, before.st_rdev)
+    assert sorted(os.listdir(tmp_path)) == [kind]      # no temporary left
+
+
+def test_port_file_on_the_control_socket_is_refused(tmp_path):
+    """The same path for --ctl and --port-file: the port file must not take
+    the control socket's place (echosrvctl would find nothing there)."""
+    path = str(tmp_path / "both")
+    r = run_echosrv("--ctl", path, "--port-file", path)
+    assert r.returncode == 1, r.stderr
+    assert "refusing %s: it is not a regular file" % path in r.stderr, r.stderr
+    assert not os.path.exists(path)     # the control socket is removed at exit
