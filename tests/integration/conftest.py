@@ -243,3 +243,14 @@ def assert_rejected(sock, timeout=10):
 
 def assert_echoes(sock, payload=b"ping"):
     assert echo_roundtrip(sock, payload) == payload
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago, for the tests that
+    must name a port before the server exists (socket activation, option
+    cases); they retry when another process takes it meanwhile."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

@@ -11,16 +11,8 @@ import subprocess
 
 import pytest
 
-from conftest import ECHOSRV, echo_roundtrip, wait_for
+from conftest import ECHOSRV, echo_roundtrip, wait_for, free_port
 from ops_common import stats
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _try_connect(port, proc):
@@ -62,7 +54,7 @@ def test_activation_spreads_connections_over_every_worker(engine, tmp_path):
     path = tmp_path / "ctl"
     log = open(tmp_path / "log", "w+")
     for _ in range(5):      # the free port may be taken meanwhile: retry
-        port = _free_port()
+        port = free_port()
         p = subprocess.Popen([activate, "-l", "127.0.0.1:%d" % port, ECHOSRV, "--engine", engine,
                               "--workers", "2", "--ctl", str(path), "--drain-timeout", "3"],
                              stdout=log, stderr=log)

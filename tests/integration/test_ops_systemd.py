@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, ECHOSRV, ROOT, echo_roundtrip, wait_for
+from conftest import BUILD, ECHOSRV, ROOT, echo_roundtrip, wait_for, free_port
 from ops_common import NotifySocket, ctl, make_install, stats
 
 
@@ -95,14 +95,6 @@ def test_ctl_drain_notifies_stopping(start_server, tmp_path):
     ns.close()
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @pytest.mark.workers
 @pytest.mark.parametrize("workers", [1, 2])
 def test_socket_activation(engine, workers, tmp_path):
@@ -112,7 +104,7 @@ def test_socket_activation(engine, workers, tmp_path):
     path = tmp_path / "ctl"
     log = open(tmp_path / "log", "w+")
     for _ in range(5):      # the free port may be taken meanwhile: retry
-        port = _free_port()
+        port = free_port()
         p = subprocess.Popen([activate, "-l", "127.0.0.1:%d" % port, ECHOSRV, "--engine", engine,
                               "--workers", str(workers), "--ctl", str(path),
                               "--listen", "127.0.0.1:1"],

@@ -7,18 +7,10 @@ import subprocess
 
 import pytest
 
-from conftest import ECHOSRV, assert_echoes
+from conftest import ECHOSRV, assert_echoes, free_port
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-P = _free_port()
+P = free_port()
 
 USAGE_ERRORS = [
     (["--help=x"], "option '--help' takes no argument"),
