@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 # echosrv build.  Binaries land in $(O)/: build/ for the normal build,
 # build/san-<list>/ for a sanitizer build (make SAN=address,undefined).
 #

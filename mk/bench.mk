@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 # echosrv-bench, the baseline server and `make bench` (see bench/README.md).
 
 BENCH_OBJ := $(addprefix $(O)/tools/,bench.o bench_setup.o bench_loop.o pattern.o hist.o)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 # Fuzzing (issue 6): libFuzzer harnesses in fuzz/, seed corpora in
 # fuzz/corpus/<harness>/.
 #

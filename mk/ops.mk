@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 # Operations: the control client, the libraries behind the control socket,
 # metrics and systemd notification, and `make install`.
 LDLIBS += -lsystemd -lmicrohttpd

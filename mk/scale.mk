@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 # Scale, soak, fuzzing and valgrind targets (issue 6).  None of these is part
 # of `make check`; each is bounded in time.  See docs/reliability.md.
 #

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
 # Install the Debian packages echosrv needs to build and test, and only the
 # ones that are missing, so that `make` on a fresh Debian 12 machine works
 # without a manual step and a machine that has them all is not touched.

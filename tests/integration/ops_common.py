@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """Helpers shared by the operations tests (test_ops_*.py): the control
 client, the metrics scrape, and the NOTIFY_SOCKET listener."""
 import json

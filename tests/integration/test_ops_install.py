@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """`make install` with PREFIX and DESTDIR (SPEC 9), and the man pages."""
 import os
 import shutil

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """Prometheus metrics endpoint (SPEC 8, --metrics)."""
 import os
 import re
