@@ -9,7 +9,12 @@
 #   make bench      the standard benchmark matrix (see bench/README.md)
 #   make install    PREFIX=/usr/local DESTDIR=
 
-VERSION  := 0.1.0
+# The version: `git describe` in a git tree, the VERSION file otherwise
+# (scripts/version.sh); make VERSION=... overrides both.
+VERSION  := $(shell sh scripts/version.sh)
+ifeq ($(VERSION),)
+$(error no version: scripts/version.sh printed nothing (is VERSION missing?))
+endif
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 SAN      ?=
@@ -67,6 +72,14 @@ $(O)/%.o: %.c
 
 $(O)/echosrv: $(O)/src/main.o $(CORE_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The objects that print the version are rebuilt when it changes (a commit,
+# a local edit): $(O)/version holds the one they were built with.
+$(O)/version: FORCE
+	@mkdir -p $(@D)
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
+$(addprefix $(O)/src/,main.o metrics.o report.o) $(O)/tools/echosrvctl.o: $(O)/version
+.PHONY: FORCE
 
 run: deps all
 	$(O)/echosrv --trace error,info
