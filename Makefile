@@ -59,12 +59,19 @@ DEPS     := $(wildcard $(O)/*/*.d $(O)/*/*/*.d)
 
 BINS     := $(O)/echosrv
 
-.PHONY: all run check check-sockmap unit integration deps clean install hardening-check
+.PHONY: all run check check-sockmap unit integration deps deps-test deps-all clean install hardening-check
 .SECONDARY:
 all: $(BINS)
 
+# Debian packages, only the missing ones (scripts/deps.sh; NO_DEPS=1 skips):
+# `deps` what building and running need, `deps-test` the test tools too,
+# `deps-all` everything any target here uses (CI).
 deps:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh build
+deps-test:
+	@sh scripts/deps.sh test
+deps-all:
+	@sh scripts/deps.sh all
 
 $(O)/%.o: %.c
 	@mkdir -p $(@D)
@@ -123,7 +130,7 @@ hardening-check: $(HARDENED_BINS)
 # run several workers (the only place threads share anything), then the
 # build without sanitizers over the cases that measure the process itself
 # (RSS), which a sanitizer's allocator would falsify.
-check: deps
+check: deps-test
 	$(MAKE) all hardening-check
 	$(MAKE) SAN=address,undefined unit integration
 	$(MAKE) SAN=thread integration PYTEST_ARGS="-m workers"
@@ -131,7 +138,7 @@ check: deps
 
 # The sockmap engine's suite alone: every integration case under --engine
 # sockmap plus its own tests (`check` runs them too, with the other engines).
-check-sockmap: deps
+check-sockmap: deps-test
 	$(MAKE) SAN=address,undefined integration ECHOSRV_ENGINES=sockmap
 
 clean:

@@ -21,5 +21,5 @@ $(O)/tests/unit/test_hist.o: CPPFLAGS += -Itools
 # engines; BENCH_SERVER_ARGS="--busy-poll" passed to every echosrv started.
 .PHONY: bench
 bench: $(O)/echosrv $(O)/echosrv-bench $(O)/bench-baseline
-	@sh scripts/deps.sh --bench
+	@sh scripts/deps.sh bench
 	$(PYTHON) bench/run.py --build $(O)

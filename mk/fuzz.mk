@@ -37,7 +37,7 @@ $(FUZZ_O)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_CORE_OBJ)
 fuzz-build: $(FUZZ_HARNESSES:%=$(FUZZ_O)/fuzz_%)
 
 fuzz:
-	@sh scripts/deps.sh --fuzz
+	@sh scripts/deps.sh fuzz
 	@$(MAKE) --no-print-directory fuzz-build
 	@set -e; for h in $(FUZZ_HARNESSES); do \
 		mkdir -p $(FUZZ_O)/corpus-$$h; \
