@@ -7,7 +7,11 @@
 #   make check      the whole test suite (unit + integration, every engine,
 #                   under ASan+UBSan, and the multi-worker cases under TSan)
 #   make bench      the standard benchmark matrix (see bench/README.md)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (make uninstall: the same, removed)
+#   make hardening-check  the binaries carry PIE, RELRO, BIND_NOW, stack
+#                   protector and FORTIFY (make check runs it)
+# make run installs the packages building needs, make check the test tools
+# too (scripts/deps.sh; NO_DEPS=1 skips that).
 
 # The version: `git describe` in a git tree, the VERSION file otherwise
 # (scripts/version.sh); make VERSION=... overrides both.
