@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 # echosrv build.  Binaries land in $(O)/: build/ for the normal build,
 # build/san-<list>/ for a sanitizer build (make SAN=address,undefined).
 #
@@ -6,9 +7,18 @@
 #   make check      the whole test suite (unit + integration, every engine,
 #                   under ASan+UBSan, and the multi-worker cases under TSan)
 #   make bench      the standard benchmark matrix (see bench/README.md)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (make uninstall: the same, removed)
+#   make hardening-check  the binaries carry PIE, RELRO, BIND_NOW, stack
+#                   protector and FORTIFY (make check runs it)
+# make run installs the packages building needs, make check the test tools
+# too (scripts/deps.sh; NO_DEPS=1 skips that).
 
-VERSION  := 0.1.0
+# The version: `git describe` in a git tree, the VERSION file otherwise
+# (scripts/version.sh); make VERSION=... overrides both.
+VERSION  := $(shell sh scripts/version.sh)
+ifeq ($(VERSION),)
+$(error no version: scripts/version.sh printed nothing (is VERSION missing?))
+endif
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 SAN      ?=
@@ -26,6 +36,25 @@ ifneq ($(SAN),)
 CFLAGS   += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS  += -fsanitize=$(SAN)
 endif
+
+# Hardened by default (`make hardening-check` verifies the binaries):
+# stack protector, position-independent executables, full RELRO with
+# BIND_NOW, and _FORTIFY_SOURCE=2.  FORTIFY needs optimisation (glibc warns
+# without, and -Werror stops the build), so OPT=-O0 leaves it out; and the
+# sanitizer builds leave it out too: it turns memcpy, read, snprintf and the
+# like into their __*_chk forms, which the sanitizer runtimes do not all
+# intercept, so ASan and TSan would see less of what they are there to see.
+# HARDEN= (empty) builds without any of it.
+HARDEN   ?= 1
+ifneq ($(HARDEN),)
+CFLAGS   += -fstack-protector-strong -fPIE
+LDFLAGS  += -pie -Wl,-z,relro,-z,now
+ifeq ($(SAN),)
+ifneq ($(filter -O -O1 -O2 -O3 -Os -Og -Ofast,$(OPT)),)
+CFLAGS   += -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2
+endif
+endif
+endif
 LDLIBS   += -lpthread
 
 CORE_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
@@ -34,12 +63,19 @@ DEPS     := $(wildcard $(O)/*/*.d $(O)/*/*/*.d)
 
 BINS     := $(O)/echosrv
 
-.PHONY: all run check check-sockmap unit integration deps clean install
+.PHONY: all run check check-sockmap unit integration deps deps-test deps-all clean install hardening-check
 .SECONDARY:
 all: $(BINS)
 
+# Debian packages, only the missing ones (scripts/deps.sh; NO_DEPS=1 skips):
+# `deps` what building and running need, `deps-test` the test tools too,
+# `deps-all` everything any target here uses (CI).
 deps:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh build
+deps-test:
+	@sh scripts/deps.sh test
+deps-all:
+	@sh scripts/deps.sh all
 
 $(O)/%.o: %.c
 	@mkdir -p $(@D)
@@ -47,6 +83,14 @@ $(O)/%.o: %.c
 
 $(O)/echosrv: $(O)/src/main.o $(CORE_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The objects that print the version are rebuilt when it changes (a commit,
+# a local edit): $(O)/version holds the one they were built with.
+$(O)/version: FORCE
+	@mkdir -p $(@D)
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
+$(addprefix $(O)/src/,main.o metrics.o report.o) $(O)/tools/echosrvctl.o: $(O)/version
+.PHONY: FORCE
 
 run: deps all
 	$(O)/echosrv --trace error,info
@@ -80,18 +124,25 @@ PYTEST   := $(PYTHON) -m pytest -p no:cacheprovider -rs
 integration: $(BINS) $(HELPERS)
 	ECHOSRV_BUILD=$(O) ECHOSRV_ENGINES=$(ECHOSRV_ENGINES) $(PYTEST) tests/integration $(PYTEST_ARGS)
 
+# The plain build's binaries carry every hardening feature (scripts/
+# hardening-check.sh reads them with readelf and names what is missing).
+HARDENED_BINS := $(O)/echosrv $(O)/echosrvctl $(O)/echosrv-bench
+hardening-check: $(HARDENED_BINS)
+	sh scripts/hardening-check.sh $(if $(SAN),--no-fortify) $(HARDENED_BINS)
+
 # The whole suite: ASan+UBSan over everything, then TSan over the cases that
 # run several workers (the only place threads share anything), then the
 # build without sanitizers over the cases that measure the process itself
 # (RSS), which a sanitizer's allocator would falsify.
-check: deps
+check: deps-test
+	$(MAKE) all hardening-check
 	$(MAKE) SAN=address,undefined unit integration
 	$(MAKE) SAN=thread integration PYTEST_ARGS="-m workers"
 	$(MAKE) integration PYTEST_ARGS="-m plain"
 
 # The sockmap engine's suite alone: every integration case under --engine
 # sockmap plus its own tests (`check` runs them too, with the other engines).
-check-sockmap: deps
+check-sockmap: deps-test
 	$(MAKE) SAN=address,undefined integration ECHOSRV_ENGINES=sockmap
 
 clean:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * baseline_epoll.c - the plainest correct epoll echo server, the yardstick
  * `make bench` measures echosrv against.

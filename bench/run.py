@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
 """bench/run.py - the standard benchmark matrix behind `make bench`.
 
 Starts echosrv once per engine this build and kernel accept, and the plain

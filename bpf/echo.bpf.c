@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The sockmap engine's data path: an sk_skb stream verdict program that
  * echoes every skb a connection receives by redirecting it to the egress of
  * the same socket, so the bytes never reach user space.
@@ -233,4 +234,8 @@ int echo_verdict(struct __sk_buff *skb)
 	return bpf_sk_redirect_hash(skb, &socks, &key, 0);
 }
 
+/* The kernel reads "GPL" as GPL v2, this file's (and the project's) license,
+ * and only a GPL-compatible program may call GPL-only helpers such as
+ * bpf_probe_read_kernel() above: a string the kernel does not accept would
+ * make it refuse to load the program. */
 char LICENSE[] SEC("license") = "GPL";

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Shared by the libFuzzer harnesses in fuzz/: each defines
  * LLVMFuzzerTestOneInput(), built either with clang's libFuzzer (make fuzz)
  * or with replay.c as an ordinary program that runs the kept corpus under

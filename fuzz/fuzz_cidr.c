@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Fuzz the address parsers: cidr_parse (--allow/--deny) and
  * addr_parse_listen (--listen).  Besides memory errors (the sanitizers) it
  * checks what a rule promises: an accepted prefix is within the family's

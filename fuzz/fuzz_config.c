@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Fuzz option parsing: the input is split at newlines into an argv
  * ("echosrv" first, at most 64 arguments), then config_parse() and, when
  * that accepts, config_finish() run on it.  Each argument lives in a buffer

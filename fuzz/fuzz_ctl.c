@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Fuzz the control-socket request parser, ctl_parse(): the bytes a local
  * client sends on --ctl, taken as they come (no terminator, any byte).  An
  * accepted request names a known command, and a trace request only the four

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Fuzz trace_parse_flags (--trace and `echosrvctl trace`).  An accepted
  * mask has only the four defined bits, and formatting it then parsing the
  * number back gives the same mask. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Run a fuzz harness over files, without libFuzzer: make check builds each
  * harness with this main() and the sanitizers and replays fuzz/corpus/, so
  * the seeds and every input that once crashed are tested on each run. */

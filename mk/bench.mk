@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 # echosrv-bench, the baseline server and `make bench` (see bench/README.md).
 
 BENCH_OBJ := $(addprefix $(O)/tools/,bench.o bench_setup.o bench_loop.o pattern.o hist.o)
@@ -20,5 +21,5 @@ $(O)/tests/unit/test_hist.o: CPPFLAGS += -Itools
 # engines; BENCH_SERVER_ARGS="--busy-poll" passed to every echosrv started.
 .PHONY: bench
 bench: $(O)/echosrv $(O)/echosrv-bench $(O)/bench-baseline
-	@sh scripts/deps.sh --bench
+	@sh scripts/deps.sh bench
 	$(PYTHON) bench/run.py --build $(O)

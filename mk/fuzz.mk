@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 # Fuzzing (issue 6): libFuzzer harnesses in fuzz/, seed corpora in
 # fuzz/corpus/<harness>/.
 #
@@ -36,7 +37,7 @@ $(FUZZ_O)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_CORE_OBJ)
 fuzz-build: $(FUZZ_HARNESSES:%=$(FUZZ_O)/fuzz_%)
 
 fuzz:
-	@sh scripts/deps.sh --fuzz
+	@sh scripts/deps.sh fuzz
 	@$(MAKE) --no-print-directory fuzz-build
 	@set -e; for h in $(FUZZ_HARNESSES); do \
 		mkdir -p $(FUZZ_O)/corpus-$$h; \

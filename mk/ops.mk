@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 # Operations: the control client, the libraries behind the control socket,
 # metrics and systemd notification, and `make install`.
 LDLIBS += -lsystemd -lmicrohttpd
@@ -15,14 +16,30 @@ MANDIR   ?= $(PREFIX)/share/man
 UNITDIR  ?= $(PREFIX)/lib/systemd/system
 DOCDIR   ?= $(PREFIX)/share/doc/echosrv
 
+# What install puts where, named once so that uninstall removes exactly it.
+INST_MAN8  := $(notdir $(wildcard man/*.8))
+INST_MAN1  := $(notdir $(wildcard man/*.1))
+INST_UNITS := echosrv.service echosrv.socket
+INST_DOCS  := operations.md
+
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
 	install -m 0755 $(O)/echosrv $(O)/echosrvctl $(DESTDIR)$(BINDIR)/
 	if [ -x $(O)/echosrv-bench ]; then install -m 0755 $(O)/echosrv-bench $(DESTDIR)$(BINDIR)/; fi
-	install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
-	set -e; for p in $(wildcard man/*.1); do \
-		install -d $(DESTDIR)$(MANDIR)/man1; install -m 0644 $$p $(DESTDIR)$(MANDIR)/man1/; done
-	set -e; for u in dist/systemd/echosrv.service dist/systemd/echosrv.socket; do \
-		sed 's|/usr/local/bin/|$(BINDIR)/|g' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/}; \
-		chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/}; done
-	install -m 0644 docs/operations.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 $(INST_MAN8:%=man/%) $(DESTDIR)$(MANDIR)/man8/
+	set -e; for p in $(INST_MAN1); do \
+		install -d $(DESTDIR)$(MANDIR)/man1; install -m 0644 man/$$p $(DESTDIR)$(MANDIR)/man1/; done
+	set -e; for u in $(INST_UNITS); do \
+		sed 's|/usr/local/bin/|$(BINDIR)/|g' dist/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u; \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
+	install -m 0644 $(INST_DOCS:%=docs/%) $(DESTDIR)$(DOCDIR)/
+
+# Removes the files install wrote (same PREFIX, DESTDIR and *DIR), and the
+# one directory that is echosrv's alone (DOCDIR) once it is empty; shared
+# directories such as bin/ and man8/ stay.  Needs no build.
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,echosrv echosrvctl echosrv-bench) \
+		$(INST_MAN8:%=$(DESTDIR)$(MANDIR)/man8/%) $(INST_MAN1:%=$(DESTDIR)$(MANDIR)/man1/%) \
+		$(INST_UNITS:%=$(DESTDIR)$(UNITDIR)/%) $(INST_DOCS:%=$(DESTDIR)$(DOCDIR)/%)
+	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+.PHONY: uninstall

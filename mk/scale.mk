@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 # Scale, soak, fuzzing and valgrind targets (issue 6).  None of these is part
 # of `make check`; each is bounded in time.  See docs/reliability.md.
 #
@@ -11,10 +12,12 @@
 
 SCALE_CONNS ?= 19000
 scale: all $(O)/helpers/connhold
+	@sh scripts/deps.sh test
 	ECHOSRV_BUILD=$(O) $(PYTHON) tests/integration/scaling.py --conns $(SCALE_CONNS) $(SCALE_ARGS)
 
 SOAK_SECONDS ?= 600
 soak: all
+	@sh scripts/deps.sh test
 	ECHOSRV_BUILD=$(O) SOAK_SECONDS=$(SOAK_SECONDS) $(PYTHON) tests/soak/soak.py $(SOAK_ARGS)
 
 # The integration suite with every echosrv under valgrind's memcheck
@@ -47,7 +50,8 @@ VALGRIND_SKIP := not scale and not descriptor_exhaustion and not leaves_room \
                  and not attached_probe and not sockmap and not pauses_on_emfile \
                  and not beyond_the_descriptor_limit
 valgrind-check: all $(HELPERS)
-	@command -v valgrind >/dev/null || { echo "valgrind-check: needs valgrind (scripts/deps.sh)"; exit 1; }
+	@sh scripts/deps.sh valgrind
+	@command -v valgrind >/dev/null || { echo "valgrind-check: needs valgrind (scripts/deps.sh valgrind)"; exit 1; }
 	ECHOSRV_BUILD=$(O) ECHOSRV_ENGINES=epoll ECHOSRV_TIMEOUT_SCALE=4 \
 		ECHOSRV_WRAPPER="$(VALGRIND_PREFIX)$(VALGRIND)" \
 		$(PYTEST) tests/integration -k "$(VALGRIND_SKIP)" $(VALGRIND_PYTEST_ARGS)

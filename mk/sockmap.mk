@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 # The sockmap engine's BPF program: compiled with clang for the BPF target
 # and embedded in echosrv (src/sockmap_bpf.c includes the object with
 # .incbin), so the binary needs no file at run time.

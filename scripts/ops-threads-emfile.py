@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """CPU share of the ctl and metrics threads while a client waits at EMFILE.
 usage: scripts/ops-threads-emfile.py BUILD_DIR [RUNS]
 (docs/reliability.md, "The control and metrics threads at the edges")"""

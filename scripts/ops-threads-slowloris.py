@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """Scrape success rate under slowloris. usage: scripts/ops-threads-slowloris.py BUILD_DIR
 (docs/reliability.md, "The control and metrics threads at the edges")"""
 import os, re, socket, subprocess, sys, threading, time, urllib.request

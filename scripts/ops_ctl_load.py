@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
 """Does a flood of control-socket or metrics requests slow the echo path?
 
 Usage: scripts/ops_ctl_load.py [BUILD_DIR]   (default build)

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
 # The sockmap engine's figures from issue 7, side by side with the
 # benchmark's baseline epoll loop (bench/baseline_epoll.c) and the epoll
 # engine in one run: one connection, one message in flight, 64 B and 64 KiB.

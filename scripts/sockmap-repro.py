@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
 """Reproducer for issue 7 (the sockmap engine echoing retransmitted bytes
 twice), bounded in rounds and time.
 

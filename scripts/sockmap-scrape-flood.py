@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """p99 of a sockmap echo with 3,000 idle connections held, with and without
 a scrape flood (4 processes: 2 scraping /metrics, 2 `stats` on the control
 socket, as fast as they can).  usage: meas.py BUILD_DIR LABEL"""

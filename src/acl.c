@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* CIDR parsing and matching; see acl.h. */
 #include "acl.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Access control: --allow and --deny CIDR lists.
  *
  * Deny wins; when any allow rule exists only matching peers are served.  A

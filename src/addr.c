@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Address parsing and printing; see addr.h. */
 #include "addr.h"
 

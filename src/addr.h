@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Socket addresses: parsing "ADDR:PORT", printing, and the normalised form
  * used for ACLs and per-IP counting, in which a v4-mapped IPv6 peer
  * (::ffff:a.b.c.d, what a dual-stack listener reports) is plain IPv4. */

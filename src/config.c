@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The option table and its parsers; see config.h.
  *
  * Each option is one row: long name, short name, type, bounds, default and

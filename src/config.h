@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Configuration: every option of echosrv in one table (config.c), so that
  * parsing, defaults, bounds, --help and the statistics agree.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Connection state, buffers and slot table; see conn.h. */
 #include "conn.h"
 

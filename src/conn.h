@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Connections: state, buffer accounting and the per-worker slot table.
  * Nothing here depends on the engine.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The control socket server; see ctl.h for the protocol and the design.
  *
  * One thread, one poll loop, at most CTL_CLIENTS clients at a time, each

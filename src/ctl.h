@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The control socket: a Unix stream socket (--ctl PATH, mode 0600) on which
  * echosrvctl asks for statistics, the open connections, the trace flags, a
  * drain or a stop.

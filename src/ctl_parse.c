@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The control request parser, kept apart from the socket code so that unit
  * tests and a fuzzer can drive it with arbitrary bytes.  It only accepts
  * printable ASCII words separated by blanks; anything else is an error. */

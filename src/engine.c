@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Engine selection: the one asked for, or for auto the best that can run:
  * io_uring when its probe succeeds, else epoll with a note saying why.
  * sockmap is only ever used when asked for by name (it needs privileges and

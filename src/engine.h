@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The engine interface: one struct of operations per backend, at the level
  * of connections (accept, echo, close, run), not readiness masks, so that a
  * readiness loop (epoll) and a completion loop (io_uring) both fit.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The epoll engine: a level-triggered readiness loop, one per worker.
  *
  * Techniques: each readable connection gets one recv per loop iteration

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The sockmap engine: bytes are echoed inside the kernel by an sk_skb
  * verdict program (bpf/echo.bpf.c) that redirects each received skb to the
  * egress of the same socket; user space only accepts, applies policy and

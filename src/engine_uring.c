@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The io_uring engine: a completion loop, one ring per worker.
  *
  * Techniques: multishot accept per listener and multishot receive per

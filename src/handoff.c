@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The hand-off queue of socket activation; see handoff.h. */
 #include "handoff.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Socket activation's hand-off: connections one worker accepted for
  * another.
  *

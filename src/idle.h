@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The idle timer: one list per worker, ordered by last receive.
  *
  * Every connection has the same timeout, so ordering by "last received" is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Connection and per-address limits; see limits.h. */
 #include "limits.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Admission limits shared by all workers: --max-conns and
  * --max-conns-per-ip.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Binding, dual-stack fallback and the port file; see listener.h. */
 #include "listener.h"
 

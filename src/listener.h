@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Listening sockets: one per address per worker.
  *
  * With several workers each gets its own SO_REUSEPORT socket per address, so

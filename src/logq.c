@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The log queue and its writer thread; see logq.h for the design.
  *
  * Positions (head, tail, gap) are byte counts since start, so "used" is

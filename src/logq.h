@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The log queue: trace lines go from any thread into a bounded byte ring,
  * and one writer thread alone writes them to the sink (stderr or the trace
  * file).  A thread that logs never waits on the sink: it takes a mutex for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* echosrv: options -> configuration -> listeners -> workers -> signals ->
  * drain -> exit.
  *

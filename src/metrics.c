@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Prometheus exposition over libmicrohttpd; see metrics.h.
  *
  * Names follow the Prometheus conventions: an echosrv_ prefix, base units

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Prometheus metrics at http://ADDR:PORT/metrics (--metrics).
  *
  * Served by libmicrohttpd from a thread of its own (metrics_http.c), with

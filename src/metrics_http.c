@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The metrics endpoint's thread; see metrics_http.h for why it accepts
  * connections itself instead of letting libmicrohttpd do it.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The HTTP side of --metrics: one thread that owns the listening socket,
  * admits scrapers and runs libmicrohttpd from its own poll loop.
  *

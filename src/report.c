@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Statistics and connection reports; see report.h.
  *
  * Counters are read with relaxed loads while workers keep writing them, so a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Reports built for the operator off the data path: the statistics as JSON
  * (echosrvctl stats) and the list of open connections (echosrvctl conns),
  * the latter gathered through each worker's mailbox (struct worker_query).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Creating files by path without trusting the path; see safefile.h.
  *
  * Everything is done relative to a descriptor of the parent directory, so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Files echosrv creates by path: the port file and the trace file.
  *
  * echosrv often runs as root, and these paths may sit in a directory that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Growable text buffer; see sbuf.h. */
 #include "sbuf.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* A growable text buffer for replies built off the data path (control
  * replies, metrics pages).  Once an append fails the buffer stays failed and
  * further appends do nothing, so a reply is built with plain calls and

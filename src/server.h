@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* What the whole process shares: the configuration, the listeners, the
  * admission limits and the list of workers.  Owned by main.c; workers read
  * it, and the only fields they write are atomics. */

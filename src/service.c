@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* sd_notify calls; see service.h.
  *
  * The watchdog is pinged from main's loop at half the interval, as

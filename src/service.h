@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* systemd service integration (sd_notify): READY=1 once listening, a
  * STATUS= line kept current, STOPPING=1 when draining, and watchdog pings
  * when the unit sets WatchdogSec.  Every call is a no-op when echosrv was

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* What the sockmap engine's BPF program (bpf/echo.bpf.c) and user space
  * (engine_sockmap.c) share: the layout of the per-connection map values and
  * of the ring-buffer events.  Plain fixed-size types only, since the same

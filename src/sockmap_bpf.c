@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Loading the embedded BPF object; see sockmap_bpf.h. */
 #include "sockmap_bpf.h"
 

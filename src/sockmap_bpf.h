@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Loading the sockmap engine's BPF object (bpf/echo.bpf.c), which is built
  * with clang during `make` and embedded in the binary, so there is no file
  * to find at run time.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The sockmap engine, one connection seen from user space once it is in
  * the SOCKHASH (engine_sockmap.c puts it there and takes it out):
  * - counters: bytes in and out from TCP_INFO and SIOCOUTQ, since the bytes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* What the parts of the sockmap engine share: engine_sockmap.c (the
  * loop, map membership, accept and close), sockmap_conn.c (one
  * connection seen from user space once it is in the map: counters from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The sockmap engine's idle timeout.
  *
  * Why not the worker's idle list (idle.h): that list is ordered by the time

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Statistics: each counter is listed once here and exists once per worker.
  *
  * Only the owning worker writes its counters, so an increment is a relaxed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Trace line output and flag parsing; see trace.h for the design. */
 #include "trace.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Tracing: the WSK sample's WPP flags (ERROR 0x1, INFO 0x2) plus CONN 0x4 and
  * DATA 0x8, switchable at any time, and the USDT probes.
  *

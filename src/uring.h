@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Internals shared by the io_uring engine's files (engine_uring.c: ring,
  * loop, accept and teardown; uring_data.c: the per-connection echo path;
  * uring_bulk.c: bulk connections by splice; uring_probe.c: can io_uring run

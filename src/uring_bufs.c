@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Provided-buffer ring: setup, posting and depth; see uring_bufs.h. */
 #include "uring_bufs.h"
 

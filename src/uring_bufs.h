@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The io_uring engine's provided-buffer ring: one pool per worker.
  *
  * The kernel picks a buffer from the ring when data arrives on a

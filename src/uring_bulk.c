@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The io_uring engine's bulk mode: large transfers by splice, no copy.
  *
  * A connection whose receives keep filling whole ring buffers is moving

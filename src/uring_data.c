@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The io_uring engine's echo path for one connection.
  *
  * Fast path: the kernel receives into a ring buffer (multishot receive,

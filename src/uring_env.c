@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The io_uring engine's environment knobs, read once at start.
  *
  * They are for tests and benchmarks (the engine's defaults are what a

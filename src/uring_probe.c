@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Can the io_uring engine run here?  Asked once by engine selection, before
  * any worker starts, by really doing what the engine will do: create a ring
  * with the engine's flags, register a provided-buffer ring, and receive on

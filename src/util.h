@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Small helpers shared by every file: time, sizes, and the errno convention.
  *
  * Functions in echosrv return 0 or -errno; ERR() turns a libc failure into

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Worker thread, admission and timers; see worker.h. */
 #include "worker.h"
 

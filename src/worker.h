@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* A worker: one thread, one engine loop, its own connections, idle timer
  * and statistics.  A connection lives on one worker for its whole life, so
  * nothing on the data path is shared or locked.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * bench.c - echosrv-bench: a load generator for TCP echo servers that checks
  * every byte that comes back.

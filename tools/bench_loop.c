@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * bench_loop.c - the measured part of one load thread of echosrv-bench.
  *

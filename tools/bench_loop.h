@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * bench_loop.h - one load thread's state, shared by its two halves:
  * bench_setup.c (allocate, connect, hand over to the clock) and

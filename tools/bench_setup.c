@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * bench_setup.c - a load thread's life around the measured run: allocate its
  * share of the connections (connection i belongs to thread i % threads),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* echosrvctl: the control client for echosrv's control socket (--ctl).
  *
  * It sends one request line, prints the body of the reply to stdout and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * hist.c - log-linear latency histogram (see hist.h for the layout).
  *

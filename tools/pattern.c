@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * pattern.c - builds the shared stream table of pattern.h once, before the
  * load threads start; after that it is only read.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * pattern.h - the byte stream each benchmark connection sends and checks.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
 """A TCP echo server that breaks the echo on purpose, to prove that
 echosrv-bench notices.
 

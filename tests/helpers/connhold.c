@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* connhold: open many connections to an echo server, keep every one of them
  * echoing, and report the server's memory and descriptors while they are
  * held and after they close.  Used by `make scale` (tests/scale/scale.py).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* fail_mmap LEN CMD [ARGS...]: run CMD with every mmap() of exactly LEN
  * bytes failing with ENOMEM, and every other mmap() as usual.
  *

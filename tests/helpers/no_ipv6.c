@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Test helper: run a command on a "host without IPv6".
  *
  * Installs a seccomp filter under which socket(AF_INET6, ...) fails with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* no_uring CMD [ARGS...]: run CMD with io_uring refused, as a hardened
  * service manager or container runtime would refuse it.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* preload_fail_loop.so: LD_PRELOAD it into echosrv to make a worker's
  * event loop fail on demand, as a broken epoll set or ring would.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """Shared fixtures for the integration tests.
 
 Every test starts the real echosrv binary on port 0 and learns the port from

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """Two network namespaces joined by a veth pair, for hostile-network tests.
 
 The server side gets 198.18.0.1/30 and the client side 198.18.0.2/30 (the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """Helpers shared by the operations tests (test_ops_*.py): the control
 client, the metrics scrape, and the NOTIFY_SOCKET listener."""
 import json
@@ -96,12 +97,13 @@ class NotifySocket:
         self.sock.close()
 
 
-def make_install(**variables):
-    """`make install` with the binaries of this test run ($(O) = BUILD).
+def make_install(target="install", **variables):
+    """`make install` (or another target, such as uninstall) with the
+    binaries of this test run ($(O) = BUILD).
     The outer make's MAKEFLAGS (jobserver, SAN=...) are not passed on: the
     binaries are already built, install only copies them."""
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
-    args = ["make", "-s", "-C", ROOT, "install", "O=%s" % os.path.relpath(BUILD, ROOT)]
+    args = ["make", "-s", "-C", ROOT, target, "O=%s" % os.path.relpath(BUILD, ROOT)]
     args += ["%s=%s" % kv for kv in variables.items()]
     r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """Hold many connections against one echosrv and measure it (issue 6).
 
 Used two ways:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """echosrv-bench (SPEC 10): it must catch every way an echo can go wrong, and
 pass a correct server.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """A dead event loop is a failure, and no exit leaves "server up" behind
 (SPEC 6 and 12).
 

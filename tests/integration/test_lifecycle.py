@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """Start and stop (SPEC 6), usage errors, and tracing output (SPEC 7)."""
 import os
 import re

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """Hostile networks (issue 6): loss, a slow link, vanished peers, floods.
 
 Each test builds its own pair of network namespaces joined by a veth pair

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """Control socket and echosrvctl (SPEC 7 run-time tracing, SPEC 8)."""
 import json
 import re

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """`make install` with PREFIX and DESTDIR (SPEC 9), and the man pages."""
 import os
 import shutil
@@ -39,6 +40,29 @@ def test_install_into_destdir(tmp_path):
     assert r.returncode == 0 and r.stdout.startswith("echosrv ")
     r = subprocess.run([str(root / "bin/echosrvctl"), "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("echosrvctl ")
+
+
+def _files(top):
+    return sorted(os.path.relpath(os.path.join(d, f), top)
+                  for d, _, fs in os.walk(top) for f in fs)
+
+
+def test_uninstall_removes_what_install_installed(tmp_path):
+    """`make uninstall` with the same PREFIX and DESTDIR leaves no file of
+    ours, and leaves alone a file it did not install in a shared directory."""
+    dest = tmp_path / "dest"
+    make_install(DESTDIR=str(dest), PREFIX="/opt/es")
+    installed = _files(dest)
+    assert "opt/es/bin/echosrv" in installed and len(installed) >= 7
+    foreign = dest / "opt/es/bin/other-tool"
+    foreign.write_text("not ours\n")
+    make_install("uninstall", DESTDIR=str(dest), PREFIX="/opt/es")
+    assert _files(dest) == ["opt/es/bin/other-tool"]
+    assert not (dest / "opt/es/share/doc/echosrv").exists()
+    foreign.unlink()
+    # Uninstalling what is not there is not an error (rm -f).
+    make_install("uninstall", DESTDIR=str(dest), PREFIX="/opt/es")
+    assert _files(dest) == []
 
 
 def _mandoc():

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """Prometheus metrics endpoint (SPEC 8, --metrics)."""
 import os
 import re
@@ -30,7 +31,11 @@ def test_metrics_pass_promtool_and_count_the_echo_path(start_server, engine):
     assert metric(text, "echosrv_bytes_received_total") == 50000
     assert metric(text, "echosrv_bytes_sent_total") == 50000
     assert metric(text, 'echosrv_rejected_total{reason="acl"}') == 0
-    assert metric(text, 'echosrv_build_info{version="0.1.0",engine="%s"}' % engine) == 1
+    # The version is the one --version prints (git describe or VERSION).
+    version = subprocess.run([ECHOSRV, "--version"], capture_output=True,
+                             text=True).stdout.split()[1]
+    assert re.match(r"\d+\.\d+\.\d+", version), version
+    assert metric(text, 'echosrv_build_info{version="%s",engine="%s"}' % (version, engine)) == 1
     for family, kind in (("connections_active", "gauge"), ("connections_total", "counter"),
                          ("bytes_received_total", "counter"), ("rejected_total", "counter"),
                          ("idle_closes_total", "counter"), ("errors_total", "counter"),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """Option values that were read wrongly or accepted by mistake (SPEC 6, 7):
 each starts the real binary, which must exit 2 with one line naming the
 option; and a --max-conns beyond the descriptor limit is warned about."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """Overload on loopback (issue 6): the default --max-conns against the
 descriptor limit, and --keepalive on accepted sockets.  (Descriptor
 exhaustion with --max-conns set too high is in test_limits.py.)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """Scale (issue 6): 19,000 concurrent connections, every one echoing, at no
 more than 1 KiB of server memory each, and every descriptor given back.
 

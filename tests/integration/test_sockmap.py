@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """The sockmap engine's own problems (issue 7): bytes that arrive before the
 socket is in the map, a peer that sends without reading, half-close with
 data still queued in the kernel, accounting from TCP_INFO, privileges, and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """Issue 10, sockmap engine: BPF maps sized to what a worker can hold, a
 full map refused cleanly, reports that do not load the data path in
 proportion to scrapes, and an idle timeout that closes on time (the idle

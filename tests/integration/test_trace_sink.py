@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """A log sink that stops reading never stalls the server (SPEC 12).
 
 The sink is a FIFO whose reader the test holds open but does not read: as

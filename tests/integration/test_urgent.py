@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """Urgent data (MSG_OOB) is echoed inline, in order, as ordinary bytes, under
 every engine (SPEC 1).  Without SO_OOBINLINE TCP takes the urgent byte out of
 the stream: the epoll and io_uring engines never saw it (abc, urgent X, def

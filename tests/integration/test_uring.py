@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """io_uring-specific behaviour: the real fallback to epoll when io_uring is
 refused, the exit status when it is demanded but refused, busy polling, and
 running out of provided buffers without losing a byte.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """The io_uring engine at its edges (issue 10): the --conn-buffer bound on the
 path kernels before 6.17 take (ECHOSRV_URING_NO_LIMIT=1 forces it here),
 memory given back after a load, no leak on a forced stop or a failed start,

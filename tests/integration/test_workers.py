@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """Several workers (SPEC 3) and the IPv4 fallback (SPEC 2).  Tests marked
 `workers` also run under ThreadSanitizer in `make check`."""
 import collections

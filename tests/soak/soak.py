@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only
 """make soak: mixed load against one echosrv for SOAK_SECONDS (default 600).
 
 Runs at the same time, all checking every byte that comes back:

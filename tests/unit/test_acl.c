@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* CIDR parsing and matching, including v4-mapped IPv6 peers. */
 #include <errno.h>
 #include <setjmp.h>

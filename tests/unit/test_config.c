@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Option parsing and validation: a table of command lines and what each
  * must produce (a field value, or an error naming the option). */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* Buffer accounting, the slot table's generations, and the idle timer. */
 #include <errno.h>
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The control request parser (ctl_parse): a table of good and bad lines,
  * plus every single byte and a long run of random input, which must never
  * crash and must never be accepted unless it is a valid request. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The socket-activation hand-off queue: order, the bound, and a closed
  * queue that refuses and closes what it held. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The latency histogram of echosrv-bench (tools/hist.c): bucket geometry,
  * then percentiles of known distributions, each within the promised 3%. */
 #include <setjmp.h>

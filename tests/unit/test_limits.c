@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* --max-conns and --max-conns-per-ip accounting, checked against a simple
  * model over a long random sequence (the table deletes by backward shift,
  * which is easy to get subtly wrong). */

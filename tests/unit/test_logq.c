@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The log queue against a pipe nobody reads for a while: the producer never
  * waits, lines beyond the ring are dropped and counted, the report of the
  * drops comes out once, where the first line went missing, lines that wrap

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
 /* The reply buffer: growth, the size cap, and an
  * empty buffer handing over "" rather than NULL. */
 #include <setjmp.h>
