@@ -8,6 +8,7 @@ once per engine this build and kernel support (epoll, io_uring and, where root
 and BPF allow, sockmap); ECHOSRV_ENGINES=epoll,io_uring narrows the list.
 """
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -255,3 +256,33 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def _try_connect(port, proc):
+    if proc.poll() is not None:
+        raise AssertionError("systemd-socket-activate exited %d" % proc.returncode)
+    try:
+        return socket.create_connection(("127.0.0.1", port), timeout=5)
+    except OSError:
+        return None
+
+
+def socket_activate(args, log):
+    """echosrv ARGS under systemd-socket-activate on a free loopback port:
+    (process, port, the first connection, which starts echosrv).  Retries
+    when another process takes the port between free_port() and bind."""
+    activate = shutil.which("systemd-socket-activate")
+    if not activate:
+        pytest.skip("systemd-socket-activate not installed (package systemd)")
+    for _ in range(5):
+        port = free_port()
+        p = subprocess.Popen([activate, "-l", "127.0.0.1:%d" % port, ECHOSRV] + list(args),
+                             stdout=log, stderr=log)
+        try:
+            first = wait_for(lambda: _try_connect(port, p), timeout=10,
+                             what="activation socket")
+            return p, port, first
+        except AssertionError:
+            p.kill()
+            p.wait()
+    raise AssertionError("no free port for systemd-socket-activate in 5 tries")

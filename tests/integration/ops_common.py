@@ -104,6 +104,12 @@ def make_install(target="install", **variables):
     binaries are already built, install only copies them."""
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     args = ["make", "-s", "-C", ROOT, target, "O=%s" % os.path.relpath(BUILD, ROOT)]
+    # The same SAN as the build, so that a rebuild make finds due (the
+    # version of a tree with local edits changes) uses the same flags
+    # instead of linking plain objects with sanitized ones.
+    base = os.path.basename(BUILD)
+    if base.startswith("san-"):
+        args.append("SAN=%s" % base[4:].replace("-", ","))
     args += ["%s=%s" % kv for kv in variables.items()]
     r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -3,7 +3,6 @@
 worker, a second instance on an address is refused whatever --workers says,
 and the default backlog is the kernel's maximum even where /proc/sys is
 hidden (the unit's ProcSubset=pid)."""
-import json
 import os
 import shutil
 import signal
@@ -12,17 +11,8 @@ import subprocess
 
 import pytest
 
-from conftest import ECHOSRV, echo_roundtrip, wait_for, free_port
+from conftest import ECHOSRV, echo_roundtrip, wait_for, socket_activate
 from ops_common import stats
-
-
-def _try_connect(port, proc):
-    if proc.poll() is not None:
-        raise AssertionError("systemd-socket-activate exited %d" % proc.returncode)
-    try:
-        return socket.create_connection(("127.0.0.1", port), timeout=5)
-    except OSError:
-        return None
 
 
 def _echo_with_urgent(s, i):
@@ -49,22 +39,10 @@ ROUNDS, AT_ONCE = 10, 20      # 200 connections, 20 open at a time
 
 @pytest.mark.workers
 def test_activation_spreads_connections_over_every_worker(engine, tmp_path):
-    activate = shutil.which("systemd-socket-activate")
-    if not activate:
-        pytest.skip("systemd-socket-activate not installed (package systemd)")
     path = tmp_path / "ctl"
     log = open(tmp_path / "log", "w+")
-    for _ in range(5):      # the free port may be taken meanwhile: retry
-        port = free_port()
-        p = subprocess.Popen([activate, "-l", "127.0.0.1:%d" % port, ECHOSRV, "--engine", engine,
-                              "--workers", "2", "--ctl", str(path), "--drain-timeout", "3"],
-                             stdout=log, stderr=log)
-        try:
-            first = wait_for(lambda: _try_connect(port, p), timeout=10, what="activation socket")
-            break
-        except AssertionError:
-            p.kill()
-            p.wait()
+    p, port, first = socket_activate(["--engine", engine, "--workers", "2", "--ctl", str(path),
+                                      "--drain-timeout", "3"], log)
     try:
         first.settimeout(10)
         assert echo_roundtrip(first, b"activated") == b"activated"

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, ECHOSRV, ROOT, echo_roundtrip, wait_for, free_port
+from conftest import ECHOSRV, ROOT, echo_roundtrip, wait_for, socket_activate
 from ops_common import NotifySocket, ctl, make_install, stats
 
 
@@ -99,23 +99,10 @@ def test_ctl_drain_notifies_stopping(start_server, tmp_path):
 @pytest.mark.workers
 @pytest.mark.parametrize("workers", [1, 2])
 def test_socket_activation(engine, workers, tmp_path):
-    activate = shutil.which("systemd-socket-activate")
-    if not activate:
-        pytest.skip("systemd-socket-activate not installed (package systemd)")
     path = tmp_path / "ctl"
     log = open(tmp_path / "log", "w+")
-    for _ in range(5):      # the free port may be taken meanwhile: retry
-        port = free_port()
-        p = subprocess.Popen([activate, "-l", "127.0.0.1:%d" % port, ECHOSRV, "--engine", engine,
-                              "--workers", str(workers), "--ctl", str(path),
-                              "--listen", "127.0.0.1:1"],
-                             stdout=log, stderr=log)
-        try:
-            first = wait_for(lambda: _try_connect(port, p), timeout=10, what="activation socket")
-            break
-        except AssertionError:
-            p.kill()
-            p.wait()
+    p, port, first = socket_activate(["--engine", engine, "--workers", str(workers),
+                                      "--ctl", str(path), "--listen", "127.0.0.1:1"], log)
     try:
         # echosrv starts on the first connection and serves it.
         assert echo_roundtrip(first, b"activated") == b"activated"
@@ -138,15 +125,6 @@ def test_socket_activation(engine, workers, tmp_path):
             p.kill()
             p.wait()
         log.close()
-
-
-def _try_connect(port, proc):
-    if proc.poll() is not None:
-        raise AssertionError("systemd-socket-activate exited %d" % proc.returncode)
-    try:
-        return socket.create_connection(("127.0.0.1", port), timeout=5)
-    except OSError:
-        return None
 
 
 def test_activation_rejects_a_passed_non_tcp_socket(tmp_path):
