@@ -98,8 +98,11 @@ def test_deb_maintainer_scripts_start_the_service_the_debian_way(deb, tmp_path):
     assert "deb-systemd-helper purge 'echosrv.service'" in postrm
     # The socket unit is the alternative to the service binding the port
     # itself: installed, never started by the package.
-    assert "'echosrv.socket'" in postinst
-    assert "deb-systemd-invoke $_dh_action 'echosrv.socket'" not in postinst
+    # (dh_installsystemd --no-enable --no-start: enabled again only where
+    # the administrator had enabled it, "debian-installed"; never invoked.)
+    assert "deb-systemd-helper debian-installed 'echosrv.socket'" in postinst
+    invoked = [l for l in postinst.splitlines() if "deb-systemd-invoke" in l]
+    assert invoked and not [l for l in invoked if "echosrv.socket" in l], invoked
 
 
 @pytest.mark.timeout(900)
