@@ -10,6 +10,8 @@
 #   make install    PREFIX=/usr/local DESTDIR= (make uninstall: the same, removed)
 #   make hardening-check  the binaries carry PIE, RELRO, BIND_NOW, stack
 #                   protector and FORTIFY (make check runs it)
+#   make deb        the Debian package into build/deb/, checked by lintian
+#                   (mk/deb.mk, debian/)
 # make run installs the packages building needs, make check the test tools
 # too (scripts/deps.sh; NO_DEPS=1 skips that).
 

@@ -5,12 +5,13 @@
 # work without a manual step and a machine that has them all is not touched.
 #
 #   scripts/deps.sh [SET...]   SET: build (the default), test, fuzz, bench,
-#                              valgrind, all
+#                              valgrind, deb, all
 #   scripts/deps.sh --list SET...   print the packages of the sets, one a line
 #
 # build: what building and running echosrv needs (`make run`).  test: build
 # plus the test tools (`make check`).  fuzz, bench, valgrind: build (valgrind:
-# test) plus what `make fuzz`, `make bench`, `make valgrind-check` need.
+# test) plus what `make fuzz`, `make bench`, `make valgrind-check` need;
+# deb: build plus the Debian packaging tools (`make deb`).
 # NO_DEPS=1: do nothing (you installed the packages yourself).
 # DEPS_DRY_RUN=1: say what would be installed, install nothing.
 # Without dpkg or apt-get the script names the packages to install (Debian
@@ -44,6 +45,9 @@ fuzz  libclang-rt-14-dev     libFuzzer and sanitizer runtimes for clang 14
 bench python3                Python 3 (bench/run.py)
 bench gnuplot-nox            gnuplot (the benchmark plot)
 valgrind valgrind            valgrind memcheck (make valgrind-check)
+deb   dpkg-dev               dpkg-buildpackage (make deb)
+deb   debhelper              dh and the dh_* helpers debian/rules uses (make deb)
+deb   lintian                the Debian package checker (make deb runs it on the .deb)
 '
 
 # The sets each set takes in.
@@ -54,8 +58,9 @@ expand() {
 	fuzz)     echo build fuzz ;;
 	bench)    echo build bench ;;
 	valgrind) echo build test valgrind ;;
-	all)      echo build test fuzz bench valgrind ;;
-	*)        echo "deps: unknown set '$1' (build, test, fuzz, bench, valgrind, all)" >&2
+	deb)      echo build deb ;;
+	all)      echo build test fuzz bench valgrind deb ;;
+	*)        echo "deps: unknown set '$1' (build, test, fuzz, bench, valgrind, deb, all)" >&2
 	          exit 2 ;;
 	esac
 }

@@ -39,7 +39,9 @@ def test_deps_build_set_leaves_the_test_tools_out():
     assert build < test and (TEST_TOOLS - {"valgrind"}) <= test
     assert "valgrind" not in test                 # make valgrind-check's alone
     assert {"valgrind", "libclang-rt-14-dev", "gnuplot-nox"} <= listed("all")
-    assert listed("all") == listed("test", "fuzz", "bench", "valgrind")
+    assert {"debhelper", "lintian", "dpkg-dev"} <= listed("deb")
+    assert build < listed("deb") and not listed("deb") & TEST_TOOLS
+    assert listed("all") == listed("test", "fuzz", "bench", "valgrind", "deb")
     assert deps("--list", "nonsense").returncode == 2
 
 
