@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # The Debian package (debian/, debhelper compat 13).
 #
+#   make check-deb  builds the package and checks it (tests/integration/test_deb.py:
+#               contents, maintainer scripts, lintian); CI runs it
 #   make deb    dpkg-buildpackage -us -uc -b, then lintian on the result;
 #               the .deb (echosrv_VERSION_ARCH.deb, with echosrv-dbgsym_VERSION_ARCH.deb
 #               beside it), .buildinfo and .changes land in build/deb/
@@ -11,7 +13,7 @@
 # package builds in build/debian/ (debian/rules), apart from build/.
 DEB_OUT  := build/deb
 
-.PHONY: deb
+.PHONY: deb check-deb
 deb:
 	@sh scripts/deps.sh deb
 	@up=$$(cat VERSION); ch=$$(dpkg-parsechangelog -S Version); \
@@ -25,3 +27,6 @@ deb:
 	mv $$changes $(DEB_OUT)/; \
 	echo "deb: in $(DEB_OUT)/:"; ls $(DEB_OUT)
 	lintian --fail-on error,warning $(DEB_OUT)/*.deb
+
+check-deb:
+	ECHOSRV_TEST_DEB=1 ECHOSRV_BUILD=$(O) $(PYTEST) tests/integration/test_deb.py
