@@ -38,6 +38,8 @@ struct engine_ops {
 	/* Draining: stop accepting for good; the worker then closes its
 	 * listening sockets. */
 	void (*stop_accepting)(struct worker *w);
+	/* Release the worker's loop; called after a failed init too, so it
+	 * takes whatever part init set up (w->eng may be NULL). */
 	void (*fini)(struct worker *w);
 	/* Optional, for an engine whose byte counters lag behind the data
 	 * (sockmap reads them from TCP_INFO): bring c->bytes_in/out and the

@@ -63,9 +63,7 @@ static void ep_set_accepting(struct worker *w, bool on)
 	}
 }
 
-static void ep_fini(struct worker *w);
-
-static int ep_setup(struct worker *w)
+static int ep_init(struct worker *w)
 {
 	struct ep *e = calloc(1, sizeof(*e));
 	int r;
@@ -83,17 +81,6 @@ static int ep_setup(struct worker *w)
 		return r;
 	ep_set_accepting(w, true);
 	return 0;
-}
-
-/* The worker runs fini only after a successful init, so a failed one
- * unwinds here; ep_fini() copes with whatever ep_setup() got to. */
-static int ep_init(struct worker *w)
-{
-	int r = ep_setup(w);
-
-	if (r)
-		ep_fini(w);
-	return r;
 }
 
 static void ep_fini(struct worker *w)

@@ -306,9 +306,7 @@ static int map_entries(const struct server *srv, uint32_t *out)
 	return 0;
 }
 
-static void sm_fini(struct worker *w);
-
-static int sm_setup(struct worker *w)
+static int sm_init(struct worker *w)
 {
 	struct sm *s = calloc(1, sizeof(*s));
 	char err[256];
@@ -346,17 +344,6 @@ static int sm_setup(struct worker *w)
 	s->next_sync = w->now + SYNC_NS;
 	set_accepting(w, true);
 	return 0;
-}
-
-/* The worker runs fini only after a successful init, so a failed one
- * unwinds here; sm_fini() copes with whatever sm_setup() got to. */
-static int sm_init(struct worker *w)
-{
-	int r = sm_setup(w);
-
-	if (r)
-		sm_fini(w);
-	return r;
 }
 
 static void sm_fini(struct worker *w)

@@ -389,11 +389,8 @@ static void files_table(struct worker *w, struct uring_engine *u)
 		u->n_files = n;
 }
 
-static void ur_fini(struct worker *w);
-
-/* A failure past the first allocation unwinds through ur_fini(), which
- * takes whatever part was set up: the worker calls fini only after a
- * successful init. */
+/* A failure leaves what was set up for ur_fini(), which the worker calls
+ * after a failed init too. */
 static int ur_init(struct worker *w)
 {
 	struct uring_engine *u = calloc(1, sizeof(*u));
@@ -434,7 +431,6 @@ static int ur_init(struct worker *w)
 		goto fail;
 	return 0;
 fail:
-	ur_fini(w);
 	return r;
 }
 

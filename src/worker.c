@@ -124,9 +124,9 @@ static void *worker_main(void *arg)
 		int r = srv->engine->run(w);
 		if (r)
 			worker_failed(w, r);
-		srv->engine->fini(w);
 		TRACE(TR_INFO, "worker %u: stopped", w->id);
 	}
+	srv->engine->fini(w);	/* also after a failed init: it unwinds what was set up */
 	handoff_close(&w->handoff);	/* from now on the dealers serve their own */
 	listeners_close_row(&srv->ls, w->id);
 	worker_query_gone(w);

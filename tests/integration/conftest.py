@@ -286,3 +286,31 @@ def socket_activate(args, log):
             p.kill()
             p.wait()
     raise AssertionError("no free port for systemd-socket-activate in 5 tries")
+
+
+def echoing_connection(addr, data):
+    """A new connection to addr that echoed data back, or None (refused,
+    reset or silent for 2 s): for waiting until the server admits again."""
+    s = connect_or_none(addr)
+    if s is None:
+        return None
+    try:
+        s.settimeout(2)
+        s.sendall(data)
+        if s.recv(len(data)) == data:
+            return s
+    except OSError:
+        pass
+    s.close()
+    return None
+
+
+def fdinfos(pid):
+    """The text of /proc/PID/fdinfo/N for each descriptor pid holds (those
+    closed meanwhile are skipped)."""
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                yield f.read()
+        except OSError:
+            continue

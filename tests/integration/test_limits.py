@@ -1,14 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Limits (SPEC 5): idle timeout, --max-conns, --max-conns-per-ip,
 --allow/--deny, and running out of descriptors; under every engine."""
-import os
 import resource
-import socket
 import time
 
 import pytest
 
-from conftest import assert_echoes, assert_rejected, connect_or_none, wait_for
+from conftest import assert_echoes, assert_rejected, connect_or_none, echoing_connection, wait_for
 
 
 def _closed_by_server(sock, timeout):
@@ -56,18 +54,8 @@ def test_max_conns(start_server, engine):
     assert "max-conns" in srv.stderr()
     keep.pop().close()
     # The server recovers as soon as it has seen the close.
-    def admitted():
-        s = connect_or_none((srv.host, srv.port))
-        if s is None:
-            return None
-        try:
-            s.settimeout(2)
-            s.sendall(b"again")
-            return s if s.recv(5) == b"again" else s.close()
-        except OSError:
-            s.close()
-            return None
-    keep.append(wait_for(admitted, what="a slot to free up"))
+    keep.append(wait_for(lambda: echoing_connection((srv.host, srv.port), b"again"),
+                         what="a slot to free up"))
     for s in keep:
         s.close()
 

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import ECHOSRV, assert_echoes, available_engines, read_to_eof, wait_for
+from conftest import ECHOSRV, assert_echoes, available_engines, read_to_eof, fdinfos, wait_for
 
 ENGINE = "sockmap"
 
@@ -201,12 +201,7 @@ SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(platform.machine())
 def _bpf_ids(pid):
     """(prog ids, map ids) held by process pid, from /proc/PID/fdinfo."""
     progs, maps = set(), set()
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
-                info = f.read()
-        except OSError:
-            continue
+    for info in fdinfos(pid):
         for key, ids in (("prog_id", progs), ("map_id", maps)):
             m = re.search(r"^%s:\s+(\d+)" % key, info, re.M)
             if m:

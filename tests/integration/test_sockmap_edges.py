@@ -6,14 +6,13 @@ case runs under every engine)."""
 import json
 import os
 import re
-import socket
 import threading
 import time
 
 import pytest
 
-from conftest import assert_echoes, assert_rejected, available_engines, connect_or_none, wait_for
-from ops_common import metric, metrics_url, raw_ctl, scrape
+from conftest import assert_echoes, assert_rejected, available_engines, connect_or_none, echoing_connection, fdinfos, wait_for
+from ops_common import metrics_url, raw_ctl, scrape
 
 ENGINE = "sockmap"
 needs_sockmap = pytest.mark.skipif(
@@ -25,12 +24,7 @@ def _maps(pid):
     """[(map_type, max_entries, memlock)] of the BPF maps pid holds, from
     /proc/PID/fdinfo (bpftool is not needed)."""
     out = []
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
-                info = f.read()
-        except OSError:
-            continue
+    for info in fdinfos(pid):
         if "map_type:" not in info:
             continue
         field = lambda k: int(re.search(r"^%s:\s+(\d+)" % k, info, re.M).group(1))
@@ -92,18 +86,8 @@ def test_a_full_worker_refuses_cleanly_and_counts(start_server, tmp_path):
     assert "cannot hand a connection to the kernel" not in srv.stderr()
     keep.pop().close()
     # Room again once the server has seen the close.
-    def admitted():
-        s = connect_or_none((srv.host, srv.port))
-        if s is None:
-            return None
-        try:
-            s.settimeout(2)
-            s.sendall(b"x")
-            return s if s.recv(1) == b"x" else s.close()
-        except OSError:
-            s.close()
-            return None
-    keep.append(wait_for(admitted, what="a connection admitted after a close"))
+    keep.append(wait_for(lambda: echoing_connection((srv.host, srv.port), b"x"),
+                         what="a connection admitted after a close"))
     for s in keep:
         s.close()
 
