@@ -52,27 +52,6 @@ void bench_report(struct bench_shared *sh, const char *fmt, ...)
 }
 
 
-/* The server's user+system CPU time in ns, all threads; -errno if gone. */
-static int64_t proc_cpu_ns(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut, st;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	p = strrchr(buf, ')');      /* the command name may hold spaces */
-	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-			 &ut, &st) != 2)
-		return -EINVAL;
-	return (int64_t)((ut + st) * (NS_PER_S / (uint64_t)sysconf(_SC_CLK_TCK)));
-}
 
 /* As many descriptors as we may have: 5000 connections need 5000. */
 static void raise_nofile(void)
@@ -149,7 +128,7 @@ static void sample(struct watch *w, int end)
 	const struct bench_opts *o = w->o;
 
 	if (o->server_pid)
-		w->srv_cpu[end] = proc_cpu_ns(o->server_pid);
+		w->srv_cpu[end] = proc_tree_cpu_ns(o->server_pid);
 	w->stat_ok[end] = cpustat_read(NULL, &w->all[end], o->cpus, w->cpu[end],
 				       o->ncpus) == 0;
 }
@@ -292,7 +271,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	parse_options(&o, argc, argv);
-	if (o.server_pid && proc_cpu_ns(o.server_pid) < 0)
+	if (o.server_pid && proc_tree_cpu_ns(o.server_pid) < 0)
 		usage_error("--server-pid %d: no such process", (int)o.server_pid);
 	raise_nofile();
 	w = (struct watch){ .o = &o, .srv_cpu = { -1, -1 } };

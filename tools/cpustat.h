@@ -34,6 +34,10 @@ int cpustat_parse(const char *text, struct cpu_times *all,
 /* The same from the file (path NULL: /proc/stat); -errno on failure. */
 int cpustat_read(const char *path, struct cpu_times *all,
 		 const int *want, struct cpu_times *per, unsigned n);
+/* proctree.c: user+system CPU time of process pid and all its descendants
+ * (with what they reaped), in ns; -ESRCH when pid is gone. */
+int64_t proc_tree_cpu_ns(int pid);
+
 /* Nanoseconds per jiffy (sysconf(_SC_CLK_TCK)). */
 uint64_t cpustat_tick_ns(void);
 
