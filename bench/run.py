@@ -247,7 +247,8 @@ def main():
     cells = [(s, c, p) for s in m["sizes"] for c in m["conns"] for p in m["pipelines"]]
     churn_cell = (CHURN["size"], CHURN["slots"], 1)
     churn_args = ["--connect-rate", str(m["churn_rate"]), "--lifetime", str(CHURN["lifetime"])]
-    compare = [c for c in cells if c[0] == COMPARE_SIZE and c[1] <= 500] if m["compare"] else []
+    csize = COMPARE_SIZE if COMPARE_SIZE in m["sizes"] else m["sizes"][len(m["sizes"]) // 2]
+    compare = [c for c in cells if c[0] == csize and c[1] <= 500] if m["compare"] else []
     runs, where = [], {}
     print("bench: %d cells + churn, %s placement%s; results in %s" % (
         len(cells), m["placement"], " (+ loopback comparison)" if compare else "",
