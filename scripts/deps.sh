@@ -44,7 +44,7 @@ test  systemd                systemd-socket-activate (socket activation tests)
 fuzz  libclang-rt-14-dev     libFuzzer and sanitizer runtimes for clang 14
 bench python3                Python 3 (bench/run.py)
 bench python3-matplotlib     matplotlib (the benchmark plots, bench/plot.py)
-bench iproute2               ip netns, ss (the benchmark's network-namespace placement)
+bench iproute2               ip netns, ss (the benchmark network namespaces)
 bench socat                  socat, a peer: its TCP echo (PIPE)
 bench xinetd                 xinetd, a peer: its built-in echo service
 bench ncat                   ncat, a peer: --exec /bin/cat
