@@ -32,6 +32,7 @@ Settings come from the environment so that `make bench` can pass them:
   BENCH_PEERS=socat,xinetd,ncat  peers to measure ("none": none)
   BENCH_SERVER_ARGS=... extra echosrv arguments, e.g. --busy-poll
   BENCH_REPEAT=N        rounds per cell and server; the median is reported
+  BENCH_GIVE_UP=S       echosrv-bench --give-up: a stall is this long (quick 1, full 2)
   BENCH_COMPARE=0       skip the loopback comparison of a netns run
   BENCH_DURATION=S, BENCH_WARMUP=S, BENCH_SIZES=1,128, BENCH_CONNS=1,50,
   BENCH_PIPELINES=1,16  override the matrix
@@ -62,9 +63,9 @@ ROOT = os.path.dirname(HERE)
 ENGINES = ["epoll", "io_uring", "sockmap"]
 
 FULL = dict(sizes=[1, 128, 1024, 16384, 65536], conns=[1, 50, 500, 5000],
-            pipelines=[1, 16], duration=5.0, warmup=1.0, churn_rate=2000)
+            pipelines=[1, 16], duration=5.0, warmup=1.0, churn_rate=2000, give_up=2.0)
 QUICK = dict(sizes=[1, 1024, 65536], conns=[1, 50, 500], pipelines=[1, 16],
-             duration=1.0, warmup=0.3, churn_rate=1000)
+             duration=0.7, warmup=0.2, churn_rate=1000, give_up=1.0)
 CHURN = dict(size=128, slots=200, lifetime=10)     # the churn cell
 COMPARE_SIZE = 1024                                 # the placement comparison's
 
@@ -83,6 +84,7 @@ def settings():
     m["pipelines"] = env_list("BENCH_PIPELINES", m["pipelines"])
     m["duration"] = float(os.environ.get("BENCH_DURATION", m["duration"]))
     m["warmup"] = float(os.environ.get("BENCH_WARMUP", m["warmup"]))
+    m["give_up"] = float(os.environ.get("BENCH_GIVE_UP", m["give_up"]))
     m["repeat"] = int(os.environ.get("BENCH_REPEAT", "1"))
     m["engines"] = [e for e in os.environ.get("BENCH_ENGINES", "").split(",") if e]
     p = os.environ.get("BENCH_PEERS")
@@ -146,7 +148,7 @@ def run_one(build, place, srv, m, cell, extra=()):
     cmd = place.client_prefix() + [
         os.path.join(build, "echosrv-bench"), "-a", srv.addr, "-c", str(conns),
         "-s", str(size), "-p", str(pipe), "-d", str(m["duration"]), "-w", str(m["warmup"]),
-        "--server-pid", str(srv.pid), "--placement", place.name, "--json"] + list(extra)
+        "--give-up", str(m["give_up"]), "--server-pid", str(srv.pid), "--placement", place.name, "--json"] + list(extra)
     if m["pinned"]:
         cmd += ["--cpu", str(m["server_cpu"])]
     try:
