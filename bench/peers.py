@@ -110,6 +110,30 @@ class Server:
             return "not run above %d connections (two processes each)" % self.max_conns
         return None
 
+    def children(self):
+        """How many processes this server has forked that are still there."""
+        n = 0
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            n += ppid == self.pid
+        return n
+
+    def settle(self, timeout=5):
+        """After a run: wait (bounded) until a forking server's children for
+        the run's connections have gone, so that hundreds of them exiting
+        do not take the next server's CPU."""
+        if self.kind != "peer":
+            return
+        deadline = time.monotonic() + timeout
+        while self.children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def _group(self, sig):
         try:
             os.killpg(self.pid, sig)

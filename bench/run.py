@@ -65,7 +65,7 @@ ENGINES = ["epoll", "io_uring", "sockmap"]
 FULL = dict(sizes=[1, 128, 1024, 16384, 65536], conns=[1, 50, 500, 5000],
             pipelines=[1, 16], duration=5.0, warmup=1.0, churn_rate=2000, give_up=2.0)
 QUICK = dict(sizes=[1, 1024, 65536], conns=[1, 50, 500], pipelines=[1, 16],
-             duration=0.7, warmup=0.2, churn_rate=1000, give_up=1.0)
+             duration=0.5, warmup=0.2, churn_rate=1000, give_up=1.0)
 CHURN = dict(size=128, slots=200, lifetime=10)     # the churn cell
 COMPARE_SIZE = 1024                                 # the placement comparison's
 
@@ -148,7 +148,8 @@ def run_one(build, place, srv, m, cell, extra=()):
     cmd = place.client_prefix() + [
         os.path.join(build, "echosrv-bench"), "-a", srv.addr, "-c", str(conns),
         "-s", str(size), "-p", str(pipe), "-d", str(m["duration"]), "-w", str(m["warmup"]),
-        "--give-up", str(m["give_up"]), "--server-pid", str(srv.pid), "--placement", place.name, "--json"] + list(extra)
+        "--give-up", str(m["give_up"]), "--server-pid", str(srv.pid),
+        "--placement", place.name, "--json"] + list(extra)
     if m["pinned"]:
         cmd += ["--cpu", str(m["server_cpu"])]
     try:
@@ -187,6 +188,7 @@ def rounds(build, place, servers, m, cells, runs, label, extra=()):
                     for other in servers:
                         other.pause(other is not srv)
                     run = run_one(build, place, srv, m, cell, extra)
+                    srv.settle()
                 run.update(repeat=rep, part=label)
                 runs.append(run)
                 print(report.progress(run), flush=True)

@@ -246,8 +246,10 @@ static void json_intervals(const struct bench_summary *s)
 	for (unsigned i = 0; i < s->niv; i++) {
 		const struct bench_interval *v = &s->iv[i];
 
-		printf("%s{\"t_s\": %.3f, \"messages_per_second\": %.1f, \"p50_us\": %.1f, "
-		       "\"p99_us\": %.1f, \"errors\": %llu}", i ? ", " : "", v->t,
+		printf("%s{\"t_s\": %.3f, \"secs\": %.3f, \"messages\": %llu, "
+		       "\"messages_per_second\": %.1f, \"p50_us\": %.1f, "
+		       "\"p99_us\": %.1f, \"errors\": %llu}", i ? ", " : "", v->t, v->secs,
+		       (unsigned long long)v->messages,
 		       v->secs > 0 ? (double)v->messages / v->secs : 0, us(v->p50_ns),
 		       us(v->p99_ns), (unsigned long long)v->errors);
 	}
