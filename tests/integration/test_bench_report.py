@@ -8,6 +8,7 @@ is measured).  Only counts, keys and exit codes are asserted, never speed.
 import csv
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -243,3 +244,25 @@ def test_churn_against_no_listener_counts_refused():
 def test_bad_usage(args):
     rc, out, err = bench(*args, timeout=10)
     assert rc == 2 and "echosrv-bench: " in err
+
+
+@pytest.mark.skipif(not shutil.which("socat"), reason="needs socat (scripts/deps.sh bench)")
+def test_server_pid_counts_a_forking_servers_children(tmp_path):
+    """socat echoes in one child per connection: its parent's own CPU time
+    stays at nothing, its tree's does not."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen(["socat", "-b", "65536", "TCP-LISTEN:%d,bind=127.0.0.1,"
+                          "reuseaddr,fork" % port, "PIPE"])
+    try:
+        wait_for(lambda: subprocess.run(["ss", "-Hltn", "sport = :%d" % port],
+                                        capture_output=True, text=True).stdout.strip(),
+                 what="socat to listen")
+        rc, out, err = bench("-a", "127.0.0.1:%d" % port, "-c", "4", "-p", "4",
+                             "--server-pid", str(p.pid), "-d", "0.6", "-w", "0.1")
+    finally:
+        p.kill()
+        p.wait()
+    assert rc == 0, err
+    assert out["server_cpu_us_per_message"] > 0
