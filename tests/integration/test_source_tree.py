@@ -143,3 +143,55 @@ def test_version_is_the_tree_s():
     # (a test run after a new commit without a rebuild would differ).
     assert re.match(r"echosrv \d+\.\d+\.\d+", r.stdout)
     assert open(os.path.join(ROOT, "VERSION")).read().strip() in want
+
+
+LAYERS = os.path.join(ROOT, "scripts", "layers.py")
+
+
+def layers(src_root, objdir=None):
+    args = ["/usr/bin/python3", LAYERS] + (["--objects", str(objdir)] if objdir else [])
+    return subprocess.run(args, cwd=src_root, capture_output=True, text=True, timeout=60)
+
+
+def small_tree(tmp_path, files):
+    for rel, text in files.items():
+        p = tmp_path / "src" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return tmp_path
+
+
+def test_the_tree_keeps_its_layers():
+    r = layers(ROOT, os.path.join(ROOT, os.environ.get("ECHOSRV_BUILD", "build")))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "no call circles" in r.stdout
+
+
+def test_layers_refuses_an_upward_include_and_a_header_circle(tmp_path):
+    ok = {"core/a.h": "", "server/b.h": '#include "core/a.h"\n', "main.c": '#include "server/b.h"\n'}
+    assert layers(small_tree(tmp_path / "ok", ok)).returncode == 0
+    up = dict(ok, **{"core/a.h": '#include "server/b.h"\n'})
+    r = layers(small_tree(tmp_path / "up", up))
+    assert r.returncode == 1 and "core/a.h (core) includes server/b.h (server)" in r.stdout
+    peer = dict(ok, **{"ops/c.c": '#include "engine/d.h"\n', "engine/d.h": ""})
+    r = layers(small_tree(tmp_path / "peer", peer))
+    assert r.returncode == 1 and "ops/c.c (ops) includes engine/d.h (engine)" in r.stdout
+    ring = dict(ok, **{"core/x.h": '#include "core/y.h"\n', "core/y.h": '#include "core/x.h"\n'})
+    r = layers(small_tree(tmp_path / "ring", ring))
+    assert r.returncode == 1 and "headers include each other" in r.stdout
+
+
+def test_layers_refuses_two_files_that_call_each_other(tmp_path):
+    tree = small_tree(tmp_path, {"core/a.c": "", "core/b.c": ""})
+    objs = tmp_path / "build" / "src" / "core"
+    objs.mkdir(parents=True)
+    code = {"a": "void b1(void); void a1(void); void a1(void) { b1(); }",
+            "b": "void a1(void); void b1(void); void b1(void) { a1(); }"}
+    for name, text in code.items():
+        c = tmp_path / f"{name}.c"
+        c.write_text(text)
+        subprocess.run(["cc", "-c", "-o", objs / f"{name}.o", c], check=True)
+    r = layers(tree, tmp_path / "build")
+    assert r.returncode == 1 and "files call each other: core/a -> core/b -> core/a" in r.stdout
+    (objs / "b.o").unlink()
+    assert layers(tree, tmp_path / "build").returncode == 0

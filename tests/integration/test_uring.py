@@ -191,7 +191,7 @@ def test_connections_hold_no_descriptors(start_server, tmp_path):
     s.close()
 
 
-# --- bulk mode: socket -> pipe -> socket by splice (src/uring_bulk.c) -------
+# --- bulk mode: socket -> pipe -> socket by splice (src/engine/uring/bulk.c) -------
 
 def _bulk_server(start_server, *args, direct=True, env_extra=None):
     env = dict(os.environ)
