@@ -27,7 +27,7 @@ check-image: image
 	ECHOSRV_TEST_IMAGE=1 ECHOSRV_BUILD=$(O) $(PYTEST) tests/integration/test_image.py
 
 check-systemd: deps-deploy
-	ECHOSRV_TEST_SYSTEMD=1 ECHOSRV_BUILD=$(O) $(PYTEST) tests/integration/test_systemd.py
+	ECHOSRV_TEST_SYSTEMD=1 ECHOSRV_BUILD=$(O) $(PYTEST) -rsx tests/integration/test_systemd.py
 
 check-kube: deps-deploy
 	ECHOSRV_TEST_KUBE=1 $(PYTEST) tests/integration/test_kube.py
