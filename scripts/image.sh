@@ -69,6 +69,10 @@ revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 created=$(date -u -d "@${SOURCE_DATE_EPOCH:-$(date +%s)}" +%Y-%m-%dT%H:%M:%SZ)
 
 # shellcheck disable=SC2086
+# One image in this store at a time: the one just built.
+# shellcheck disable=SC2086
+buildah $ST rmi --all >/dev/null 2>&1 || true
+# shellcheck disable=SC2086
 ctr=$(buildah $ST from scratch)
 trap 'buildah $ST rm "$ctr" >/dev/null 2>&1 || true' EXIT
 # shellcheck disable=SC2086

@@ -84,10 +84,19 @@ class Machine:
         env = {"container": "echosrv-test", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
         self.log = open(log_path, "wb")
         self.proc = subprocess.Popen(
-            ["unshare", "--pid", "--fork", "--mount", "--cgroup", "sh", "-c", boot],
+            ["unshare", "--pid", "--fork", "--kill-child", "--mount", "--cgroup", "sh",
+             "-c", boot],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, env=env,
             start_new_session=True)
-        self.pid = wait_for(self._systemd_pid, timeout=30, what="systemd to start")
+        try:
+            self.pid = None
+            self.pid = wait_for(self._systemd_pid, timeout=30, what="systemd to start")
+            self._wait_booted()
+        except BaseException:
+            self.poweroff()
+            raise
+
+    def _wait_booted(self):
         # systemctl needs the manager's private bus socket, made a moment
         # after exec.
         wait_for(lambda: self.sh("test -S /run/systemd/private", check=False).returncode == 0,
@@ -139,10 +148,17 @@ class Machine:
         and the PID namespace with it); SIGKILL if it does not within 60 s."""
         if self.proc.poll() is None:
             try:
+                if self.pid is None:
+                    raise subprocess.TimeoutExpired("systemd", 0)
                 os.kill(self.pid, signal.SIGRTMIN + 4)
                 self.proc.wait(timeout=60)
             except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.kill(self.pid, signal.SIGKILL)
+                # SIGKILL to the namespace's PID 1 ends every process in it;
+                # before systemd runs, killing unshare kills it (--kill-child).
+                if self.pid is not None:
+                    os.kill(self.pid, signal.SIGKILL)
+                else:
+                    self.proc.kill()
                 self.proc.wait(timeout=30)
         self.log.close()
         # The mounts lived in the machine's namespace only; make sure of it

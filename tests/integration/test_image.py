@@ -119,8 +119,8 @@ def test_image_root_runs_as_its_user_and_echoes(image, rootfs, tmp_path):
         args=" ".join("'%s'" % a for a in cmd + ["--port-file", "/tmp/port"]))
     env = dict(e.split("=", 1) for e in cfg["Env"])
     log = open(tmp_path / "stderr", "w+b")
-    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount", "sh", "-c", boot],
-                            stdout=log, stderr=log, env=env)
+    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", "--mount",
+                             "sh", "-c", boot], stdout=log, stderr=log, env=env)
     try:
         wait_for(lambda: proc.poll() is None and
                  os.path.exists(os.path.join(rootfs, "tmp/port")), timeout=20,
