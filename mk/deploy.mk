@@ -29,5 +29,5 @@ check-image: image
 check-systemd: deps-deploy
 	ECHOSRV_TEST_SYSTEMD=1 ECHOSRV_BUILD=$(O) $(PYTEST) -rsx tests/integration/test_systemd.py
 
-check-kube: deps-deploy
-	ECHOSRV_TEST_KUBE=1 $(PYTEST) tests/integration/test_kube.py
+check-kube: deps-deploy all
+	ECHOSRV_TEST_KUBE=1 ECHOSRV_BUILD=$(O) $(PYTEST) tests/integration/test_kube.py
