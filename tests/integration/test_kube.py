@@ -25,7 +25,7 @@ import subprocess
 
 import pytest
 
-from conftest import ECHOSRV, ROOT
+from conftest import ECHOSRV, ROOT, Server, assert_echoes
 
 KUBE = os.path.join(ROOT, "deploy", "kubernetes")
 
@@ -207,6 +207,29 @@ def test_sockmap_overlay_adds_only_the_engines_capabilities():
     # The rest of the base is kept.
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert pod["terminationGracePeriodSeconds"] > int(arg(c["args"], "--drain-timeout"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to narrow the capabilities")
+def test_sockmap_overlay_capabilities_are_enough(tmp_path):
+    """echosrv serves with the sockmap engine holding only the overlay's
+    capabilities (setpriv narrows the bounding set as the runtime would),
+    and is refused with one of them less."""
+    kinds, _ = render(os.path.join(KUBE, "overlays", "sockmap"))
+    c = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    caps = [x.lower() for x in c["securityContext"]["capabilities"]["add"]]
+    args = [a for a in c["args"] if a.startswith(("--workers=", "--drain-timeout="))]
+    narrow = lambda keep: ["setpriv", "--inh-caps=-all",
+                           "--bounding-set=-all," + ",".join("+" + k for k in keep)]
+    srv = Server(tmp_path, args, engine="sockmap", wrapper=narrow(caps))
+    try:
+        with srv.connect() as s:
+            assert_echoes(s, b"through the kernel")
+    finally:
+        assert srv.stop() == 0, srv.stderr()
+    r = subprocess.run(narrow(caps[1:]) + [ECHOSRV, "--engine", "sockmap", "--check"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0 and "sockmap engine needs" in r.stderr, r.stderr
 
 
 def _sockmap_loader():

@@ -35,7 +35,7 @@ TOOLS = ("mmdebstrap", "unshare", "nsenter", "pivot_root", "dpkg-parsechangelog"
 
 if os.environ.get("ECHOSRV_TEST_SYSTEMD") != "1":
     pytestmark = pytest.mark.skip(
-        reason="boots systemd in a Debian root (a minute or two): "
+        reason="boots systemd in a Debian root (half a minute; the first run also makes the root): "
                "set ECHOSRV_TEST_SYSTEMD=1 (make check-systemd)")
 elif os.geteuid() != 0:
     pytestmark = pytest.mark.skip(reason="needs root (namespaces, pivot_root)")
