@@ -17,7 +17,7 @@
 # remote's URL, or "echosrv source tree").
 set -eu
 
-O=$1 VERSION=$2 OUT=$3
+O=$1 VERSION=$2 OUT=${3:?usage: image.sh O VERSION OUTDIR}
 # An image tag allows letters, digits, "_", "." and "-" only: the version's
 # "+" (0.1.0+g1234abc, from git describe) becomes "-"; the label keeps it.
 TAG=$(echo "$VERSION" | tr -c 'A-Za-z0-9_.\n-' '-')
@@ -50,8 +50,8 @@ mmdebstrap --quiet --variant=extract --include=$LIBS \
 	--dpkgopt='path-exclude=/usr/lib/x86_64-linux-gnu/gconv/*' \
 	$SUITE "$ROOTFS"
 # mmdebstrap's own apt and dpkg scaffolding: nothing in the image runs them.
-rm -rf "$ROOTFS"/etc/apt "$ROOTFS"/etc/dpkg "$ROOTFS"/var/cache/apt \
-	"$ROOTFS"/var/lib/apt "$ROOTFS"/var/log/apt "$ROOTFS"/dev/*
+rm -rf "${ROOTFS:?}"/etc/apt "${ROOTFS:?}"/etc/dpkg "${ROOTFS:?}"/var/cache/apt \
+	"${ROOTFS:?}"/var/lib/apt "${ROOTFS:?}"/var/log/apt "${ROOTFS:?}"/dev/*
 install -d -m 0755 "$ROOTFS/usr/bin"
 install -m 0755 "$O/echosrv" "$O/echosrvctl" "$ROOTFS/usr/bin/"
 install -d -m 0755 "$ROOTFS/usr/share/doc/echosrv"
