@@ -10,8 +10,12 @@
 #   make install    PREFIX=/usr/local DESTDIR= (make uninstall: the same, removed)
 #   make hardening-check  the binaries carry PIE, RELRO, BIND_NOW, stack
 #                   protector and FORTIFY (make check runs it)
+#   make layers     src/'s layers hold: no upward include, no call circle
+#                   (scripts/layers.py; make check runs it)
 #   make deb        the Debian package into build/deb/, checked by lintian
 #                   (mk/deb.mk, debian/)
+#   make image      the OCI image (buildah); make check-systemd, check-image,
+#                   check-kube: the deployment checks (mk/deploy.mk)
 # make run installs the packages building needs, make check the test tools
 # too (scripts/deps.sh; NO_DEPS=1 skips that).
 
@@ -59,13 +63,16 @@ endif
 endif
 LDLIBS   += -lpthread
 
-CORE_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+# Every layer's sources (docs/architecture.md): main.c is the program, the
+# rest links into echosrv and into the unit tests and fuzz replays.
+SRC_DIRS := src/core src/server src/engine src/engine/uring src/engine/sockmap src/ops
+CORE_SRC := $(wildcard $(SRC_DIRS:%=%/*.c))
 CORE_OBJ := $(CORE_SRC:%.c=$(O)/%.o)
-DEPS     := $(wildcard $(O)/*/*.d $(O)/*/*/*.d)
+DEPS     := $(wildcard $(O)/*/*.d $(O)/*/*/*.d $(O)/*/*/*/*.d $(O)/*/*/*/*/*.d)
 
 BINS     := $(O)/echosrv
 
-.PHONY: all run check check-sockmap unit integration deps deps-test deps-all clean install hardening-check
+.PHONY: all run check check-sockmap unit integration deps deps-test deps-all clean install hardening-check layers
 .SECONDARY:
 all: $(BINS)
 
@@ -91,7 +98,7 @@ $(O)/echosrv: $(O)/src/main.o $(CORE_OBJ)
 $(O)/version: FORCE
 	@mkdir -p $(@D)
 	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
-$(addprefix $(O)/src/,main.o metrics.o report.o) $(O)/tools/echosrvctl.o: $(O)/version
+$(addprefix $(O)/src/,main.o ops/metrics.o ops/report.o) $(O)/tools/echosrvctl.o: $(O)/version
 .PHONY: FORCE
 
 run: deps all
@@ -132,12 +139,17 @@ HARDENED_BINS := $(O)/echosrv $(O)/echosrvctl $(O)/echosrv-bench
 hardening-check: $(HARDENED_BINS)
 	sh scripts/hardening-check.sh $(if $(SAN),--no-fortify) $(HARDENED_BINS)
 
+# The layers of src/ (docs/architecture.md): include arrows one way, and no
+# two object files that call each other (scripts/layers.py).
+layers: $(BINS)
+	$(PYTHON) scripts/layers.py --objects $(O)
+
 # The whole suite: ASan+UBSan over everything, then TSan over the cases that
 # run several workers (the only place threads share anything), then the
 # build without sanitizers over the cases that measure the process itself
 # (RSS), which a sanitizer's allocator would falsify.
 check: deps-test
-	$(MAKE) all hardening-check
+	$(MAKE) all hardening-check layers
 	$(MAKE) SAN=address,undefined unit integration
 	$(MAKE) SAN=thread integration PYTEST_ARGS="-m workers"
 	$(MAKE) integration PYTEST_ARGS="-m plain"

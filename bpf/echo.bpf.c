@@ -32,7 +32,7 @@
  * fail, the connection is reported broken and user space resets it: a
  * duplicated or missing byte is never sent.
  *
- * Sockets are inserted by user space after accept (see engine_sockmap.c for
+ * Sockets are inserted by user space after accept (see engine/sockmap/loop.c for
  * why no byte that arrived earlier is lost).  Kernel structures are read
  * with CO-RE field relocations against the running kernel's BTF, so only
  * the few fields used are declared below. */
@@ -40,7 +40,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 
-#include "../src/sockmap_abi.h"
+#include "../src/engine/sockmap/abi.h"
 
 /* Slack for skb overhead (truesize over payload) in the room check. */
 #define ROOM_SLACK 8192
@@ -160,7 +160,7 @@ static __always_inline int overlap(struct __sk_buff *skb, struct sm_state *st, _
 	 * (its __sk_buff fields are rewritten into sk_buff loads), so TCP's
 	 * cb lies at the CO-RE offset of sk_buff.cb from it.  Read through
 	 * bpf_probe_read_kernel(), which the verifier allows with CAP_PERFMON
-	 * (needed anyway, see sockmap_bpf.c) on any kernel since 5.5, where
+	 * (needed anyway, see engine/sockmap/bpf.c) on any kernel since 5.5, where
 	 * bpf_cast_to_kern_ctx() would need 6.2. */
 	if (bpf_probe_read_kernel(&seq, sizeof(seq),
 				  (void *)skb + bpf_core_field_offset(struct sk_buff, cb)))

@@ -8,8 +8,8 @@
 
 #include <sys/socket.h>
 
-#include "acl.h"
-#include "addr.h"
+#include "core/acl.h"
+#include "core/addr.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

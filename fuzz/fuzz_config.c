@@ -7,7 +7,7 @@
  * did not at first, see tests in fuzz/corpus/config/regress-*. */
 #include "fuzz.h"
 
-#include "config.h"
+#include "core/config.h"
 
 #define MAX_ARGS 64
 

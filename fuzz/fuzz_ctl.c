@@ -5,8 +5,8 @@
  * defined flag bits; an error always comes with a message. */
 #include "fuzz.h"
 
-#include "ctl.h"
-#include "trace.h"
+#include "ops/ctl.h"
+#include "core/trace.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -4,7 +4,7 @@
  * number back gives the same mask. */
 #include "fuzz.h"
 
-#include "trace.h"
+#include "core/trace.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -20,7 +20,7 @@ FUZZ_FLAGS     := -fsanitize=address,undefined -fno-sanitize-recover=all \
 # Only the parsers and what they call: the engines, BPF and the service
 # libraries have nothing to do with text parsing and would tie fuzzing to
 # their build steps.
-FUZZ_SRC       := src/config.c src/acl.c src/addr.c src/trace.c src/logq.c src/safefile.c src/ctl_parse.c
+FUZZ_SRC       := $(addprefix src/core/,config.c acl.c addr.c trace.c logq.c safefile.c) src/ops/ctl_parse.c
 FUZZ_CORE_OBJ  := $(FUZZ_SRC:%.c=$(FUZZ_O)/%.o)
 
 # The sources are held to -Werror by the gcc build; clang's extra warnings
@@ -64,4 +64,4 @@ fuzz-replay: $(FUZZ_HARNESSES:%=$(O)/fuzz/replay_%)
 
 unit: fuzz-replay
 .PHONY: fuzz fuzz-build fuzz-replay
--include $(wildcard $(FUZZ_O)/src/*.d)
+-include $(wildcard $(FUZZ_O)/src/*/*.d)

@@ -43,3 +43,10 @@ uninstall:
 		$(INST_UNITS:%=$(DESTDIR)$(UNITDIR)/%) $(INST_DOCS:%=$(DESTDIR)$(DOCDIR)/%)
 	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 .PHONY: uninstall
+
+# docs/architecture.png and .svg from docs/architecture.dot (graphviz).
+.PHONY: diagram
+diagram:
+	@command -v dot >/dev/null || { echo "make diagram needs graphviz (apt-get install graphviz)"; exit 1; }
+	dot -Tsvg docs/architecture.dot -o docs/architecture.svg
+	dot -Tpng -Gdpi=80 docs/architecture.dot -o docs/architecture.png

@@ -1,17 +1,17 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # The sockmap engine's BPF program: compiled with clang for the BPF target
-# and embedded in echosrv (src/sockmap_bpf.c includes the object with
+# and embedded in echosrv (src/engine/sockmap/bpf.c includes the object with
 # .incbin), so the binary needs no file at run time.
 BPF_CLANG  ?= clang
 BPF_CFLAGS := -target bpf -O2 -g -Wall -Werror \
               -I/usr/include/$(shell $(CC) -dumpmachine)
 BPF_OBJ    := $(O)/bpf/echo.bpf.o
 
-$(BPF_OBJ): bpf/echo.bpf.c src/sockmap_abi.h
+$(BPF_OBJ): bpf/echo.bpf.c src/engine/sockmap/abi.h
 	@mkdir -p $(@D)
 	$(BPF_CLANG) $(BPF_CFLAGS) -c -o $@ $<
 
-$(O)/src/sockmap_bpf.o: $(BPF_OBJ)
-$(O)/src/sockmap_bpf.o: CPPFLAGS += -DSM_BPF_OBJ='"$(BPF_OBJ)"'
+$(O)/src/engine/sockmap/bpf.o: $(BPF_OBJ)
+$(O)/src/engine/sockmap/bpf.o: CPPFLAGS += -DSM_BPF_OBJ='"$(BPF_OBJ)"'
 
 LDLIBS += -lbpf

@@ -17,17 +17,17 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "ctl.h"
-#include "engine.h"
-#include "listener.h"
-#include "metrics.h"
-#include "safefile.h"
-#include "server.h"
-#include "service.h"
-#include "trace.h"
-#include "util.h"
-#include "worker.h"
+#include "core/config.h"
+#include "ops/ctl.h"
+#include "engine/engine.h"
+#include "server/listener.h"
+#include "ops/metrics.h"
+#include "core/safefile.h"
+#include "server/server.h"
+#include "ops/service.h"
+#include "core/trace.h"
+#include "core/util.h"
+#include "server/worker.h"
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -165,7 +165,7 @@ static void take_requests(void)
 	}
 }
 
-/* A worker's loop failed (worker.c logged it): stop the rest now, then
+/* A worker's loop failed (server/worker.c logged it): stop the rest now, then
  * exit 1.  Draining the healthy workers would only delay the restart. */
 static void take_failure(void)
 {

@@ -108,7 +108,7 @@ def test_bad_map_entries_knob_is_refused(start_server):
 
 
 # The worker refreshes its byte counters for reports at most every 100 ms
-# (worker.c, SYNC_MIN_NS); the once-a-second sweep is not counted.
+# (server/worker.c, SYNC_MIN_NS); the once-a-second sweep is not counted.
 REFRESH_PERIOD = 0.1
 FLOOD_SECONDS = 3.0
 

@@ -41,7 +41,9 @@ def test_deps_build_set_leaves_the_test_tools_out():
     assert {"valgrind", "libclang-rt-14-dev", "gnuplot-nox"} <= listed("all")
     assert {"debhelper", "lintian", "dpkg-dev"} <= listed("deb")
     assert build < listed("deb") and not listed("deb") & TEST_TOOLS
-    assert listed("all") == listed("test", "fuzz", "bench", "valgrind", "deb")
+    assert {"mmdebstrap", "buildah", "kubernetes-client"} <= listed("deploy")
+    assert listed("deb") | listed("test") < listed("deploy")
+    assert listed("all") == listed("test", "fuzz", "bench", "valgrind", "deb", "deploy")
     assert deps("--list", "nonsense").returncode == 2
 
 
@@ -73,6 +75,22 @@ def test_deps_installs_only_what_is_missing(tmp_path):
     assert lines[0] == "update -qq"
     assert lines[1].split()[-1] == "liburing-dev" and "install" in lines[1].split()
     assert len(lines) == 2
+
+
+def test_deps_leaves_another_kubectl_alone(tmp_path):
+    """Any kubectl will do for kubernetes-client: one from another package
+    (a cloud SDK's) is not joined by Debian's, which would conflict."""
+    path, log = fake_bin(tmp_path, sorted(listed("deploy") - {"kubernetes-client"}))
+    r = deps("deploy", path=path)
+    assert r.returncode == 0, r.stderr
+    assert log.read_text().split()[-1] == "kubernetes-client"
+    log.unlink()
+    kubectl = os.path.join(path, "kubectl")
+    with open(kubectl, "w") as f:
+        f.write("#!/bin/sh\n")
+    os.chmod(kubectl, 0o755)
+    r = deps("deploy", path=path)
+    assert r.returncode == 0 and not log.exists(), r.stderr
 
 
 def test_deps_dry_run_and_no_deps_install_nothing(tmp_path):
@@ -143,3 +161,55 @@ def test_version_is_the_tree_s():
     # (a test run after a new commit without a rebuild would differ).
     assert re.match(r"echosrv \d+\.\d+\.\d+", r.stdout)
     assert open(os.path.join(ROOT, "VERSION")).read().strip() in want
+
+
+LAYERS = os.path.join(ROOT, "scripts", "layers.py")
+
+
+def layers(src_root, objdir=None):
+    args = ["/usr/bin/python3", LAYERS] + (["--objects", str(objdir)] if objdir else [])
+    return subprocess.run(args, cwd=src_root, capture_output=True, text=True, timeout=60)
+
+
+def small_tree(tmp_path, files):
+    for rel, text in files.items():
+        p = tmp_path / "src" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return tmp_path
+
+
+def test_the_tree_keeps_its_layers():
+    r = layers(ROOT, os.path.join(ROOT, os.environ.get("ECHOSRV_BUILD", "build")))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "no call circles" in r.stdout
+
+
+def test_layers_refuses_an_upward_include_and_a_header_circle(tmp_path):
+    ok = {"core/a.h": "", "server/b.h": '#include "core/a.h"\n', "main.c": '#include "server/b.h"\n'}
+    assert layers(small_tree(tmp_path / "ok", ok)).returncode == 0
+    up = dict(ok, **{"core/a.h": '#include "server/b.h"\n'})
+    r = layers(small_tree(tmp_path / "up", up))
+    assert r.returncode == 1 and "core/a.h (core) includes server/b.h (server)" in r.stdout
+    peer = dict(ok, **{"ops/c.c": '#include "engine/d.h"\n', "engine/d.h": ""})
+    r = layers(small_tree(tmp_path / "peer", peer))
+    assert r.returncode == 1 and "ops/c.c (ops) includes engine/d.h (engine)" in r.stdout
+    ring = dict(ok, **{"core/x.h": '#include "core/y.h"\n', "core/y.h": '#include "core/x.h"\n'})
+    r = layers(small_tree(tmp_path / "ring", ring))
+    assert r.returncode == 1 and "headers include each other" in r.stdout
+
+
+def test_layers_refuses_two_files_that_call_each_other(tmp_path):
+    tree = small_tree(tmp_path, {"core/a.c": "", "core/b.c": ""})
+    objs = tmp_path / "build" / "src" / "core"
+    objs.mkdir(parents=True)
+    code = {"a": "void b1(void); void a1(void); void a1(void) { b1(); }",
+            "b": "void a1(void); void b1(void); void b1(void) { a1(); }"}
+    for name, text in code.items():
+        c = tmp_path / f"{name}.c"
+        c.write_text(text)
+        subprocess.run(["cc", "-c", "-o", objs / f"{name}.o", c], check=True)
+    r = layers(tree, tmp_path / "build")
+    assert r.returncode == 1 and "files call each other: core/a -> core/b -> core/a" in r.stdout
+    (objs / "b.o").unlink()
+    assert layers(tree, tmp_path / "build").returncode == 0

@@ -10,7 +10,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "acl.h"
+#include "core/acl.h"
 
 /* Build a sockaddr for text (IPv4 or IPv6, v4-mapped allowed). */
 static void peer(const char *text, struct ipaddr *ip)

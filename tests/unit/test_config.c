@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "config.h"
+#include "core/config.h"
 
 struct ok_case {
 	const char *args[6];

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "conn.h"
-#include "idle.h"
+#include "core/conn.h"
+#include "core/idle.h"
 
 static void test_hold_and_send(void **state)
 {

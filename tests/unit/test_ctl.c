@@ -10,7 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "ctl.h"
+#include "ops/ctl.h"
 
 static const struct {
 	const char *line;

@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "handoff.h"
+#include "server/handoff.h"
 
 static void test_order_and_partial_take(void **state)
 {

@@ -12,7 +12,7 @@
 
 #include <sys/socket.h>
 
-#include "limits.h"
+#include "core/limits.h"
 
 static struct ipaddr ip4(uint32_t v)
 {

@@ -18,8 +18,8 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
-#include "logq.h"
-#include "util.h"
+#include "core/logq.h"
+#include "core/util.h"
 
 #define LINE_LEN 100
 #define N_LINES 4000		/* 400 KB: well over LOGQ_BYTES + the pipe */

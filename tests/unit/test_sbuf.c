@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "sbuf.h"
+#include "core/sbuf.h"
 
 static void test_grows(void **state)
 {

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Admission limits shared by all workers: --max-conns and
+ * --max-conns-per-ip.
+ *
+ * These are checked once per accepted connection, never on the data path,
+ * so a single atomic counter and a mutex-protected table are cheap enough;
+ * they are the only state the workers share. */
+#ifndef ECHOSRV_LIMITS_H
+#define ECHOSRV_LIMITS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "core/addr.h"
+
+struct ip_count {
+	struct ipaddr ip;
+	uint32_t count;	/* 0: empty slot */
+};
+
+struct limits {
+	_Atomic uint32_t active;
+	uint32_t max_conns;
+	uint32_t per_ip;	/* 0: off */
+	pthread_mutex_t lock;
+	struct ip_count *table;	/* open addressing, linear probing */
+	uint32_t mask;		/* table size - 1 */
+	uint32_t seed;
+};
+
+int limits_init(struct limits *l, uint32_t max_conns, uint32_t per_ip);
+void limits_fini(struct limits *l);
+
+/* Why a connection is refused; also indexes the rejection counters. */
+enum admit {
+	ADMIT_OK,
+	ADMIT_MAX_CONNS,
+	ADMIT_PER_IP,
+	ADMIT_ACL,
+};
+
+/* Count one connection from ip against the limits, or say which refuses it. */
+enum admit limits_take(struct limits *l, const struct ipaddr *ip);
+/* The connection from ip, admitted earlier, is gone. */
+void limits_release(struct limits *l, const struct ipaddr *ip);
+
+#endif

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* The engine interface, as the server drives it: one struct of operations
+ * per backend, at the level of connections (accept, echo, close, run), not
+ * readiness masks, so that a readiness loop (epoll) and a completion loop
+ * (io_uring) both fit.
+ *
+ * An engine owns the event loop of one worker and the I/O on its sockets.
+ * Everything that is policy -- limits, ACLs, timers, draining, statistics,
+ * tracing -- lives in worker.c and is reached through the worker_*() calls,
+ * so every engine behaves the same.
+ *
+ * It is declared here, in the server's layer, and implemented a layer
+ * above (src/engine/): the worker calls an engine only through this
+ * struct, so the server needs nothing from the engines' folder, and the
+ * arrows run one way (engine -> server).  The engines themselves and the
+ * choice between them are in engine/engine.h. */
+#ifndef ECHOSRV_ENGINE_OPS_H
+#define ECHOSRV_ENGINE_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/config.h"
+#include "core/conn.h"
+
+struct worker;
+
+struct engine_ops {
+	const char *name;
+	/* Can this engine run here?  0, or -errno with the reason in why.
+	 * Called once in the main thread before any worker starts. */
+	int (*probe)(const struct config *cfg, char *why, size_t len);
+	/* Set up the worker's loop (in the worker's thread).  0 or -errno. */
+	int (*init)(struct worker *w);
+	/* Run until worker_done(); 0 or -errno on a fatal loop error. */
+	int (*run)(struct worker *w);
+	/* Serve c, just admitted on its plain descriptor c->fd (accepted by
+	 * this worker or handed to it by another, worker_accepted()). */
+	void (*adopt)(struct worker *w, struct conn *c);
+	/* Begin closing c (worker_closing() first); the engine calls
+	 * worker_closed() once nothing can refer to the slot any more. */
+	void (*close)(struct worker *w, struct conn *c, enum close_reason why);
+	/* Pause or resume accepting (descriptor exhaustion). */
+	void (*set_accepting)(struct worker *w, bool on);
+	/* Draining: stop accepting for good; the worker then closes its
+	 * listening sockets. */
+	void (*stop_accepting)(struct worker *w);
+	/* Release the worker's loop; called after a failed init too, so it
+	 * takes whatever part init set up (w->eng may be NULL). */
+	void (*fini)(struct worker *w);
+	/* Optional, for an engine whose byte counters lag behind the data
+	 * (sockmap reads them from TCP_INFO): bring c->bytes_in/out and the
+	 * statistics up to date now.  Called in the worker's thread before it
+	 * answers a report (report_refresh(), the connection listing). */
+	void (*sync)(struct worker *w);
+};
+
+#endif

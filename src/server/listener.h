@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Listening sockets: one per address per worker.
+ *
+ * With several workers each gets its own SO_REUSEPORT socket per address, so
+ * the kernel spreads new connections over the workers and no worker ever
+ * touches another's accept queue.  Sockets passed by systemd (LISTEN_FDS)
+ * cannot be multiplied that way; each worker then gets a dup() of the one
+ * socket ("shared"), and whichever worker accepts a connection deals it
+ * round-robin over the workers (handoff.h).  Either way a worker owns and
+ * closes the descriptors in its own row. */
+#ifndef ECHOSRV_LISTENER_H
+#define ECHOSRV_LISTENER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "core/config.h"
+
+struct listeners {
+	int *fds;		/* fds[worker * n_addr + addr] */
+	unsigned n_addr, n_workers;
+	bool shared;		/* every worker holds a dup of the same socket */
+	bool activated;		/* the sockets came from systemd */
+	struct sockaddr_storage bound[CONFIG_MAX_LISTEN];
+};
+
+/* Bind and listen on every configured address (or adopt systemd's sockets).
+ * 0, or -errno with a message naming the address in err. */
+int listeners_open(struct listeners *ls, const struct config *cfg, char *err, size_t errlen);
+
+static inline int *listener_row(struct listeners *ls, unsigned worker)
+{
+	return &ls->fds[worker * ls->n_addr];
+}
+
+/* Close the descriptors of one worker's row (idempotent). */
+void listeners_close_row(struct listeners *ls, unsigned worker);
+void listeners_free(struct listeners *ls);
+
+/* Write the bound addresses, one per line, atomically and safely
+ * (safefile.h: no symbolic link, no file of another owner is followed). */
+struct safefile;
+int listeners_write_port_file(const struct listeners *ls, const char *path, struct safefile *f);
+
+#endif

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* What the whole process shares: the configuration, the listeners, the
+ * admission limits and the list of workers.  Owned by main.c; workers read
+ * it, and the only fields they write are atomics. */
+#ifndef ECHOSRV_SERVER_H
+#define ECHOSRV_SERVER_H
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "server/engine_ops.h"
+#include "core/limits.h"
+#include "server/listener.h"
+
+enum server_phase {
+	PHASE_RUNNING,
+	PHASE_DRAINING,	/* stop accepting, let connections finish */
+	PHASE_STOPPING,	/* close everything now (start-up failure) */
+};
+
+/* What the control socket asks main to do (bits: a stop outranks a drain). */
+enum server_req {
+	SERVER_REQ_DRAIN = 1,
+	SERVER_REQ_STOP = 2,
+};
+
+struct worker;
+
+struct server {
+	struct config cfg;
+	struct listeners ls;
+	struct limits limits;
+	const struct engine_ops *engine;
+	struct worker *workers;
+	unsigned n_workers;
+	pthread_t main_thread;
+	sem_t ready;			/* each worker posts once its loop is set up */
+	_Atomic int phase;		/* enum server_phase */
+	_Atomic uint64_t drain_deadline;	/* ns, valid once DRAINING */
+	_Atomic unsigned running;	/* workers whose loop has not ended */
+	_Atomic int requests;		/* enum server_req bits, for main */
+	_Atomic uint64_t failure;	/* the first worker loop that failed:
+					 * (id + 1) << 32 | errno; 0: none */
+	uint64_t started;		/* ns, monotonic */
+};
+
+static inline int server_phase(struct server *s)
+{
+	return atomic_load_explicit(&s->phase, memory_order_acquire);
+}
+
+/* Ask main for a drain or a stop from another thread: main takes it in its
+ * signal loop, the same path as SIGTERM, so there is one way to stop. */
+static inline void server_request(struct server *s, int req)
+{
+	atomic_fetch_or(&s->requests, req);
+	pthread_kill(s->main_thread, SIGUSR1);
+}
+
+#endif

@@ -1,0 +1,465 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Worker thread, admission and timers; see worker.h. */
+#include "server/worker.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core/acl.h"
+#include "core/util.h"
+
+#define ACCEPT_PAUSE_NS (100 * NSEC_PER_MSEC)
+#define REJECT_LOG_NS NSEC_PER_SEC
+#define SYNC_MIN_NS (100 * NSEC_PER_MSEC)	/* see sync_deferred() */
+
+static const char *const admit_names[] = {
+	[ADMIT_OK] = "ok",
+	[ADMIT_MAX_CONNS] = "max-conns",
+	[ADMIT_PER_IP] = "max-conns-per-ip",
+	[ADMIT_ACL] = "acl",
+};
+
+int worker_create(struct worker *w, struct server *srv, unsigned id)
+{
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->srv = srv;
+	w->idle_ns = (uint64_t)srv->cfg.idle_timeout * NSEC_PER_SEC;
+	idle_init(&w->idle);
+	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->wake_fd < 0)
+		return ERR();
+	worker_query_init(&w->query);
+	int r = handoff_init(&w->handoff);
+	return r ? r : conn_table_init(&w->conns, srv->cfg.max_conns);
+}
+
+void worker_destroy(struct worker *w)
+{
+	conn_table_free(&w->conns);
+	worker_query_fini(&w->query);
+	handoff_fini(&w->handoff);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	w->wake_fd = -1;
+}
+
+void worker_wake(struct worker *w)
+{
+	uint64_t one = 1;
+	ssize_t r = write(w->wake_fd, &one, sizeof(one));
+	(void)r;	/* EAGAIN: a wake-up is already pending */
+}
+
+/* Worker i runs on the i-th CPU this process may use (modulo their number). */
+static void pin(struct worker *w)
+{
+	cpu_set_t allowed, one;
+	int n = 0, want;
+
+	if (sched_getaffinity(0, sizeof(allowed), &allowed))
+		return;
+	want = (int)(w->id % (unsigned)CPU_COUNT(&allowed));
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, &allowed) || n++ != want)
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		int r = pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+		if (r)
+			TRACE(TR_ERROR, "worker %u: cannot pin to CPU %d: %s", w->id, cpu, strerror(r));
+		else
+			TRACE(TR_INFO, "worker %u: pinned to CPU %d", w->id, cpu);
+		return;
+	}
+}
+
+static void close_on_failure(struct conn *c, void *arg)
+{
+	struct worker *w = arg;
+
+	if (c->state != CONN_CLOSING)
+		w->srv->engine->close(w, c, CLOSE_ERROR);
+}
+
+/* The loop is gone: nobody would serve or close this worker's connections
+ * again, so close them now (what the engine cannot close, fini() or the
+ * exit does) and make the whole process stop with status 1.  A restart of
+ * the worker alone would have to rebuild state the loop held when it
+ * broke; systemd's Restart=on-failure restarts the whole, cleanly. */
+static void worker_failed(struct worker *w, int err)
+{
+	uint64_t none = 0;
+
+	log_notice("worker %u: event loop failed: %s; closing its %u connections and stopping "
+		   "the server (exit status 1)", w->id, strerror(-err), w->conns.active);
+	conn_table_each(&w->conns, close_on_failure, w);
+	atomic_compare_exchange_strong(&w->srv->failure, &none,
+				       (uint64_t)(w->id + 1) << 32 | (uint32_t)-err);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct server *srv = w->srv;
+	char name[16];
+
+	snprintf(name, sizeof(name), "echosrv-w%u", w->id);
+	pthread_setname_np(pthread_self(), name);
+	if (srv->cfg.cpu_affinity)
+		pin(w);
+	w->now = mono_ns();
+	w->init_result = srv->engine->init(w);
+	sem_post(&srv->ready);
+	if (!w->init_result) {
+		TRACE(TR_INFO, "worker %u: running (engine %s)", w->id, srv->engine->name);
+		int r = srv->engine->run(w);
+		if (r)
+			worker_failed(w, r);
+		TRACE(TR_INFO, "worker %u: stopped", w->id);
+	}
+	srv->engine->fini(w);	/* also after a failed init: it unwinds what was set up */
+	handoff_close(&w->handoff);	/* from now on the dealers serve their own */
+	listeners_close_row(&srv->ls, w->id);
+	worker_query_gone(w);
+	atomic_fetch_sub(&srv->running, 1);
+	pthread_kill(srv->main_thread, SIGUSR1);	/* main may be waiting for us */
+	return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+	int r = pthread_create(&w->thread, NULL, worker_main, w);
+	return -r;
+}
+
+/* Rejections are logged at most once a second per worker: the first one
+ * at once, the rest as a count in the next line. */
+static uint32_t reject_log_pending(const struct reject_log *l)
+{
+	uint32_t total = 0;
+
+	for (unsigned i = 0; i < ARRAY_SIZE(l->suppressed); i++)
+		total += l->suppressed[i];
+	return total;
+}
+
+static void reject_log_flush(struct worker *w)
+{
+	struct reject_log *l = &w->rlog;
+	uint32_t total = reject_log_pending(l);
+
+	if (total)
+		TRACE(TR_ERROR,
+		      "worker %u: %u more connections rejected (max-conns %u, max-conns-per-ip %u, acl %u)",
+		      w->id, total, l->suppressed[ADMIT_MAX_CONNS], l->suppressed[ADMIT_PER_IP],
+		      l->suppressed[ADMIT_ACL]);
+	memset(l->suppressed, 0, sizeof(l->suppressed));
+	l->last = w->now;
+}
+
+static void reject(struct worker *w, enum admit why, const struct ipaddr *ip, uint16_t port,
+		   const char *text)
+{
+	switch (why) {
+	case ADMIT_MAX_CONNS: STAT_ADD(&w->stats, rej_max_conns, 1); break;
+	case ADMIT_PER_IP:    STAT_ADD(&w->stats, rej_per_ip, 1); break;
+	default:              STAT_ADD(&w->stats, rej_acl, 1); break;
+	}
+	PROBE(reject, w->id, ip->family, ip->bytes, port, admit_names[why]);
+	TRACE(TR_CONN, "close conn=- peer=%s worker=%u in=0 out=0 duration=0.000s reason=%s",
+	      text, w->id, why == ADMIT_ACL ? "acl" : "limit");
+	if (!trace_on(TR_ERROR))
+		return;
+	if (w->rlog.last && w->now - w->rlog.last < REJECT_LOG_NS) {
+		w->rlog.suppressed[why]++;
+		return;
+	}
+	reject_log_flush(w);
+	TRACE(TR_ERROR, "worker %u: rejected connection from %s: %s", w->id, text, admit_names[why]);
+}
+
+void worker_reject_close(int fd)
+{
+	/* Reset rather than FIN: a flood of refused peers leaves no TIME_WAIT
+	 * state behind on the server. */
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+struct conn *worker_admit(struct worker *w, int fd, const struct sockaddr *sa)
+{
+	struct ipaddr ip;
+	char text[ADDR_TEXT_MAX];
+	uint16_t port = ntohs(((const struct sockaddr_in *)sa)->sin_port);	/* same offset in in6 */
+	enum admit why = ADMIT_OK;
+
+	addr_to_ip(sa, &ip);
+	if (!acl_permits(&w->srv->cfg.acl, &ip))
+		why = ADMIT_ACL;
+	else if (w->conn_cap && w->conns.active >= w->conn_cap)
+		why = ADMIT_MAX_CONNS;	/* this worker's share is full */
+	else
+		why = limits_take(&w->srv->limits, &ip);
+	if (why != ADMIT_OK || trace_on(TR_CONN | TR_ERROR))
+		addr_format(sa, text, sizeof(text));
+	if (why != ADMIT_OK) {
+		reject(w, why, &ip, port, text);
+		return NULL;
+	}
+	struct conn *c = conn_alloc(&w->conns);
+	if (!c) {
+		limits_release(&w->srv->limits, &ip);
+		STAT_ADD(&w->stats, errors, 1);
+		TRACE(TR_ERROR, "worker %u: no memory for a connection from %s", w->id, text);
+		return NULL;
+	}
+	c->fd = fd;
+	c->peer = ip;
+	c->port = port;
+	c->started = w->now;
+	if (w->idle_ns)
+		idle_touch(&w->idle, &c->idle, w->now);
+	/* Echo each message as soon as it arrives, not when Nagle allows. */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	STAT_ADD(&w->stats, accepted, 1);
+	PROBE(accept, conn_id(c), w->id, ip.family, ip.bytes, port);
+	TRACE(TR_CONN, "accept conn=%llx peer=%s worker=%u", (unsigned long long)conn_id(c), text,
+	      w->id);
+	return c;
+}
+
+void worker_closing(struct worker *w, struct conn *c, enum close_reason why)
+{
+	c->reason = (uint8_t)why;
+	conn_set_state(c, CONN_CLOSING);
+	idle_remove(&c->idle);
+}
+
+void worker_closed(struct worker *w, struct conn *c)
+{
+	switch (c->reason) {
+	case CLOSE_IDLE:  STAT_ADD(&w->stats, idle_closes, 1); break;
+	case CLOSE_RESET: STAT_ADD(&w->stats, resets, 1); break;
+	case CLOSE_ERROR: STAT_ADD(&w->stats, errors, 1); break;
+	case CLOSE_DRAIN: STAT_ADD(&w->stats, drain_closes, 1); break;
+	default: break;
+	}
+	STAT_ADD(&w->stats, closed, 1);
+	PROBE(close, conn_id(c), w->id, c->bytes_in, c->bytes_out, close_reason_name(c->reason));
+	if (trace_on(TR_CONN)) {
+		char text[ADDR_TEXT_MAX];
+		struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(c->port) };
+		if (c->peer.family == AF_INET) {
+			sa.sin6_addr.s6_addr[10] = sa.sin6_addr.s6_addr[11] = 0xff;
+			memcpy(&sa.sin6_addr.s6_addr[12], c->peer.bytes, 4);
+		} else {
+			memcpy(&sa.sin6_addr, c->peer.bytes, 16);
+		}
+		addr_format((struct sockaddr *)&sa, text, sizeof(text));
+		uint64_t d = w->now - c->started;
+		trace_emit(TR_CONN,
+			   "close conn=%llx peer=%s worker=%u in=%llu out=%llu duration=%llu.%03llus reason=%s",
+			   (unsigned long long)conn_id(c), text, w->id,
+			   (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
+			   (unsigned long long)(d / NSEC_PER_SEC),
+			   (unsigned long long)(d % NSEC_PER_SEC / NSEC_PER_MSEC),
+			   close_reason_name(c->reason));
+	}
+	limits_release(&w->srv->limits, &c->peer);
+	conn_release(&w->conns, c);
+	if (w->accept_resume)
+		w->accept_resume = w->now;	/* a descriptor is free: try again */
+}
+
+bool worker_accept_failed(struct worker *w, int err)
+{
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+		TRACE(TR_INFO, "worker %u: accept: %s", w->id, strerror(err));
+		return false;
+	}
+	STAT_ADD(&w->stats, accept_pauses, 1);
+	TRACE(TR_ERROR, "worker %u: accept: %s; pausing accepts for %llu ms", w->id,
+	      strerror(err), (unsigned long long)(ACCEPT_PAUSE_NS / NSEC_PER_MSEC));
+	w->accept_resume = w->now + ACCEPT_PAUSE_NS;
+	return true;
+}
+
+/* Socket activation: deal accepted connections round-robin over every
+ * worker (handoff.h).  True when fd went to another worker's queue. */
+static bool deal(struct worker *w, int fd)
+{
+	struct server *srv = w->srv;
+	unsigned n = srv->ls.n_workers;
+
+	if (!srv->ls.shared)
+		return false;
+	struct worker *to = &srv->workers[(w->id + w->dealt++) % n];
+	if (to == w || handoff_push(&to->handoff, fd))
+		return false;	/* ours, or that queue is full or gone: serve it here */
+	worker_wake(to);
+	return true;
+}
+
+static void serve(struct worker *w, int fd, const struct sockaddr *sa)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct conn *c;
+
+	if (!sa) {
+		if (getpeername(fd, (struct sockaddr *)&ss, &len)) {
+			close(fd);	/* already reset by the peer */
+			return;
+		}
+		sa = (const struct sockaddr *)&ss;
+	}
+	if ((c = worker_admit(w, fd, sa)))
+		w->srv->engine->adopt(w, c);
+	else
+		worker_reject_close(fd);
+}
+
+void worker_accepted(struct worker *w, int fd, const struct sockaddr *sa)
+{
+	if (!deal(w, fd))
+		serve(w, fd, sa);
+}
+
+/* Connections other workers dealt to this one: all of them at once (the
+ * queue is bounded), so none waits for another wake-up. */
+static void take_dealt(struct worker *w)
+{
+	int fds[HANDOFF_MAX];
+	unsigned n = handoff_take(&w->handoff, fds, HANDOFF_MAX);
+
+	for (unsigned i = 0; i < n; i++)
+		serve(w, fds[i], NULL);
+}
+
+#define ACCEPT_BATCH 64
+
+void worker_accept_batch(struct worker *w, int lfd)
+{
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+
+		/* A full worker on a shared socket steps aside so that the
+		 * others accept; on its own SO_REUSEPORT socket nobody else
+		 * would, so it accepts and refuses (worker_admit()). */
+		if (w->conn_cap && w->conns.active >= w->conn_cap && w->srv->ls.shared) {
+			w->srv->engine->set_accepting(w, false);
+			w->accept_resume = w->now + ACCEPT_PAUSE_NS;
+			return;
+		}
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			if (worker_accept_failed(w, errno)) {
+				w->srv->engine->set_accepting(w, false);
+				return;
+			}
+			continue;
+		}
+		worker_accepted(w, fd, (struct sockaddr *)&ss);
+	}
+}
+
+/* Does a report (stats, metrics, the connection list) wait for this
+ * worker's counters?  Only engines whose counters lag (engine_ops.sync). */
+static bool sync_wanted(const struct worker *w)
+{
+	return w->srv->engine->sync &&
+	       (atomic_load_explicit(&w->query.pending, memory_order_relaxed) ||
+		atomic_load_explicit(&w->sync_req, memory_order_relaxed) !=
+		atomic_load_explicit(&w->sync_done, memory_order_relaxed));
+}
+
+/* A refresh walks every connection, so however many scrapes come, a worker
+ * refreshes at most once per SYNC_MIN_NS; the reports that come sooner
+ * wait for that one (report_refresh()).  So a report is never older than
+ * its request, and scrapes cost the data path a bounded share of time. */
+static bool sync_deferred(const struct worker *w)
+{
+	return w->srv->engine->sync && w->now < w->sync_next;
+}
+
+int worker_timeout_ms(const struct worker *w)
+{
+	uint64_t next = UINT64_MAX;
+	struct idle_node *old = w->idle_ns ? idle_oldest(&w->idle) : NULL;
+
+	if (sync_wanted(w))
+		next = w->sync_next;
+	if (old)
+		next = MIN(next, old->last_rx + w->idle_ns);
+	if (w->accept_resume)
+		next = MIN(next, w->accept_resume);
+	if (w->draining)
+		next = MIN(next, atomic_load(&w->srv->drain_deadline));
+	if (reject_log_pending(&w->rlog))
+		next = MIN(next, w->rlog.last + REJECT_LOG_NS);
+	if (next == UINT64_MAX)
+		return -1;
+	if (next <= w->now)
+		return 0;
+	return (int)MIN((next - w->now + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC, 1u << 30);
+}
+
+static void close_for_drain(struct conn *c, void *arg)
+{
+	struct worker *w = arg;
+
+	if (c->state == CONN_OPEN || c->state == CONN_FLUSHING)
+		w->srv->engine->close(w, c, CLOSE_DRAIN);
+}
+
+void worker_tick(struct worker *w)
+{
+	const struct engine_ops *e = w->srv->engine;
+	struct idle_node *old;
+
+	while (w->idle_ns && (old = idle_oldest(&w->idle)) && old->last_rx + w->idle_ns <= w->now)
+		e->close(w, (struct conn *)old, CLOSE_IDLE);
+	if (w->accept_resume && w->accept_resume <= w->now && !w->draining) {
+		w->accept_resume = 0;
+		e->set_accepting(w, true);
+	}
+	if (reject_log_pending(&w->rlog) && w->now - w->rlog.last >= REJECT_LOG_NS)
+		reject_log_flush(w);
+	atomic_store_explicit(&w->alive, w->now, memory_order_relaxed);
+	bool deferred = sync_deferred(w);
+	if (unlikely(sync_wanted(w)) && !deferred) {
+		uint64_t req = atomic_load_explicit(&w->sync_req, memory_order_relaxed);
+		e->sync(w);
+		STAT_ADD(&w->stats, refreshes, 1);
+		w->sync_next = w->now + SYNC_MIN_NS;
+		atomic_store(&w->sync_done, req);
+	}
+	if (unlikely(atomic_load_explicit(&w->query.pending, memory_order_relaxed)) && !deferred)
+		worker_query_answer(w);
+	if (unlikely(atomic_load_explicit(&w->handoff.pending, memory_order_relaxed)))
+		take_dealt(w);
+	if (!w->draining && server_phase(w->srv) != PHASE_RUNNING) {
+		w->draining = true;
+		w->accept_resume = 0;
+		e->stop_accepting(w);
+		listeners_close_row(&w->srv->ls, w->id);
+		TRACE(TR_INFO, "worker %u: draining %u connections", w->id, w->conns.active);
+	}
+	if (w->draining && w->now >= atomic_load(&w->srv->drain_deadline) && w->conns.active)
+		conn_table_each(&w->conns, close_for_drain, w);
+}
