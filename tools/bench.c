@@ -294,9 +294,9 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc;
 	summarise(&o, &sh, &r, &w, &s);
-	if (o.histogram && bench_write_histogram(o.histogram, &r.lat) < 0) {
+	if (o.histogram && (rc = bench_write_histogram(o.histogram, &r.lat)) < 0) {
 		fprintf(stderr, "echosrv-bench: --histogram %s: %s\n", o.histogram,
-			strerror(errno));
+			strerror(-rc));
 		rc = EXIT_ERRORS;
 	}
 	if (o.json)

@@ -11,6 +11,7 @@
  */
 #include "bench.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -391,14 +392,15 @@ void bench_print_interval(const struct bench_interval *v)
 	fflush(stdout);
 }
 
-/* CSV: one line per non-empty bucket, its bounds in ns (inclusive) and count. */
+/* CSV: one line per non-empty bucket, its bounds in ns (inclusive) and count;
+ * 0 or -errno. */
 int bench_write_histogram(const char *path, const struct hist *h)
 {
 	FILE *f = fopen(path, "we");
 	int bad;
 
 	if (!f)
-		return -1;
+		return -errno;
 	fprintf(f, "low_ns,high_ns,count\n");
 	for (unsigned i = 0; i < HIST_BUCKETS; i++)
 		if (h->bucket[i])
@@ -406,5 +408,7 @@ int bench_write_histogram(const char *path, const struct hist *h)
 				(unsigned long long)hist_bucket_high(i),
 				(unsigned long long)h->bucket[i]);
 	bad = ferror(f);
-	return fclose(f) || bad ? -1 : 0;
+	if (fclose(f) || bad)
+		return errno ? -errno : -EIO;
+	return 0;
 }

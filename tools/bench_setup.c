@@ -8,7 +8,10 @@
  *
  * Any failure to connect (refused, unreachable, timed out, out of
  * descriptors) ends the whole run before the load starts, with one line that
- * says why: figures from a partly connected run would mislead.
+ * says why: figures from a partly connected run would mislead.  Churn
+ * (--connect-rate, bench_churn.c) is the exception: it connects while the
+ * load runs, and counts its failures instead, since they are what it
+ * measures.
  */
 #include "bench_loop.h"
 #include "pattern.h"
