@@ -266,8 +266,9 @@ def markdown(meta, runs, image):
     if tc:
         out += ["## Churn (%s)" % main, "",
                 "%d new connections per second, each echoing %s messages of %d bytes one "
-                "at a time and closing; set-up: connect() to established." % (
-                    m["churn_rate"], 10, 128), ""]
+                "at a time and closing, at most %d open at once; set-up: connect() to "
+                "established." % (m["churn_rate"], m["churn"]["lifetime"], m["churn"]["size"],
+                                  m["churn"]["slots"]), ""]
         out += churn_rows(tc, names) + [""]
     comp = cells_in(runs, "compare")
     if comp:

@@ -232,6 +232,7 @@ def main():
     m = settings()
     m["engines"] = engines_available(build, m["engines"])
     m["pinned"] = (os.cpu_count() or 1) >= 2
+    m["churn"] = dict(CHURN)
     if m["placement"] == "netns" and os.geteuid() != 0:
         print("bench: netns placement needs root; BENCH_PLACEMENT=loopback runs without",
               file=sys.stderr)
