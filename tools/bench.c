@@ -268,11 +268,23 @@ int main(int argc, char **argv)
 	struct bench_shared sh = { .o = &o };
 	struct bench_summary s = { 0 };
 	struct bench_thread *th;
+	FILE *hist_f = NULL;
+	char msg[256];
 	int rc;
 
 	parse_options(&o, argc, argv);
 	if (o.server_pid && proc_tree_cpu_ns(o.server_pid) < 0)
 		usage_error("--server-pid %d: no such process", (int)o.server_pid);
+	/* What can fail before the load fails now, not after a long run. */
+	if (o.nbind && bench_check_bind(&o, msg, sizeof(msg)) < 0) {
+		fprintf(stderr, "echosrv-bench: %s\n", msg);
+		return EXIT_SETUP;
+	}
+	if (o.histogram && !(hist_f = fopen(o.histogram, "we"))) {
+		fprintf(stderr, "echosrv-bench: --histogram %s: %s\n", o.histogram,
+			strerror(errno));
+		return EXIT_SETUP;
+	}
 	raise_nofile();
 	w = (struct watch){ .o = &o, .srv_cpu = { -1, -1 } };
 	if (o.interval > 0) {
@@ -294,7 +306,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc;
 	summarise(&o, &sh, &r, &w, &s);
-	if (o.histogram && (rc = bench_write_histogram(o.histogram, &r.lat)) < 0) {
+	if (hist_f && (rc = bench_write_histogram(hist_f, &r.lat)) < 0) {
 		fprintf(stderr, "echosrv-bench: --histogram %s: %s\n", o.histogram,
 			strerror(-rc));
 		rc = EXIT_ERRORS;
