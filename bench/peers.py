@@ -72,11 +72,17 @@ class Server:
                                      stderr=self.log, preexec_fn=pin(cpu),
                                      start_new_session=True)
         self.pid = self.proc.pid
-        if port_file:
-            self.addr = self._wait(lambda: self._read(port_file), "write its port file")
-        else:
-            self.addr = "%s:%d" % (place.server_ip, port)
-            self._wait(lambda: self._listening(port), "listen on port %d" % port)
+        try:
+            if port_file:
+                self.addr = self._wait(lambda: self._read(port_file), "write its port file")
+            else:
+                self.addr = "%s:%d" % (place.server_ip, port)
+                self._wait(lambda: self._listening(port), "listen on port %d" % port)
+        except BaseException:
+            # Its own session, so no Ctrl-C reaches it: stop it here, or
+            # it outlives the bench in the namespace it keeps alive.
+            self.stop()
+            raise
 
     def _wait(self, probe, what):
         deadline = time.monotonic() + 10
@@ -147,6 +153,8 @@ class Server:
             self._group(signal.SIGSTOP if paused else signal.SIGCONT)
 
     def stop(self):
+        if self.log.closed:
+            return
         if self.proc.poll() is None:
             self._group(signal.SIGTERM)
             self._group(signal.SIGCONT)
@@ -159,10 +167,12 @@ class Server:
         self.log.close()
 
 
-def start_all(build, engines, server_args, place, outdir, cpu, peers=PEERS):
-    """Starts the baseline, echosrv per engine and the peers; a server that
-    cannot start is left out with a line on stderr, never silently."""
-    out = []
+def start_all(build, engines, server_args, place, outdir, cpu, peers=PEERS, out=None):
+    """Starts the baseline, echosrv per engine and the peers into out (the
+    caller's list, so that what started before an interrupt is stopped); a
+    server that cannot start is left out with a line on stderr, never
+    silently."""
+    out = [] if out is None else out
     ip = place.server_ip
 
     def add(name, kind, cmd, **kw):

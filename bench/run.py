@@ -202,8 +202,8 @@ def measure(build, m, mode, outdir, runs, parts):
     try:
         sub = os.path.join(outdir, mode)
         os.makedirs(sub, exist_ok=True)
-        servers = peers.start_all(build, m["engines"], m["server_args"], place, sub,
-                                  cpu[0], peers=parts.get("peers", []))
+        peers.start_all(build, m["engines"], m["server_args"], place, sub,
+                        cpu[0], peers=parts.get("peers", []), out=servers)
         print("bench: %s: %s" % (mode, ", ".join(s.name for s in servers)), flush=True)
         for label, cells, extra in parts["runs"]:
             rounds(build, place, servers, m, cells, runs, label, extra)
@@ -219,7 +219,15 @@ def meta_of(m, started, argv_env):
             "settings": m, "command": ((argv_env + " ") if argv_env else "") + "make bench"}
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def on_signal(signum, frame):
+    # The first one interrupts; later ones would cut the cleanup in the
+    # finally: blocks short and leave namespaces and servers behind, and
+    # the cleanup is bounded (peers.Server.stop, placement._run).
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     raise KeyboardInterrupt("signal %d" % signum)
 
 
@@ -240,7 +248,7 @@ def main():
     # 5000 connections need 5000 descriptors in the servers as well.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, on_signal)       # cleanup runs in the finally: blocks
 
     started = datetime.datetime.now(datetime.timezone.utc)
