@@ -167,21 +167,26 @@ class Server:
         self.log.close()
 
 
-def start_all(build, engines, server_args, place, outdir, cpu, peers=PEERS, out=None):
+def start_all(build, engines, server_args, place, outdir, cpu, peers=PEERS, out=None,
+              left=None):
     """Starts the baseline, echosrv per engine and the peers into out (the
     caller's list, so that what started before an interrupt is stopped); a
     server that cannot start is left out with a line on stderr, never
-    silently."""
+    silently: the line also goes into left, for the report."""
     out = [] if out is None else out
+    left = [] if left is None else left
     ip = place.server_ip
+
+    def leave_out(name, why):
+        left.append("%s (%s): %s" % (name, place.name, why))
+        print("bench: %s left out: %s" % (name, why), file=sys.stderr)
 
     def add(name, kind, cmd, **kw):
         try:
             out.append(Server(name, kind, cmd, place, cpu,
                               os.path.join(outdir, name + ".log"), **kw))
         except (RuntimeError, OSError) as e:
-            print("bench: %s left out: %s (see %s.log)" % (name, e, name),
-                  file=sys.stderr)
+            leave_out(name, "%s (see %s.log)" % (e, name))
 
     pf = os.path.join(outdir, "baseline.port")
     add("baseline", "baseline", [os.path.join(build, "bench-baseline"), ip + ":0", pf],
@@ -193,8 +198,7 @@ def start_all(build, engines, server_args, place, outdir, cpu, peers=PEERS, out=
     for p in peers:
         prog = {"socat": "socat", "xinetd": "xinetd", "ncat": "ncat"}[p]
         if not shutil.which(prog):
-            print("bench: %s left out: %s is not installed (scripts/deps.sh bench)"
-                  % (p, prog), file=sys.stderr)
+            leave_out(p, "%s is not installed (scripts/deps.sh bench)" % prog)
             continue
         port = PEER_PORTS[p] if place.name == "netns" else free_port(ip)
         if p == "socat":

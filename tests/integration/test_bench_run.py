@@ -216,3 +216,46 @@ def test_a_failed_peer_is_shown_not_dropped():
     summary = "\n".join(report.summary_rows(t, report.cells_in(runs, "matrix"),
                                             report.servers_in(runs)))
     assert "| socat | 0 of 1 |" in summary and "| ncat | 0 of 0 |" in summary
+
+
+@pytest.mark.parametrize("env", [
+    {"BENCH_SIZES": "abc"}, {"BENCH_SIZES": "0"}, {"BENCH_CONNS": "1,,2"},
+    {"BENCH_CONNS": "200000"}, {"BENCH_PIPELINES": "1,1"}, {"BENCH_REPEAT": "0"},
+    {"BENCH_REPEAT": "x"}, {"BENCH_DURATION": "-1"}, {"BENCH_DURATION": "nan"},
+    {"BENCH_GIVE_UP": "0"}, {"BENCH_PLACEMENT": "bogus"}, {"BENCH_PEERS": "nginx"},
+    {"BENCH_SERVER_CPU": "4096"}, {"BENCH_SERVER_ARGS": "--trace 'unclosed"},
+])
+def test_bad_settings_are_refused_before_anything_starts(tmp_path, env):
+    """A typo in a BENCH_* variable: one line naming it and exit status 2,
+    no traceback, no namespaces, no results directory."""
+    p = start(tmp_path, **dict({"BENCH_PEERS": "none"}, **env))
+    out, _ = p.communicate(timeout=60)
+    (name,) = env
+    assert p.returncode == 2, out
+    assert "Traceback" not in out and ("bench: %s: " % name) in out, out
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_a_missing_peer_is_named_in_the_report(tmp_path, monkeypatch):
+    """socat not installed: the run goes on without it, and the report says
+    so rather than showing a table that simply lacks it."""
+    import peers
+    import placement
+    monkeypatch.setenv("PATH", str(tmp_path))         # no socat in it
+    left, servers = [], []
+    try:
+        peers.start_all(BUILD, [], [], placement.Loopback(None, None), str(tmp_path),
+                        None, peers=["socat"], out=servers, left=left)
+    finally:
+        for s in servers:
+            s.stop()
+    assert [s.name for s in servers] == ["baseline"]
+    assert left == ["socat (loopback): socat is not installed (scripts/deps.sh bench)"]
+    meta = {"settings": dict(bench_run.QUICK, quick=True, repeat=1, server_cpu=0,
+                             client_cpu=1, placement="netns", server_args=[],
+                             churn=bench_run.CHURN, churn_rate=1000),
+            "machine": {"commit": "x", "cpu": "y", "cpus": 2, "memory_gib": 1,
+                        "kernel": "6.1"},
+            "started": "now", "command": "make bench", "left_out": left}
+    md = report.markdown(meta, [fake_run("baseline", "baseline")], "p.png")
+    assert "Left out of this run: socat (loopback): socat is not installed" in md
