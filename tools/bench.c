@@ -228,9 +228,16 @@ static void summarise(const struct bench_opts *o, const struct bench_shared *sh,
 	s->bytes_per_s = s->msgs_per_s * (double)o->size;
 	s->client_us = r->messages ? us(r->cpu_ns) / (double)r->messages : 0;
 	s->client_user_us = r->messages ? us(r->user_ns) / (double)r->messages : 0;
-	if (w->srv_cpu[0] >= 0 && w->srv_cpu[1] >= 0 && r->messages) {
+	/* The tree's time can shrink: a child reaped by no one in it (SIGCHLD
+	 * ignored) or moved out of it (its parent died) takes its time along.
+	 * Then the difference says nothing, and is not reported. */
+	if (w->srv_cpu[0] >= 0 && w->srv_cpu[1] >= w->srv_cpu[0] && r->messages) {
 		s->server_known = true;
 		s->server_us = us((uint64_t)(w->srv_cpu[1] - w->srv_cpu[0])) / (double)r->messages;
+	} else if (w->srv_cpu[0] >= 0 && w->srv_cpu[1] >= 0 && r->messages) {
+		fprintf(stderr, "echosrv-bench: --server-pid %d: its processes' CPU time "
+			"went down during the run (a child left the tree unreaped); "
+			"server CPU not reported\n", (int)o->server_pid);
 	}
 	if (w->stat_ok[0] && w->stat_ok[1]) {
 		s->machine_known = true;

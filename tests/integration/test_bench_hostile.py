@@ -6,6 +6,7 @@ bad usage, 3 for what cannot be set up, before any load is sent."""
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -84,3 +85,35 @@ def test_bind_not_here_is_a_setup_failure_in_every_mode(start_server, churn):
     rc, out, err = bench("-a", addr(srv), "--bind", "127.0.0.1,198.18.0.9",
                          "-d", "30", *churn, timeout=20)
     assert rc == 3 and "--bind 198.18.0.9" in err and out is None, err
+
+
+# A "server" whose child burns CPU, then exits unreaped (SIGCHLD ignored):
+# its time leaves the process tree with it, inside the measured window.
+LOSES_A_CHILD = """
+import os, signal, sys, time
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+end = time.monotonic() + float(sys.argv[1])
+if os.fork() == 0:
+    while time.monotonic() < end:
+        pass
+    os._exit(0)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_server_cpu_that_goes_down_is_not_reported(start_server):
+    """It was reported as a wrapped difference: some 1e13 us per message."""
+    srv = start_server()
+    p = subprocess.Popen([sys.executable, "-c", LOSES_A_CHILD, "2.0"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        rc, out, err = bench("-a", addr(srv), "--server-pid", str(p.pid),
+                             "-w", "1.0", "-d", "2.5", timeout=60)
+    finally:
+        p.kill()
+        p.wait()
+    assert rc == 0, err
+    assert "server_cpu_us_per_message" not in out, out["server_cpu_us_per_message"]
+    assert "went down" in err
