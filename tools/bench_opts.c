@@ -284,6 +284,11 @@ static void check_combinations(struct bench_opts *o, bool pipeline_set, bool lif
 		usage_error("--connect-rate and --rate exclude each other (churn is a closed loop)");
 	if (life_set && o->connect_rate == 0)
 		usage_error("--lifetime needs --connect-rate");
+	/* A connection never has more in flight than it will ever send: the
+	 * report would show a window the run did not use. */
+	if (o->connect_rate > 0 && o->life_msgs && o->pipeline > o->life_msgs)
+		usage_error("--pipeline %u is more than --lifetime's %llu messages",
+			    o->pipeline, (unsigned long long)o->life_msgs);
 	if (o->interval > o->duration)
 		usage_error("--interval %g is longer than --duration %g", o->interval, o->duration);
 	if (o->interval > 0 && o->duration / o->interval > 100000)

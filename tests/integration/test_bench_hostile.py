@@ -41,6 +41,9 @@ def run_bytes(*args, timeout=30):
     # --cpu figures are keyed by number: one key twice.
     # A list past 255 characters was cut short: CPU 000...01 became CPU 0.
     ["--cpu", "0,0"], ["--cpu", "0" * 299 + "1"],
+    # Churn sends --lifetime messages: a larger window was never used, but
+    # the JSON said "pipeline": 4.
+    ["--connect-rate", "10", "-p", "4"], ["--connect-rate", "10", "-p", "4", "--lifetime", "3"],
 ])
 def test_misreadable_options_are_refused(args):
     # Port 1 has no listener: a run that got past the options fails with 3.
