@@ -34,7 +34,8 @@ CC       ?= cc
 OPT      ?= -O2
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -Wno-unused-parameter
-CPPFLAGS += -D_GNU_SOURCE -DECHOSRV_VERSION='"$(VERSION)"' -Isrc
+COMMIT   := $(shell sh scripts/version.sh --commit)
+CPPFLAGS += -D_GNU_SOURCE -DECHOSRV_VERSION='"$(VERSION)"' -DECHOSRV_COMMIT='"$(COMMIT)"' -Isrc
 CFLAGS   += -std=gnu11 $(OPT) -g $(WARN) -fno-strict-aliasing
 ifneq ($(SAN),)
 CFLAGS   += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -95,8 +96,8 @@ $(O)/echosrv: $(O)/src/main.o $(CORE_OBJ)
 # a local edit): $(O)/version holds the one they were built with.
 $(O)/version: FORCE
 	@mkdir -p $(@D)
-	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
-$(addprefix $(O)/src/,main.o ops/metrics.o ops/report.o) $(O)/tools/echosrvctl.o: $(O)/version
+	@echo '$(VERSION) $(COMMIT)' | cmp -s - $@ || echo '$(VERSION) $(COMMIT)' > $@
+$(addprefix $(O)/src/,main.o ops/metrics.o ops/metrics_render.o ops/report.o) $(O)/tools/echosrvctl.o: $(O)/version
 .PHONY: FORCE
 
 run: deps all
