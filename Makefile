@@ -148,7 +148,7 @@ layers: $(BINS)
 # build without sanitizers over the cases that measure the process itself
 # (RSS), which a sanitizer's allocator would falsify.
 check: deps-test
-	$(MAKE) all hardening-check layers
+	$(MAKE) all hardening-check layers rules-check
 	$(MAKE) SAN=address,undefined unit integration
 	$(MAKE) SAN=thread integration PYTEST_ARGS="-m workers"
 	$(MAKE) integration PYTEST_ARGS="-m plain"
