@@ -128,10 +128,14 @@ static void worker_metrics(struct server *srv, struct sbuf *o)
 	const struct worker *ws = srv->workers;
 
 	family(o, "connections_active", "gauge", "Connections open now");
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
+		/* Two loads, not one snapshot: a close between them must
+		 * not make the difference wrap. */
+		uint64_t closed = STAT_GET(&ws[i].stats, closed);
+		uint64_t accepted = STAT_GET(&ws[i].stats, accepted);
 		sbuf_printf(o, "echosrv_connections_active{worker=\"%u\"} %llu\n", i,
-			    (unsigned long long)(STAT_GET(&ws[i].stats, accepted) -
-						 STAT_GET(&ws[i].stats, closed)));
+			    (unsigned long long)(accepted > closed ? accepted - closed : 0));
+	}
 #define X(f, p, h)                                                                          \
 	family(o, p, "counter", h);                                                         \
 	for (unsigned i = 0; i < n; i++)                                                    \
