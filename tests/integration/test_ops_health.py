@@ -63,6 +63,7 @@ def test_index_lists_the_endpoints(start_server, engine):
     assert status == 404 and "see /" in one_line(body)
 
 
+@pytest.mark.workers
 def test_healthz_503_while_a_worker_loop_is_stuck(start_server, engine, tmp_path):
     trigger = tmp_path / "stall"
     srv = start_server("--metrics", "127.0.0.1:0", "--workers", "2", engine=engine,

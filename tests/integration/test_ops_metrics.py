@@ -135,6 +135,7 @@ def _linger_reset(sock):
     sock.close()
 
 
+@pytest.mark.workers
 def test_every_family_has_its_value_after_a_known_sequence(start_server, engine):
     """Two connections echo 1000 bytes and close, three are closed by the
     idle timeout, one is reset by its peer, one is refused by the ACL and
