@@ -14,6 +14,7 @@ scrapes actually answered per second.
 
 usage: scripts/observe-cost.py [BUILD_DIR] [--rounds N] [--engines a,b]"""
 import argparse
+import collections
 import json
 import os
 import re
@@ -52,8 +53,8 @@ def paced(host, port, path, rate, stop, counts, errors, source):
         try:
             http_get(host, port, path, source)
             counts.append(1)
-        except OSError:
-            errors.append(1)
+        except OSError as e:
+            errors.append(type(e).__name__)
 
 
 def load(host, port, path, clients, rate_each):
@@ -106,7 +107,7 @@ def run_engine(build, engine, rounds, seconds):
                 stop.set()
                 for t in ts:
                     t.join()
-                rates[phase].append((len(counts) / (time.monotonic() - t0), len(errors)))
+                rates[phase].append((len(counts) / (time.monotonic() - t0), errors))
         return res, rates
     finally:
         srv.terminate()
@@ -132,8 +133,10 @@ def main():
             p99 = statistics.median(r[1] for r in res[phase])
             extra = ""
             if phase in rates:
-                extra = "%.0f/s (%d errors)" % (statistics.median(r[0] for r in rates[phase]),
-                                                 sum(r[1] for r in rates[phase]))
+                errs = collections.Counter(e for r in rates[phase] for e in r[1])
+                extra = "%.0f/s (refused or failed: %s)" % (
+                    statistics.median(r[0] for r in rates[phase]),
+                    ", ".join("%s %d" % kv for kv in errs.most_common()) or "none")
             print("%-8s %-8s %7.1f %7.1f  %s" % (engine, phase, p50, p99, extra))
         sys.stdout.flush()
 
