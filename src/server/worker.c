@@ -31,14 +31,19 @@ int worker_create(struct worker *w, struct server *srv, unsigned id)
 	memset(w, 0, sizeof(*w));
 	w->id = id;
 	w->srv = srv;
-	w->idle_ns = (uint64_t)srv->cfg.idle_timeout * NSEC_PER_SEC;
+	w->live = atomic_load(&srv->live);
+	w->cfg = &w->live->cfg;
+	atomic_store(&w->live_gen, w->live->gen);
+	w->idle_ns = (uint64_t)w->cfg->idle_timeout * NSEC_PER_SEC;
 	idle_init(&w->idle);
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->wake_fd < 0)
 		return ERR();
 	worker_query_init(&w->query);
 	int r = handoff_init(&w->handoff);
-	return r ? r : conn_table_init(&w->conns, srv->cfg.max_conns);
+	/* Sized for the most --max-conns allows (a few kB of pointers), so a
+	 * reload that raises the limit finds room. */
+	return r ? r : conn_table_init(&w->conns, CONFIG_MAX_CONNS);
 }
 
 void worker_destroy(struct worker *w)
@@ -203,13 +208,16 @@ struct conn *worker_admit(struct worker *w, int fd, const struct sockaddr *sa)
 	uint16_t port = ntohs(((const struct sockaddr_in *)sa)->sin_port);	/* same offset in in6 */
 	enum admit why = ADMIT_OK;
 
+	bool counted = false;
+
 	addr_to_ip(sa, &ip);
-	if (!acl_permits(&w->srv->cfg.acl, &ip))
+	if (!acl_permits(&w->cfg->acl, &ip))
 		why = ADMIT_ACL;
 	else if (w->conn_cap && w->conns.active >= w->conn_cap)
 		why = ADMIT_MAX_CONNS;	/* this worker's share is full */
 	else
-		why = limits_take(&w->srv->limits, &ip);
+		why = limits_take_with(&w->srv->limits, &ip, w->cfg->max_conns,
+				       w->cfg->max_conns_per_ip, &counted);
 	if (why != ADMIT_OK || trace_on(TR_CONN | TR_ERROR))
 		addr_format(sa, text, sizeof(text));
 	if (why != ADMIT_OK) {
@@ -218,7 +226,7 @@ struct conn *worker_admit(struct worker *w, int fd, const struct sockaddr *sa)
 	}
 	struct conn *c = conn_alloc(&w->conns);
 	if (!c) {
-		limits_release(&w->srv->limits, &ip);
+		limits_release_with(&w->srv->limits, &ip, counted);
 		STAT_ADD(&w->stats, errors, 1);
 		TRACE(TR_ERROR, "worker %u: no memory for a connection from %s", w->id, text);
 		return NULL;
@@ -227,6 +235,8 @@ struct conn *worker_admit(struct worker *w, int fd, const struct sockaddr *sa)
 	c->peer = ip;
 	c->port = port;
 	c->started = w->now;
+	c->cap = w->cfg->conn_buffer;
+	c->ip_counted = counted;
 	if (w->idle_ns)
 		idle_touch(&w->idle, &c->idle, w->now);
 	/* Echo each message as soon as it arrives, not when Nagle allows. */
@@ -276,7 +286,7 @@ void worker_closed(struct worker *w, struct conn *c)
 			   (unsigned long long)(d % NSEC_PER_SEC / NSEC_PER_MSEC),
 			   close_reason_name(c->reason));
 	}
-	limits_release(&w->srv->limits, &c->peer);
+	limits_release_with(&w->srv->limits, &c->peer, c->ip_counted);
 	conn_release(&w->conns, c);
 	if (w->accept_resume)
 		w->accept_resume = w->now;	/* a descriptor is free: try again */
@@ -427,11 +437,75 @@ static void close_for_drain(struct conn *c, void *arg)
 		w->srv->engine->close(w, c, CLOSE_DRAIN);
 }
 
+static void touch_all(struct conn *c, void *arg)
+{
+	struct worker *w = arg;
+
+	if (c->state != CONN_CLOSING)
+		idle_touch(&w->idle, &c->idle, w->now);
+}
+
+/* Listener slots: close what l no longer has, take what it added (the
+ * sockets main bound for us), and have the engine arm accepts again.  A
+ * slot's socket is only ever touched by its worker, so nothing is locked. */
+static void take_listeners(struct worker *w, const struct live *old, const struct live *l)
+{
+	const struct engine_ops *e = w->srv->engine;
+	int *row = listener_row(&w->srv->ls, w->id);
+	uint32_t gone = old->slots & ~l->slots, added = l->slots & ~old->slots;
+	bool on = !w->draining && !w->accept_resume;
+
+	if (gone && on)
+		e->set_accepting(w, false);
+	for (unsigned a = 0; a < CONFIG_MAX_LISTEN; a++) {
+		int fd = l->added ? l->added[w->id * CONFIG_MAX_LISTEN + a] : -1;
+		if ((gone & (1u << a)) && row[a] >= 0) {
+			close(row[a]);
+			row[a] = -1;
+		}
+		if ((added & (1u << a)) && fd >= 0) {
+			if (w->draining)
+				close(fd);	/* its row is closed already */
+			else
+				row[a] = fd;
+		}
+	}
+	if (old->cfg.keepalive != l->cfg.keepalive)
+		for (unsigned a = 0; a < CONFIG_MAX_LISTEN; a++)
+			if (row[a] >= 0 && !(added & (1u << a)))
+				listener_set_keepalive(row[a], l->cfg.keepalive);
+	if ((gone || added) && on)
+		e->set_accepting(w, true);
+}
+
+/* A reload published a new configuration: take all of it at this loop
+ * turn, then say so, which lets main free the old one (ops/reload.c). */
+static void take_live(struct worker *w, const struct live *l)
+{
+	const struct live *old = w->live;
+	uint64_t idle_ns = (uint64_t)l->cfg.idle_timeout * NSEC_PER_SEC;
+
+	w->live = l;
+	w->cfg = &l->cfg;
+	/* Turned on (or changed from off): time every connection from now,
+	 * since those silent since before were never on the idle list. */
+	if (idle_ns && !w->idle_ns)
+		conn_table_each(&w->conns, touch_all, w);
+	w->idle_ns = idle_ns;
+	take_listeners(w, old, l);
+	TRACE(TR_INFO, "worker %u: configuration %llu in force", w->id,
+	      (unsigned long long)l->gen);
+	atomic_store_explicit(&w->live_gen, l->gen, memory_order_release);
+}
+
 void worker_tick(struct worker *w)
 {
 	const struct engine_ops *e = w->srv->engine;
 	struct idle_node *old;
+	const struct live *l = atomic_load_explicit(&w->srv->live, memory_order_acquire);
 
+	if (unlikely(l != w->live))
+		take_live(w, l);
 	while (w->idle_ns && (old = idle_oldest(&w->idle)) && old->last_rx + w->idle_ns <= w->now)
 		e->close(w, (struct conn *)old, CLOSE_IDLE);
 	if (w->accept_resume && w->accept_resume <= w->now && !w->draining) {

@@ -29,6 +29,9 @@ struct reject_log {
 struct worker {
 	unsigned id;
 	struct server *srv;
+	const struct live *live;	/* the configuration this worker runs */
+	const struct config *cfg;	/* &live->cfg */
+	_Atomic uint64_t live_gen;	/* live->gen, once taken (for main) */
 	pthread_t thread;
 	void *eng;		/* engine-private state */
 	int wake_fd;		/* eventfd: main -> worker */
