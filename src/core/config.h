@@ -83,6 +83,8 @@ void config_free(struct config *cfg);
  * so that it can be saved and loaded again. */
 struct sbuf;
 void config_write(const struct config *cfg, struct sbuf *out);
+/* Is name (as in the file) an option that may be given several times? */
+bool config_repeatable(const char *name);
 int config_finish(struct config *cfg, char *err, size_t errlen);
 void config_usage(FILE *out);
 const char *engine_name(enum engine_kind k);

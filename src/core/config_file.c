@@ -335,6 +335,13 @@ static void write_opt(struct sbuf *out, const struct config *cfg, const struct o
 	}
 }
 
+bool config_repeatable(const char *name)
+{
+	const struct opt_def *o = config_opt_find(name);
+
+	return o && repeatable(o);
+}
+
 void config_write(const struct config *cfg, struct sbuf *out)
 {
 	for (unsigned i = 0; config_opt(i); i++)
