@@ -457,7 +457,9 @@ static void take_listeners(struct worker *w, const struct live *old, const struc
 
 	if (gone && on)
 		e->set_accepting(w, false);
-	for (unsigned a = 0; a < CONFIG_MAX_LISTEN; a++) {
+	/* Only a row of CONFIG_MAX_LISTEN slots changes (not under socket
+	 * activation, where gone and added are empty). */
+	for (unsigned a = 0; (gone | added) && a < CONFIG_MAX_LISTEN; a++) {
 		int fd = l->added ? l->added[w->id * CONFIG_MAX_LISTEN + a] : -1;
 		if ((gone & (1u << a)) && row[a] >= 0) {
 			close(row[a]);
@@ -471,7 +473,7 @@ static void take_listeners(struct worker *w, const struct live *old, const struc
 		}
 	}
 	if (old->cfg.keepalive != l->cfg.keepalive)
-		for (unsigned a = 0; a < CONFIG_MAX_LISTEN; a++)
+		for (unsigned a = 0; a < w->srv->ls.n_addr; a++)	/* a row's width */
 			if (row[a] >= 0 && !(added & (1u << a)))
 				listener_set_keepalive(row[a], l->cfg.keepalive);
 	if ((gone || added) && on)

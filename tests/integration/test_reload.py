@@ -520,3 +520,38 @@ def test_thousand_reloads_leak_nothing(start_server, tmp_path, engine):
     assert fds1 == fds0
     if not SANITIZED:
         assert rss1 - rss0 < 1024, (rss0, rss1)
+
+
+@pytest.mark.workers
+def test_reload_under_socket_activation(engine, tmp_path):
+    """The sockets are systemd's: a listen change is named as needing a
+    restart, the rest (here keepalive, set on those sockets) still applies,
+    and the open connections echo on."""
+    from conftest import socket_activate
+    sock, conf = tmp_path / "ctl", tmp_path / "a.conf"
+    write(conf, "keepalive 0", "drain-timeout 2")
+    log = open(tmp_path / "log", "w+")
+    p, port, first = socket_activate(["--engine", engine, "--workers", "2", "--ctl", str(sock),
+                                      "--config", str(conf)], log)
+    try:
+        first.settimeout(10)
+        first.sendall(b"one")
+        assert first.recv(3) == b"one"
+        wait_for(lambda: os.path.exists(sock), what="the control socket")
+        write(conf, "keepalive 7", "drain-timeout 2", "listen 127.0.0.1:0")
+        assert ctl(sock, "reload").stdout == "reloaded\n"
+        shown = ctl(sock, "show", "config").stdout.splitlines()
+        assert "keepalive 7" in shown and "listen 127.0.0.1:0" not in shown
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        assert keepalive_on(port, c)
+        c.close()
+        first.sendall(b"two")
+        assert first.recv(3) == b"two"
+        log.flush()
+        text = open(tmp_path / "log").read()
+        assert "a restart is needed to change listen (the sockets are systemd's)" in text, text
+    finally:
+        first.close()
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=20) == 0
+        log.close()
