@@ -555,3 +555,27 @@ def test_reload_under_socket_activation(engine, tmp_path):
         p.send_signal(signal.SIGTERM)
         assert p.wait(timeout=20) == 0
         log.close()
+
+
+@pytest.mark.parametrize("before,after", [(64, 4), (4, 64)], ids=["shrink", "grow"])
+def test_conn_buffer_reload_bounds_new_connections(start_server, tmp_path, engine, before,
+                                                   after):
+    """conn-buffer changed by a reload: connections opened after it hold at
+    most the new bound, those opened before keep theirs (a buffer sized for
+    4k must not be filled to 64k), and every byte of both comes back."""
+    from test_uring_edges import _conns, _peers, _read_back, _uring_env, _write_until_blocked
+    sock, conf = tmp_path / "ctl", tmp_path / "c.conf"
+    write(conf, "conn-buffer %dk" % before)
+    srv = start_server("--config", str(conf), "--ctl", str(sock), engine=engine,
+                       env=_uring_env(no_limit=False))
+    old = _peers(srv, 20)
+    written_old = _write_until_blocked(old, limit=64 * 1024 * 24)
+    write(conf, "conn-buffer %dk" % after)
+    assert ctl(sock, "reload").stdout == "reloaded\n"
+    new = _peers(srv, 20)
+    written_new = _write_until_blocked(new, limit=64 * 1024 * 24)
+    held = {int(c["peer"].rsplit(":", 1)[1]): c["held_max_bytes"] for c in _conns(sock)}
+    for socks, bound in ((old, before), (new, after)):
+        mine = [held[s.getsockname()[1]] for s in socks]
+        assert max(mine) <= bound * 1024, (bound, mine)
+    _read_back(old + new, written_old + written_new)
