@@ -126,22 +126,18 @@ static int reopen_locked(void)
 	return 0;
 }
 
-static int reopen_file(void)
-{
-	pthread_mutex_lock(&path_lock);
-	int r = reopen_locked();
-	pthread_mutex_unlock(&path_lock);
-	return r;
-}
-
 /* On the writer thread when there is one: an open that waits (a FIFO with
  * no reader) then stalls only the log, never the main thread. */
 static void reopen_and_log(void)
 {
-	int r = reopen_file();
+	char path[sizeof(path_buf)];
 
+	pthread_mutex_lock(&path_lock);
+	int r = reopen_locked();
+	snprintf(path, sizeof(path), "%s", out_path);	/* a reload may change it */
+	pthread_mutex_unlock(&path_lock);
 	if (r)
-		TRACE(TR_ERROR, "cannot reopen trace file %s: %s", out_path, strerror(-r));
+		TRACE(TR_ERROR, "cannot reopen trace file %s: %s", path, strerror(-r));
 	else
 		TRACE(TR_INFO, "trace file reopened");
 }
