@@ -3,7 +3,8 @@
  * config_parse_text() in a buffer of exactly its size + 1 (the NUL the
  * parser may write after the last line).  When it parses and finishes,
  * what config_write() makes of it must parse again to the same text:
- * `echosrvctl show config` promises a file that can be loaded back. */
+ * `echosrvctl show config` promises a file that can be loaded back; and
+ * the two configurations differ in nothing (config_diff()). */
 #include "fuzz.h"
 
 #include "core/config.h"
@@ -44,6 +45,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(config_finish(&again, err, sizeof(err)) == 0);
 		char *w2 = written(&again, &n2);
 		FUZZ_CHECK(n1 == n2 && !memcmp(w1, w2, n1));
+		struct sbuf d = { 0 };
+		config_diff(&cfg, &again, &d);
+		FUZZ_CHECK(d.len == 0);
+		sbuf_free(&d);
 		free(w1);
 		free(w2);
 		free(copy);

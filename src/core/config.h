@@ -83,6 +83,10 @@ void config_free(struct config *cfg);
  * so that it can be saved and loaded again. */
 struct sbuf;
 void config_write(const struct config *cfg, struct sbuf *out);
+/* What changed from a to b, "; "-separated in out, in the file's words:
+ * "max-conns 5000 -> 8000; allow 10.0.0.0/8; no longer deny 10.1.0.0/16";
+ * nothing appended when nothing changed (core/config_diff.c). */
+void config_diff(const struct config *a, const struct config *b, struct sbuf *out);
 /* Is name (as in the file) an option that may be given several times? */
 bool config_repeatable(const char *name);
 int config_finish(struct config *cfg, char *err, size_t errlen);

@@ -271,79 +271,16 @@ static int switch_trace(const struct config *cur, const struct config *nc, char 
 
 /* --- the reload --------------------------------------------------------------- */
 
-/* The line of text (a configuration file after a "\n") that sets the
- * single-valued option of line, or NULL. */
-static const char *same_option(const char *text, const char *line, size_t *len)
-{
-	size_t n = strcspn(line, " ");
-	char key[64];
-
-	if (n >= sizeof(key) - 2)
-		return NULL;
-	snprintf(key, sizeof(key), "\n%.*s", (int)n, line);
-	key[n + 1] = '\0';
-	if (config_repeatable(key + 1))
-		return NULL;
-	for (const char *p = strstr(text, key); p; p = strstr(p + 1, key)) {
-		if (p[n + 1] == ' ' || p[n + 1] == '\n') {
-			*len = strcspn(p + 1, "\n");
-			return p + 1;
-		}
-	}
-	return NULL;
-}
-
-/* What changed from a to b (configuration files, each after a "\n"):
- * "max-conns 5000 -> 8000", "allow 10.0.0.0/8", "no longer deny ...". */
-static void diff(const char *a, const char *b, struct sbuf *msg)
-{
-	for (int pass = 0; pass < 2; pass++) {
-		const char *from = pass ? b : a, *to = pass ? a : b;
-		for (const char *line = to + 1; *line; line += strcspn(line, "\n") + 1) {
-			size_t n = strcspn(line, "\n"), olen = 0;
-			char key[512];
-			snprintf(key, sizeof(key), "\n%.*s\n", (int)n, line);
-			if (strstr(from, key))
-				continue;	/* unchanged */
-			const char *old = same_option(from, line, &olen);
-			if (old && pass)
-				continue;	/* said in the first pass */
-			if (msg->len)
-				sbuf_printf(msg, "; ");
-			size_t sp = strcspn(line, " ");	/* the value starts after it */
-			if (old && sp < n)
-				sbuf_printf(msg, "%.*s -> %.*s", (int)olen, old, (int)(n - sp - 1),
-					    line + sp + 1);
-			else
-				sbuf_printf(msg, "%s%.*s", pass ? "no longer " : "", (int)n, line);
-			if (!line[n])
-				break;
-		}
-	}
-}
-
-static char *write_text(const struct config *cfg)
-{
-	struct sbuf b = { 0 };
-
-	sbuf_printf(&b, "\n");
-	config_write(cfg, &b);
-	return sbuf_take(&b, NULL);
-}
-
 static void log_changes(const struct config *cur, const struct config *nc, uint64_t gen)
 {
 	struct sbuf msg = { .max = 16384 };
-	char *ta = write_text(cur), *tb = write_text(nc);
 
-	if (ta && tb)
-		diff(ta, tb, &msg);
-	free(ta);
-	free(tb);
+	config_diff(cur, nc, &msg);
 	char *text = msg.len ? sbuf_take(&msg, NULL) : NULL;
 	log_notice("reload: configuration %llu in force%s%s", (unsigned long long)gen,
 		   text ? ": " : " (nothing changed)", text ? text : "");
 	free(text);
+	sbuf_free(&msg);
 }
 
 static int prepare(struct server *srv, struct live *cur, struct live *nl, struct plan *p,

@@ -437,69 +437,6 @@ static void close_for_drain(struct conn *c, void *arg)
 		w->srv->engine->close(w, c, CLOSE_DRAIN);
 }
 
-static void touch_all(struct conn *c, void *arg)
-{
-	struct worker *w = arg;
-
-	if (c->state != CONN_CLOSING)
-		idle_touch(&w->idle, &c->idle, w->now);
-}
-
-/* Listener slots: close what l no longer has, take what it added (the
- * sockets main bound for us), and have the engine arm accepts again.  A
- * slot's socket is only ever touched by its worker, so nothing is locked. */
-static void take_listeners(struct worker *w, const struct live *old, const struct live *l)
-{
-	const struct engine_ops *e = w->srv->engine;
-	int *row = listener_row(&w->srv->ls, w->id);
-	uint32_t gone = old->slots & ~l->slots, added = l->slots & ~old->slots;
-	bool on = !w->draining && !w->accept_resume;
-
-	if (gone && on)
-		e->set_accepting(w, false);
-	/* Only a row of CONFIG_MAX_LISTEN slots changes (not under socket
-	 * activation, where gone and added are empty). */
-	for (unsigned a = 0; (gone | added) && a < CONFIG_MAX_LISTEN; a++) {
-		int fd = l->added ? l->added[w->id * CONFIG_MAX_LISTEN + a] : -1;
-		if ((gone & (1u << a)) && row[a] >= 0) {
-			close(row[a]);
-			row[a] = -1;
-		}
-		if ((added & (1u << a)) && fd >= 0) {
-			if (w->draining)
-				close(fd);	/* its row is closed already */
-			else
-				row[a] = fd;
-		}
-	}
-	if (old->cfg.keepalive != l->cfg.keepalive)
-		for (unsigned a = 0; a < w->srv->ls.n_addr; a++)	/* a row's width */
-			if (row[a] >= 0 && !(added & (1u << a)))
-				listener_set_keepalive(row[a], l->cfg.keepalive);
-	if ((gone || added) && on)
-		e->set_accepting(w, true);
-}
-
-/* A reload published a new configuration: take all of it at this loop
- * turn, then say so, which lets main free the old one (ops/reload.c). */
-static void take_live(struct worker *w, const struct live *l)
-{
-	const struct live *old = w->live;
-	uint64_t idle_ns = (uint64_t)l->cfg.idle_timeout * NSEC_PER_SEC;
-
-	w->live = l;
-	w->cfg = &l->cfg;
-	/* Turned on (or changed from off): time every connection from now,
-	 * since those silent since before were never on the idle list. */
-	if (idle_ns && !w->idle_ns)
-		conn_table_each(&w->conns, touch_all, w);
-	w->idle_ns = idle_ns;
-	take_listeners(w, old, l);
-	TRACE(TR_INFO, "worker %u: configuration %llu in force", w->id,
-	      (unsigned long long)l->gen);
-	atomic_store_explicit(&w->live_gen, l->gen, memory_order_release);
-}
-
 void worker_tick(struct worker *w)
 {
 	const struct engine_ops *e = w->srv->engine;
@@ -507,7 +444,7 @@ void worker_tick(struct worker *w)
 	const struct live *l = atomic_load_explicit(&w->srv->live, memory_order_acquire);
 
 	if (unlikely(l != w->live))
-		take_live(w, l);
+		worker_take_live(w, l);
 	while (w->idle_ns && (old = idle_oldest(&w->idle)) && old->last_rx + w->idle_ns <= w->now)
 		e->close(w, (struct conn *)old, CLOSE_IDLE);
 	if (w->accept_resume && w->accept_resume <= w->now && !w->draining) {

@@ -114,6 +114,10 @@ void worker_accepted(struct worker *w, int fd, const struct sockaddr *sa);
  * open. */
 void worker_accept_batch(struct worker *w, int lfd);
 
+/* A reload published l (server.live): take all of it now, at this loop
+ * turn, then set live_gen (worker_live.c; called by worker_tick()). */
+void worker_take_live(struct worker *w, const struct live *l);
+
 /* Milliseconds until the next timer (idle, drain, accept resume), -1 for
  * none.  Uses w->now. */
 int worker_timeout_ms(const struct worker *w);

@@ -133,6 +133,27 @@ static void test_write_loads_back(void **state)
 	free(copy);
 }
 
+static void test_diff(void **state)
+{
+	char ta[] = "max-conns 100\nallow 10.0.0.0/8\nidle-timeout 5\n";
+	char tb[] = "max-conns 200\ndeny 10.1.0.0/16\nidle-timeout 5\n";
+	struct config a, b;
+	struct sbuf d = { 0 };
+	char err[256];
+
+	config_defaults(&a);
+	config_defaults(&b);
+	assert_int_equal(config_parse_text(&a, "a", ta, strlen(ta), err, sizeof(err)), 0);
+	assert_int_equal(config_parse_text(&b, "b", tb, strlen(tb), err, sizeof(err)), 0);
+	config_diff(&a, &b, &d);
+	char *text = sbuf_take(&d, NULL);
+	assert_string_equal(text, "max-conns 100 -> 200; deny 10.1.0.0/16; no longer allow 10.0.0.0/8");
+	free(text);
+	config_diff(&a, &a, &d);
+	assert_int_equal(d.len, 0);
+	sbuf_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -140,6 +161,7 @@ int main(void)
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_command_line_over_file),
 		cmocka_unit_test(test_write_loads_back),
+		cmocka_unit_test(test_diff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
