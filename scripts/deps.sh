@@ -41,7 +41,7 @@ test  iproute2               ip, ss, tc (network-namespace tests)
 test  nftables               nft (packet loss and blackholes in the netns tests)
 test  mandoc                 mandoc -T lint (man page test)
 test  bpftrace               bpftrace (USDT probe test)
-test  prometheus             promtool check metrics (metrics test)
+test  prometheus             promtool: check metrics (metrics tests), check and test rules (make rules-check)
 test  systemd                systemd-socket-activate (socket activation tests)
 fuzz  libclang-rt-14-dev     libFuzzer and sanitizer runtimes for clang 14
 bench python3                Python 3 (bench/run.py)
