@@ -74,7 +74,7 @@ static void erase(struct limits *l, struct ip_count *e)
 	memset(&l->table[hole], 0, sizeof(l->table[hole]));
 }
 
-enum admit limits_take(struct limits *l, const struct ipaddr *ip)
+enum admit limits_reserve(struct limits *l)
 {
 	uint32_t n = atomic_fetch_add_explicit(&l->active, 1, memory_order_relaxed);
 
@@ -82,6 +82,16 @@ enum admit limits_take(struct limits *l, const struct ipaddr *ip)
 		atomic_fetch_sub_explicit(&l->active, 1, memory_order_relaxed);
 		return ADMIT_MAX_CONNS;
 	}
+	return ADMIT_OK;
+}
+
+void limits_unreserve(struct limits *l)
+{
+	atomic_fetch_sub_explicit(&l->active, 1, memory_order_relaxed);
+}
+
+enum admit limits_take_reserved(struct limits *l, const struct ipaddr *ip)
+{
 	if (!l->per_ip)
 		return ADMIT_OK;
 	pthread_mutex_lock(&l->lock);
@@ -93,10 +103,17 @@ enum admit limits_take(struct limits *l, const struct ipaddr *ip)
 	}
 	pthread_mutex_unlock(&l->lock);
 	if (!ok) {
-		atomic_fetch_sub_explicit(&l->active, 1, memory_order_relaxed);
+		limits_unreserve(l);
 		return ADMIT_PER_IP;
 	}
 	return ADMIT_OK;
+}
+
+enum admit limits_take(struct limits *l, const struct ipaddr *ip)
+{
+	enum admit why = limits_reserve(l);
+
+	return why != ADMIT_OK ? why : limits_take_reserved(l, ip);
 }
 
 void limits_release(struct limits *l, const struct ipaddr *ip)

@@ -42,6 +42,14 @@ enum admit {
 
 /* Count one connection from ip against the limits, or say which refuses it. */
 enum admit limits_take(struct limits *l, const struct ipaddr *ip);
+/* The same in two steps, for a connection whose address is known only
+ * later (a PROXY header): a place under --max-conns at accept, then the
+ * address's share.  A refusal by take_reserved gives the place back;
+ * unreserve gives it back when the connection goes before its address is
+ * known. */
+enum admit limits_reserve(struct limits *l);
+enum admit limits_take_reserved(struct limits *l, const struct ipaddr *ip);
+void limits_unreserve(struct limits *l);
 /* The connection from ip, admitted earlier, is gone. */
 void limits_release(struct limits *l, const struct ipaddr *ip);
 

@@ -23,6 +23,11 @@ struct listeners {
 	bool shared;		/* every worker holds a dup of the same socket */
 	bool activated;		/* the sockets came from systemd */
 	struct sockaddr_storage bound[CONFIG_MAX_LISTEN];
+	/* PROXY protocol listeners (--proxy-listen, or a passed socket named
+	 * "proxy" by FileDescriptorName=): their connections begin with a
+	 * header (server/preamble.h). */
+	bool proxy[CONFIG_MAX_LISTEN];
+	unsigned n_proxy;
 };
 
 /* Bind and listen on every configured address (or adopt systemd's sockets).
@@ -33,6 +38,11 @@ static inline int *listener_row(struct listeners *ls, unsigned worker)
 {
 	return &ls->fds[worker * ls->n_addr];
 }
+
+/* Was connection fd accepted on a proxy listener?  Tells by the address it
+ * was accepted on (getsockname), so no engine has to say which listener
+ * an accept came from; no system call when all or none are proxy ones. */
+bool listeners_is_proxy(const struct listeners *ls, int fd);
 
 /* Close the descriptors of one worker's row (idempotent). */
 void listeners_close_row(struct listeners *ls, unsigned worker);
