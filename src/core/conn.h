@@ -54,6 +54,8 @@ struct conn {
 	struct ipaddr via;	/* the load balancer that sent the PROXY
 				 * header; family 0: a direct connection */
 	uint16_t via_port;
+	uint32_t pre_read;	/* bytes read before the engine adopted it (the
+				 * PROXY header): not part of the echoed stream */
 	uint64_t started;	/* ns, monotonic */
 	uint64_t bytes_in, bytes_out;
 	/* Unsent data (epoll engine): buf[off, off+len) waits to be sent. */

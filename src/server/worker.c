@@ -199,6 +199,26 @@ void worker_reject_close(int fd)
 	close(fd);
 }
 
+/* " via=BALANCER", and " id=..." for a v2 UNIQUE_ID (as it is when it is
+ * printable without spaces, else in hex), for the accept line. */
+static void via_text(const struct preamble *pre, char *out, size_t len)
+{
+	const struct proxy_header *h = &pre->parser.hdr;
+	bool plain = true;
+	size_t n;
+
+	memcpy(out, " via=", 5);
+	addr_format((const struct sockaddr *)&pre->via, out + 5, ADDR_TEXT_MAX);
+	if (!h->unique_id_len)
+		return;
+	for (unsigned i = 0; i < h->unique_id_len; i++)
+		plain &= h->unique_id[i] > 0x20 && h->unique_id[i] < 0x7f;
+	n = strlen(out);
+	n += (size_t)snprintf(out + n, len - n, " id=%s", plain ? "" : "0x");
+	for (unsigned i = 0; i < h->unique_id_len && n + 3 < len; i++)
+		n += (size_t)snprintf(out + n, len - n, plain ? "%c" : "%02x", h->unique_id[i]);
+}
+
 /* Admit fd from sa.  pre: it came through a PROXY header (sa is the
  * client's address, or the balancer's for a health check): its place under
  * --max-conns was taken at accept (limits_reserve()). */
@@ -206,7 +226,7 @@ static struct conn *admit(struct worker *w, int fd, const struct sockaddr *sa,
 			  const struct preamble *pre)
 {
 	struct ipaddr ip;
-	char text[ADDR_TEXT_MAX], via[ADDR_TEXT_MAX + 5] = "";
+	char text[ADDR_TEXT_MAX], via[ADDR_TEXT_MAX + 5 + 4 + 2 * PROXY_UNIQUE_ID_MAX] = "";
 	uint16_t port = ntohs(((const struct sockaddr_in *)sa)->sin_port);	/* same offset in in6 */
 	enum admit why = ADMIT_OK;
 
@@ -238,13 +258,12 @@ static struct conn *admit(struct worker *w, int fd, const struct sockaddr *sa,
 	c->port = port;
 	c->started = pre ? pre->accepted : w->now;
 	memset(&c->via, 0, sizeof(c->via));
+	c->pre_read = pre ? pre->parser.got : 0;
 	if (pre) {
 		addr_to_ip((const struct sockaddr *)&pre->via, &c->via);
 		c->via_port = ntohs(((const struct sockaddr_in *)&pre->via)->sin_port);
-		if (trace_on(TR_CONN)) {
-			memcpy(via, " via=", 5);
-			addr_format((const struct sockaddr *)&pre->via, via + 5, ADDR_TEXT_MAX);
-		}
+		if (trace_on(TR_CONN))
+			via_text(pre, via, sizeof(via));
 	}
 	if (w->idle_ns)
 		idle_touch(&w->idle, &c->idle, w->now);

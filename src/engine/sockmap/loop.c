@@ -130,7 +130,7 @@ static void expire_idle(struct worker *w)
 		struct tcp_bytes b;
 		uint64_t ago;
 
-		if (sm_tcp_bytes(c->fd, &b)) {
+		if (sm_tcp_bytes(c, &b)) {
 			sm_close(w, c, CLOSE_ERROR);
 			continue;
 		}
