@@ -285,3 +285,77 @@ def test_options(tmp_path):
     assert r.returncode == 2
     h = run("--help").stdout
     assert "--proxy-listen" in h and "--proxy-from" in h and "--proxy-timeout" in h
+
+
+@pytest.mark.workers
+def test_several_workers(start_server, tmp_path, engine):
+    """Headers read and clients admitted by whichever worker accepted."""
+    srv = proxy_server(start_server, tmp_path, engine, "--workers", "3")
+    for round_ in range(4):
+        socks = []
+        for i in range(16):
+            s = srv.connect(srv.proxy_addr)
+            header = v1("TCP4", "192.0.2.%d" % (i + 1), "198.51.100.1", 1000 + round_, 7) \
+                if i % 2 else v2("192.0.2.%d" % (i + 1), "198.51.100.1", 1000 + round_, 7)
+            s.sendall(header + b"n%d.%d" % (round_, i))
+            socks.append(s)
+        for i, s in enumerate(socks):
+            want = b"n%d.%d" % (round_, i)
+            s.settimeout(10)
+            got = b""
+            while len(got) < len(want):
+                part = s.recv(64)
+                assert part
+                got += part
+            assert got == want
+        assert len(conns(srv)) == 16
+        for s in socks:
+            s.close()
+    wait_for(lambda: stats(srv.ctl)["connections_closed_total"] == 64, what="all closed")
+    assert stats(srv.ctl)["proxy_connections_total"] == 64
+
+
+def test_socket_activation_named_proxy(engine, tmp_path):
+    """A passed socket with FileDescriptorName=proxy is a proxy listener."""
+    import shutil
+    from conftest import free_port
+    activate = shutil.which("systemd-socket-activate")
+    if not activate:
+        pytest.skip("systemd-socket-activate not installed (package systemd)")
+    log = open(tmp_path / "log", "w+")
+    path = tmp_path / "ctl"
+    port = free_port()
+    p = subprocess.Popen([activate, "--fdname=proxy", "-l", "127.0.0.1:%d" % port, ECHOSRV,
+                          "--engine", engine, "--proxy-from", "127.0.0.1/32", "--ctl", str(path),
+                          "--drain-timeout", "3"], stdout=log, stderr=log)
+    try:
+        def connect():
+            assert p.poll() is None, open(tmp_path / "log").read()
+            try:
+                return socket.create_connection(("127.0.0.1", port), timeout=5)
+            except OSError:
+                return None
+        s = wait_for(connect, what="the activation socket")
+        s.sendall(v2("192.0.2.44", "198.51.100.1", 4444, 7) + b"activated")
+        s.settimeout(10)
+        assert s.recv(9) == b"activated"
+        wait_for(lambda: path.exists(), what="the control socket")
+        assert [c["peer"] for c in json.loads(ctl(path, "conns").stdout)["connections"]] == \
+            ["192.0.2.44:4444"]
+        s.close()
+    finally:
+        p.terminate()
+        p.wait(timeout=20)
+    # Without --proxy-from the socket named proxy is refused at start.
+    port = free_port()
+    p = subprocess.Popen([activate, "--fdname=proxy", "-l", "127.0.0.1:%d" % port, ECHOSRV,
+                          "--engine", engine], stdout=log, stderr=log)
+    try:
+        s = wait_for(connect, what="the activation socket")	# starts echosrv
+        assert p.wait(timeout=20) != 0
+        s.close()
+        assert "--proxy-from" in open(tmp_path / "log").read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
