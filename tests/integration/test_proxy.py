@@ -359,3 +359,24 @@ def test_socket_activation_named_proxy(engine, tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_counters_in_metrics(start_server, tmp_path, engine):
+    from ops_common import metric, metrics_url, scrape
+    srv = proxy_server(start_server, tmp_path, engine, "--metrics", "127.0.0.1:0")
+    ok = srv.connect(srv.proxy_addr)
+    ok.sendall(HEADERS["v2-ipv6"][0])
+    assert_echoes(ok, b"counted")
+    hc = srv.connect(srv.proxy_addr)
+    hc.sendall(v2_local())
+    assert_echoes(hc, b"check")
+    bad = srv.connect(srv.proxy_addr)
+    bad.sendall(b"nonsense\r\n")
+    assert closed_without_echo(bad)
+    wait_for(lambda: stats(srv.ctl)["rejected"]["proxy_bad"] == 1, what="the bad header counted")
+    text = scrape(metrics_url(srv))[2]
+    assert metric(text, "echosrv_proxy_connections_total") == 1
+    assert metric(text, "echosrv_proxy_health_checks_total") == 1
+    assert metric(text, 'echosrv_rejected_total{reason="proxy_bad"}') == 1
+    assert metric(text, 'echosrv_rejected_total{reason="proxy_untrusted"}') == 0
+    assert metric(text, 'echosrv_rejected_total{reason="proxy_timeout"}') == 0
