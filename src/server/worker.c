@@ -392,6 +392,8 @@ static void proxy_refuse(struct worker *w, int fd, const struct sockaddr *via,
 		worker_reject_close(fd);
 	else
 		close(fd);
+	if (w->accept_resume)
+		w->accept_resume = w->now;	/* a descriptor is free: try again */
 }
 
 /* The header is complete or refused: admit the client, or close. */
