@@ -4,6 +4,7 @@ under every engine.  The tests play the load balancer themselves: they
 connect from 127.0.0.1 (trusted with --proxy-from 127.0.0.0/8) and write
 the header a balancer would, for clients at documentation addresses."""
 import json
+import os
 import socket
 import struct
 import subprocess
@@ -262,7 +263,8 @@ def test_max_conns_counts_at_accept(start_server, tmp_path, engine):
     srv = proxy_server(start_server, tmp_path, engine, "--max-conns", "1")
     waiting = srv.connect(srv.proxy_addr)
     waiting.sendall(b"PROXY TCP4 ")
-    time.sleep(0.3)
+    # Let the server accept it first (nothing to wait on: it is not served yet).
+    time.sleep(0.3 * float(os.environ.get("ECHOSRV_TIMEOUT_SCALE", "1")))
     assert_rejected(connect_or_none(srv.addrs[0]))
     waiting.sendall(b"192.0.2.7 198.51.100.1 1 7\r\n")
     assert_echoes(waiting, b"admitted")
