@@ -145,7 +145,9 @@ def test_denied_client_refused_by_echosrv(farm):
         s.close()
     ok = client(h, "v1", SOURCES[0])
     assert exchange(ok, b"allowed") == b"allowed"
-    wait_for(lambda: sum(stats(s.ctl)["rejected"]["acl"] for s in inst) == 2,
+    # At least one refusal per client connection: haproxy may retry a
+    # connection echosrv reset right after the header on another instance.
+    wait_for(lambda: sum(stats(s.ctl)["rejected"]["acl"] for s in inst) >= 2,
              what="echosrv's ACL refusals")
     assert any("peer=%s:" % DENIED in s.stderr() and "reason=acl" in s.stderr() for s in inst)
 

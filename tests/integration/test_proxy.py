@@ -377,8 +377,8 @@ def test_counters_in_metrics(start_server, tmp_path, engine):
     assert closed_without_echo(bad)
     wait_for(lambda: stats(srv.ctl)["rejected"]["proxy_bad"] == 1, what="the bad header counted")
     text = scrape(metrics_url(srv))[2]
-    assert metric(text, "echosrv_proxy_connections_total") == 1
-    assert metric(text, "echosrv_proxy_health_checks_total") == 1
+    assert metric(text, 'echosrv_proxy_connections_total{worker="0"}') == 1
+    assert metric(text, 'echosrv_proxy_health_checks_total{worker="0"}') == 1
     assert metric(text, 'echosrv_rejected_total{reason="proxy_bad"}') == 1
     assert metric(text, 'echosrv_rejected_total{reason="proxy_untrusted"}') == 0
     assert metric(text, 'echosrv_rejected_total{reason="proxy_timeout"}') == 0
