@@ -7,7 +7,11 @@
  * cannot be multiplied that way; each worker then gets a dup() of the one
  * socket ("shared"), and whichever worker accepts a connection deals it
  * round-robin over the workers (handoff.h).  Either way a worker owns and
- * closes the descriptors in its own row. */
+ * closes the descriptors in its own row.
+ *
+ * A row has CONFIG_MAX_LISTEN slots (-1 where none serves), so that a reload
+ * can add and remove addresses without moving the others: engines arm
+ * accepts on the slots that hold a socket. */
 #ifndef ECHOSRV_LISTENER_H
 #define ECHOSRV_LISTENER_H
 
@@ -28,6 +32,11 @@ struct listeners {
 	 * header (server/preamble.h). */
 	bool proxy[CONFIG_MAX_LISTEN];
 	unsigned n_proxy;
+	/* Which slots serve, and the address each was asked for (a reload
+	 * keeps a slot whose address is still configured).  The main thread's
+	 * own view: a worker learns of a change through server.live. */
+	uint32_t used;
+	struct listen_addr asked[CONFIG_MAX_LISTEN];
 };
 
 /* Bind and listen on every configured address (or adopt systemd's sockets).
@@ -41,8 +50,20 @@ static inline int *listener_row(struct listeners *ls, unsigned worker)
 
 /* Was connection fd accepted on a proxy listener?  Tells by the address it
  * was accepted on (getsockname), so no engine has to say which listener
- * an accept came from; no system call when all or none are proxy ones. */
+ * an accept came from; no system call when there is no proxy listener.
+ * Which listeners are proxy ones is fixed at start: a reload may not
+ * change it (ops/reload.c refuses). */
 bool listeners_is_proxy(const struct listeners *ls, int fd);
+/* Bind want for every worker, into fds[worker * stride], its address into
+ * bound; for a reload, which hands the sockets to the workers.  0, or
+ * -errno with a message in err and nothing left open. */
+int listeners_bind(const struct listeners *ls, const struct config *cfg,
+		   const struct listen_addr *want, int *fds, unsigned stride,
+		   struct sockaddr_storage *bound, char *err, size_t errlen);
+
+/* --keepalive on a listening socket (accepted sockets inherit it); 0 turns
+ * it off.  0 or -errno. */
+int listener_set_keepalive(int fd, uint32_t secs);
 
 /* Close the descriptors of one worker's row (idempotent). */
 void listeners_close_row(struct listeners *ls, unsigned worker);
