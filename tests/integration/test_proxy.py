@@ -382,3 +382,40 @@ def test_counters_in_metrics(start_server, tmp_path, engine):
     assert metric(text, 'echosrv_rejected_total{reason="proxy_bad"}') == 1
     assert metric(text, 'echosrv_rejected_total{reason="proxy_untrusted"}') == 0
     assert metric(text, 'echosrv_rejected_total{reason="proxy_timeout"}') == 0
+
+
+def test_config_file_show_config_and_reload(start_server, tmp_path, engine):
+    """The three options in a --config file; `show config` writes them;
+    a reload changes --proxy-from and --proxy-timeout in place, and
+    refuses to change which listeners are proxy ones."""
+    conf, sock = tmp_path / "p.conf", tmp_path / "ctl"
+
+    def write(*lines):
+        conf.write_text("\n".join(lines) + "\n")
+    base = ["listen 127.0.0.1:0", "proxy-listen 127.0.0.1:0", "trace error,conn",
+            "drain-timeout 2"]
+    write(*base, "proxy-from 198.18.0.0/15", "proxy-timeout 5")
+    srv = start_server("--config", str(conf), "--ctl", str(sock), engine=engine,
+                       cli_defaults=False)
+    srv.ctl = sock
+    shown = ctl(sock, "show", "config").stdout.splitlines()
+    assert "proxy-listen 127.0.0.1:0" in shown and "listen 127.0.0.1:0" in shown
+    assert "proxy-from 198.18.0.0/15" in shown and "proxy-timeout 5" in shown
+    proxy_addr = srv.addrs[1]
+    s = connect_or_none(proxy_addr)	# 127.0.0.1 is not trusted yet
+    if s is not None:
+        assert closed_without_echo(s)
+    wait_for(lambda: stats(sock)["rejected"]["proxy_untrusted"] == 1, what="untrusted")
+    write(*base, "proxy-from 127.0.0.0/8", "proxy-timeout 1")
+    ctl(sock, "reload")
+    s = srv.connect(proxy_addr)
+    s.sendall(HEADERS["v1-ipv4"][0])
+    assert_echoes(s, b"trusted now")
+    slow = srv.connect(proxy_addr)
+    slow.sendall(b"PROXY ")
+    assert closed_without_echo(slow, timeout=20)	# the new, shorter timeout
+    wait_for(lambda: "reason=proxy-timeout" in srv.stderr(), what="the timeout")
+    write(*base, "proxy-listen 127.0.0.1:0", "proxy-from 127.0.0.0/8")
+    r = ctl(sock, "reload", check=False)
+    assert r.returncode != 0 and "--proxy-listen cannot change" in (r.stderr + r.stdout)
+    assert_echoes(s, b"still served")
