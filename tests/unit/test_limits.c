@@ -41,16 +41,19 @@ static void test_reserve_then_address(void **state)
 {
 	struct limits l;
 	struct ipaddr a = ip4(7);
+	bool counted;
 
 	assert_int_equal(limits_init(&l, 2, 1), 0);
-	assert_int_equal(limits_reserve(&l), ADMIT_OK);
-	assert_int_equal(limits_reserve(&l), ADMIT_OK);
-	assert_int_equal(limits_reserve(&l), ADMIT_MAX_CONNS);	/* both places held */
+	assert_int_equal(limits_reserve(&l, 2), ADMIT_OK);
+	assert_int_equal(limits_reserve(&l, 2), ADMIT_OK);
+	assert_int_equal(limits_reserve(&l, 2), ADMIT_MAX_CONNS);	/* both places held */
 	assert_int_equal(limits_take(&l, &a), ADMIT_MAX_CONNS);
-	assert_int_equal(limits_take_reserved(&l, &a), ADMIT_OK);
-	assert_int_equal(limits_take_reserved(&l, &a), ADMIT_PER_IP);	/* gives its place back */
+	assert_int_equal(limits_take_reserved(&l, &a, 1, &counted), ADMIT_OK);
+	assert_true(counted);
+	assert_int_equal(limits_take_reserved(&l, &a, 1, &counted), ADMIT_PER_IP);	/* gives its place back */
+	assert_false(counted);
 	assert_int_equal(atomic_load(&l.active), 1);
-	assert_int_equal(limits_reserve(&l), ADMIT_OK);
+	assert_int_equal(limits_reserve(&l, 2), ADMIT_OK);
 	limits_unreserve(&l);					/* left before its header */
 	limits_release(&l, &a);
 	assert_int_equal(atomic_load(&l.active), 0);
