@@ -32,6 +32,7 @@ enum engine_kind {
 struct listen_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
+	bool proxy;	/* --proxy-listen: connections begin with a PROXY header */
 };
 
 struct config {
@@ -59,9 +60,22 @@ struct config {
 	bool help;
 	bool version;
 	struct acl acl;
+	/* PROXY protocol (core/proxy.h): the balancers trusted to send a
+	 * header on a --proxy-listen listener, and how long one may take. */
+	struct cidr proxy_from[ACL_MAX_RULES];
+	unsigned n_proxy_from;
+	uint32_t proxy_timeout;	/* seconds */
 	uint64_t given;		/* options set by the command line (bit: table row) */
 	char *text;		/* the file's text the strings point into (owned) */
 };
+
+static inline bool config_has_proxy(const struct config *cfg)
+{
+	for (unsigned i = 0; i < cfg->n_listen; i++)
+		if (cfg->listen[i].proxy)
+			return true;
+	return false;
+}
 
 int config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
 

@@ -23,6 +23,8 @@ enum opt_type {
 	T_ENGINE,
 	T_TRACE,
 	T_ADDR,		/* one ADDR:PORT into a struct listen_addr */
+	T_PROXY_LISTEN,	/* repeatable ADDR:PORT, a PROXY protocol listener */
+	T_PROXY_FROM,	/* repeatable CIDR */
 };
 
 struct opt_def {

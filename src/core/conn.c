@@ -17,6 +17,9 @@ static const char *const reason_names[] = {
 	[CLOSE_LIMIT] = "limit",
 	[CLOSE_ACL] = "acl",
 	[CLOSE_DRAIN] = "drain",
+	[CLOSE_PROXY_BAD] = "proxy-bad",
+	[CLOSE_PROXY_UNTRUSTED] = "proxy-untrusted",
+	[CLOSE_PROXY_TIMEOUT] = "proxy-timeout",
 };
 
 const char *close_reason_name(enum close_reason r)

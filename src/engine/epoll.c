@@ -25,6 +25,7 @@
 #define EP_BATCH 256
 #define SCRATCH_MAX (256u << 10)
 #define TAG_WAKE UINT32_MAX
+#define TAG_PREAMBLE (UINT32_MAX - 1)	/* w->pre.epfd: PROXY headers */
 
 struct ep {
 	int epfd;
@@ -78,6 +79,8 @@ static int ep_init(struct worker *w)
 	if (!e->scratch || e->epfd < 0)
 		return e->scratch ? ERR() : -ENOMEM;
 	if ((r = ep_ctl(e, EPOLL_CTL_ADD, w->wake_fd, EPOLLIN, TAG_WAKE)))
+		return r;
+	if (w->pre.epfd >= 0 && (r = ep_ctl(e, EPOLL_CTL_ADD, w->pre.epfd, EPOLLIN, TAG_PREAMBLE)))
 		return r;
 	ep_set_accepting(w, true);
 	return 0;
@@ -205,6 +208,8 @@ static void dispatch(struct worker *w, const struct epoll_event *ev)
 		uint32_t idx = (uint32_t)tag;
 		if (idx == TAG_WAKE)
 			on_wake(w);
+		else if (idx == TAG_PREAMBLE)
+			worker_preamble_ready(w);
 		else if (!w->draining && !w->accept_resume)
 			worker_accept_batch(w, listener_row(&w->srv->ls, w->id)[idx]);
 		return;

@@ -175,6 +175,15 @@ static int plan_listeners(struct server *srv, struct live *nl, struct plan *p, c
 		for (a = 0; a < CONFIG_MAX_LISTEN; a++)
 			if ((ls->used & ~p->keep & (1u << a)) && same_addr(&ls->asked[a], want))
 				break;
+		/* Which listeners read PROXY headers is fixed at start (the
+		 * workers' sets exist only then; listener.h). */
+		if ((a < CONFIG_MAX_LISTEN && ls->proxy[a] != want->proxy) ||
+		    (a == CONFIG_MAX_LISTEN && want->proxy)) {
+			snprintf(err, errlen, "--proxy-listen cannot change in a reload; restart "
+				 "echosrv for that");
+			close_added(nl, nw);
+			return -EINVAL;
+		}
 		if (a < CONFIG_MAX_LISTEN) {
 			p->keep |= 1u << a;
 			continue;

@@ -107,20 +107,20 @@ void report_stats_json(struct server *srv, struct sbuf *out)
 
 /* --- connections ----------------------------------------------------------- */
 
-static void peer_text(const struct conn *c, char *buf, size_t len)
+static void peer_text(const struct ipaddr *ip, uint16_t port, char *buf, size_t len)
 {
 	struct sockaddr_storage ss = { 0 };
 
-	if (c->peer.family == AF_INET) {
+	if (ip->family == AF_INET) {
 		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
 		a->sin_family = AF_INET;
-		a->sin_port = htons(c->port);
-		memcpy(&a->sin_addr, c->peer.bytes, 4);
+		a->sin_port = htons(port);
+		memcpy(&a->sin_addr, ip->bytes, 4);
 	} else {
 		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
 		a->sin6_family = AF_INET6;
-		a->sin6_port = htons(c->port);
-		memcpy(&a->sin6_addr, c->peer.bytes, 16);
+		a->sin6_port = htons(port);
+		memcpy(&a->sin6_addr, ip->bytes, 16);
 	}
 	addr_format((struct sockaddr *)&ss, buf, len);
 }
@@ -139,18 +139,23 @@ struct listing {
 static void list_one(struct conn *c, void *arg)
 {
 	struct listing *l = arg;
-	char peer[ADDR_TEXT_MAX];
+	char peer[ADDR_TEXT_MAX], via[ADDR_TEXT_MAX + 12] = "";
 	uint64_t age = l->w->now - c->started;
 
 	if (l->total++ >= REPORT_CONNS_MAX)
 		return;
 	l->listed++;
-	peer_text(c, peer, sizeof(peer));
+	peer_text(&c->peer, c->port, peer, sizeof(peer));
+	if (c->via.family) {	/* came through a PROXY header: the balancer */
+		memcpy(via, "\"via\": \"", 8);
+		peer_text(&c->via, c->via_port, via + 8, ADDR_TEXT_MAX);
+		strcat(via, "\", ");
+	}
 	sbuf_printf(&l->out,
-		    "%s\n    {\"id\": \"%llx\", \"worker\": %u, \"peer\": \"%s\", \"state\": \"%s\", "
+		    "%s\n    {\"id\": \"%llx\", \"worker\": %u, \"peer\": \"%s\", %s\"state\": \"%s\", "
 		    "\"age_seconds\": %llu.%03llu, \"bytes_received\": %llu, \"bytes_sent\": %llu, "
 		    "\"held_max_bytes\": %u}",
-		    l->out.len ? "," : "", (unsigned long long)conn_id(c), l->w->id, peer,
+		    l->out.len ? "," : "", (unsigned long long)conn_id(c), l->w->id, peer, via,
 		    state_names[c->state], (unsigned long long)(age / NSEC_PER_SEC),
 		    (unsigned long long)(age % NSEC_PER_SEC / NSEC_PER_MSEC),
 		    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out, c->held_max);

@@ -33,7 +33,8 @@ def test_stats_counts_the_echo_path(start_server, engine, tmp_path):
     assert j["workers"] == 1 and len(j["per_worker"]) == 1
     assert j["connections_total"] == 4 and j["connections_active"] == 1
     assert j["bytes_received_total"] == 300001 == j["bytes_sent_total"]
-    assert j["rejected"] == {"max_conns": 0, "max_conns_per_ip": 0, "acl": 0}
+    assert j["rejected"] == {"max_conns": 0, "max_conns_per_ip": 0, "acl": 0, "proxy_bad": 0,
+                             "proxy_untrusted": 0, "proxy_timeout": 0}
     assert j["uptime_seconds"] >= 0 and j["phase"] == "running"
     for key in ("idle_closes_total", "errors_total", "resets_total"):
         assert key in j and key in j["per_worker"][0]
