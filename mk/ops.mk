@@ -6,7 +6,7 @@ LDLIBS += -lsystemd -lmicrohttpd
 all: $(O)/echosrvctl
 integration: $(O)/echosrvctl
 
-$(O)/echosrvctl: $(O)/tools/echosrvctl.o
+$(O)/echosrvctl: $(O)/tools/echosrvctl.o $(O)/tools/ctl_table.o
 	$(CC) $(LDFLAGS) -o $@ $^
 
 # Everything lands under $(DESTDIR)$(PREFIX).  The units name the binary

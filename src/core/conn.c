@@ -17,6 +17,7 @@ static const char *const reason_names[] = {
 	[CLOSE_LIMIT] = "limit",
 	[CLOSE_ACL] = "acl",
 	[CLOSE_DRAIN] = "drain",
+	[CLOSE_ADMIN] = "admin",
 };
 
 const char *close_reason_name(enum close_reason r)

@@ -35,6 +35,7 @@ enum close_reason {
 	CLOSE_LIMIT,	/* rejected: --max-conns or --max-conns-per-ip */
 	CLOSE_ACL,	/* rejected: --allow/--deny */
 	CLOSE_DRAIN,	/* cut at the end of the drain timeout */
+	CLOSE_ADMIN,	/* closed by the operator: echosrvctl kill */
 };
 
 const char *close_reason_name(enum close_reason r);

@@ -30,6 +30,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ops/kill.h"
 #include "ops/report.h"
 #include "core/sbuf.h"
 #include "server/server.h"
@@ -168,6 +169,23 @@ static void conns_json(struct sbuf *out)
 		out->failed = true;
 }
 
+static char *kill_answer(const struct ctl_req *req, size_t *len)
+{
+	char line[CTL_REQ_MAX], why[160];
+	unsigned by;
+
+	if (kill_conn(ctl.srv, req->conn, req->worker, &by, why, sizeof(why)))
+		snprintf(line, sizeof(line), "error %s\n", why);
+	else {
+		snprintf(line, sizeof(line), "ok\nclosed connection %llx on worker %u\n",
+			 (unsigned long long)req->conn, by);
+		log_notice("connection %llx on worker %u closed (control socket: kill)",
+			   (unsigned long long)req->conn, by);
+	}
+	ctl.conns_at = 0;	/* the next `conns` walks again: it is gone */
+	return dup_text(line, len);
+}
+
 /* Build the reply for one parsed request ("ok\n" + body, or an error). */
 static char *answer(struct client *c, const struct ctl_req *req, size_t *len)
 {
@@ -175,6 +193,8 @@ static char *answer(struct client *c, const struct ctl_req *req, size_t *len)
 	char flags[64];
 	int phase = server_phase(ctl.srv);
 
+	if (req->cmd == CTL_KILL)
+		return kill_answer(req, len);
 	sbuf_printf(&b, "ok\n");
 	switch (req->cmd) {
 	case CTL_STATS:
@@ -204,6 +224,8 @@ static char *answer(struct client *c, const struct ctl_req *req, size_t *len)
 		sbuf_printf(&b, "stopping\n");
 		c->action = SERVER_REQ_STOP;
 		break;
+	case CTL_KILL:
+		break;	/* kill_answer() */
 	}
 	char *s = sbuf_take(&b, len);
 	return s ? s : dup_text("error reply too large or out of memory\n", len);
