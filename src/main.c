@@ -171,7 +171,7 @@ static void begin_drain(const char *why)
 	if (server_phase(&srv) != PHASE_RUNNING)
 		return;
 	log_notice("%s: draining for up to %us", why, srv.cfg.drain_timeout);
-	service_stopping();
+	service_stopping(srv.cfg.drain_timeout);
 	stop_workers(PHASE_DRAINING);
 }
 
@@ -181,7 +181,7 @@ static void take_requests(void)
 
 	if (req & SERVER_REQ_STOP) {
 		log_notice("stop requested on the control socket: closing all connections now");
-		service_stopping();
+		service_stopping(0);
 		stop_workers(PHASE_STOPPING);
 	} else if (req & SERVER_REQ_DRAIN) {
 		begin_drain("drain requested on the control socket");
@@ -198,7 +198,7 @@ static void take_failure(void)
 		return;
 	log_notice("worker %u failed: closing every connection and exiting",
 		   (unsigned)(f >> 32) - 1);
-	service_stopping();
+	service_stopping(0);
 	stop_workers(PHASE_STOPPING);
 }
 

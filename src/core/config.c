@@ -34,6 +34,7 @@ enum opt_type {
 	T_ENGINE,
 	T_TRACE,
 	T_ADDR,		/* one ADDR:PORT into a struct listen_addr */
+	T_MODE,		/* octal permissions of a socket: 0600, 0660 or 0666 */
 };
 
 struct opt_def {
@@ -92,8 +93,14 @@ static const struct opt_def opts[] = {
 	{ "trace-file", 0, T_STRING, "PATH", "trace to PATH instead of stderr (SIGHUP reopens)",
 	  NULL, 0, 0, F(trace_file) },
 	{ "ctl", 0, T_STRING, "PATH",
-	  "control socket for echosrvctl (created mode 0600; a stale one is replaced)",
+	  "control socket for echosrvctl (mode as --ctl-mode; a stale one is replaced)",
 	  NULL, 0, 0, F(ctl_path) },
+	{ "ctl-mode", 0, T_MODE, "MODE",
+	  "permissions of the control socket: 0600 (owner), 0660 (and its group), 0666",
+	  "0600", 0, 0, F(ctl_mode) },
+	{ "ctl-group", 0, T_STRING, "GROUP",
+	  "group of the control socket (name or number; echosrv must be a member)",
+	  NULL, 0, 0, F(ctl_group) },
 	{ "metrics", 0, T_ADDR, "ADDR:PORT",
 	  "serve Prometheus metrics at http://ADDR:PORT/metrics", NULL, 0, 0, F(metrics) },
 	{ "busy-poll", 0, T_FLAG, NULL,
@@ -253,6 +260,16 @@ static int apply(const struct opt_def *o, const char *arg, struct config *cfg,
 			snprintf(err, errlen, "--%s: %s", o->name, why);
 			return -EINVAL;
 		}
+		return 0;
+	}
+	case T_MODE: {
+		char *end;
+		unsigned long m = strtoul(arg, &end, 8);
+		if (*arg < '0' || *arg > '7' || *end || (m != 0600 && m != 0660 && m != 0666)) {
+			snprintf(err, errlen, "--%s: '%s' is not 0600, 0660 or 0666", o->name, arg);
+			return -EINVAL;
+		}
+		*(uint32_t *)field = (uint32_t)m;
 		return 0;
 	}
 	case T_TRACE:

@@ -3,6 +3,8 @@
 #include "core/preflight.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -59,9 +61,26 @@ static int can_create(const char *opt, const char *path, bool existing_ok, char 
 	return 0;
 }
 
+int ctl_group_id(const char *name, gid_t *gid)
+{
+	char buf[4096], *end;
+	struct group g, *res = NULL;
+	unsigned long n = strtoul(name, &end, 10);
+
+	if (*name >= '0' && *name <= '9' && !*end && n < (gid_t)-1) {
+		*gid = (gid_t)n;
+		return 0;
+	}
+	if (getgrnam_r(name, &g, buf, sizeof(buf), &res) || !res)
+		return -ENOENT;
+	*gid = res->gr_gid;
+	return 0;
+}
+
 int preflight_check(const struct config *cfg, char *err, size_t errlen)
 {
 	size_t sun_max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+	gid_t gid;
 	int r;
 
 	if (cfg->ctl_path && strlen(cfg->ctl_path) > sun_max) {
@@ -72,6 +91,10 @@ int preflight_check(const struct config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->ctl_path && (r = can_create("ctl", cfg->ctl_path, false, err, errlen)))
 		return r;
+	if (cfg->ctl_group && ctl_group_id(cfg->ctl_group, &gid)) {
+		snprintf(err, errlen, "--ctl-group %s: no such group", cfg->ctl_group);
+		return -ENOENT;
+	}
 	if (cfg->port_file && (r = can_create("port-file", cfg->port_file, false, err, errlen)))
 		return r;
 	if (cfg->trace_file && (r = can_create("trace-file", cfg->trace_file, true, err, errlen)))

@@ -14,8 +14,12 @@
 #define ECHOSRV_PREFLIGHT_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "core/config.h"
+
+/* --ctl-group: a group name or number as a gid; 0 or -ENOENT. */
+int ctl_group_id(const char *name, gid_t *gid);
 
 /* 0, or -errno with "--OPTION PATH: what is wrong" in err. */
 int preflight_check(const struct config *cfg, char *err, size_t errlen);

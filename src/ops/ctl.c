@@ -30,6 +30,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/preflight.h"
 #include "ops/kill.h"
 #include "ops/report.h"
 #include "core/sbuf.h"
@@ -110,7 +111,7 @@ static int bind_ctl(int fd, const struct sockaddr_un *addr, char *err, size_t er
 	for (int tries = 0; tries < 2; tries++) {
 		/* umask, not chmod after bind: no moment exists in which the
 		 * socket is open to others.  Workers have not started yet. */
-		mode_t old = umask(0177);
+		mode_t old = umask(0777 & ~(ctl.srv->cfg.ctl_mode ? ctl.srv->cfg.ctl_mode : 0600));
 		int r = bind(fd, (const struct sockaddr *)addr, sizeof(*addr)) ? ERR() : 0;
 		umask(old);
 		if (r != -EADDRINUSE) {
@@ -489,6 +490,29 @@ static void *ctl_main(void *arg)
 
 /* --- start and stop ----------------------------------------------------------- */
 
+/* --ctl-group: the socket's group, for a monitoring group to reach it
+ * with --ctl-mode 0660.  The socket exists for a moment with our own
+ * group first, which is no wider than what was asked. */
+static int set_group(char *err, size_t errlen)
+{
+	const char *name = ctl.srv->cfg.ctl_group;
+	gid_t gid;
+
+	if (!name)
+		return 0;
+	if (ctl_group_id(name, &gid)) {
+		snprintf(err, errlen, "--ctl-group %s: no such group", name);
+		return -ENOENT;
+	}
+	if (lchown(ctl.path, (uid_t)-1, gid)) {
+		int r = ERR();
+		snprintf(err, errlen, "--ctl-group %s: cannot give %s to it: %s%s", name, ctl.path,
+			 strerror(-r), r == -EPERM ? " (echosrv must be a member of the group)" : "");
+		return r;
+	}
+	return 0;
+}
+
 int ctl_start(struct server *srv, const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -513,14 +537,17 @@ int ctl_start(struct server *srv, const char *path, char *err, size_t errlen)
 	if ((r = bind_ctl(ctl.fd, &addr, err, errlen)))
 		goto fail;
 	strcpy(ctl.path, path);
+	if ((r = set_group(err, errlen)))
+		goto fail_unlink;
 	r = listen(ctl.fd, CTL_CLIENTS) ? ERR() : -pthread_create(&ctl.thread, NULL, ctl_main, NULL);
 	if (r) {
 		snprintf(err, errlen, "--ctl %s: %s", path, strerror(-r));
-		unlink(ctl.path);
-		goto fail;
+		goto fail_unlink;
 	}
 	ctl.running = true;
 	return 0;
+fail_unlink:
+	unlink(ctl.path);
 fail:
 	if (ctl.fd >= 0)
 		close(ctl.fd);

@@ -4,11 +4,14 @@ anything is sent, options may follow the command, errors name the command
 once, stats and conns are tables unless --json, and `kill ID` closes one
 connection (reason admin) through the worker that owns it."""
 import json
+import os
+import stat
 import subprocess
+import tempfile
 
 import pytest
 
-from conftest import assert_echoes, echo_roundtrip, wait_for
+from conftest import ECHOSRV, assert_echoes, echo_roundtrip, wait_for
 from ops_common import ECHOSRVCTL, ctl
 
 
@@ -147,3 +150,44 @@ def test_kill_on_many_workers(start_server, engine, tmp_path):
     for s in socks:
         assert_echoes(s, b"alive")
         s.close()
+
+
+def _as(uid, gid):
+    def pre():
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+    return pre
+
+
+def test_ctl_mode_and_group_let_a_monitoring_group_in(start_server):
+    top = tempfile.mkdtemp(prefix="echosrv-ctl-")
+    try:
+        os.chmod(top, 0o755)
+        plain, shared = os.path.join(top, "plain"), os.path.join(top, "shared")
+        start_server("--ctl", plain)
+        start_server("--ctl", shared, "--ctl-mode", "0660", "--ctl-group", "65534")
+        st = os.stat(plain)
+        assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_gid == 0
+        st = os.stat(shared)
+        assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == 65534
+        member = subprocess.run([ECHOSRVCTL, "--ctl", shared, "stats"], capture_output=True,
+                                text=True, timeout=20, preexec_fn=_as(4321, 65534))
+        assert member.returncode == 0 and member.stdout.startswith("echosrv "), member.stderr
+        for path in (plain, shared):
+            other = subprocess.run([ECHOSRVCTL, "--ctl", path, "stats"], capture_output=True,
+                                   text=True, timeout=20, preexec_fn=_as(4321, 4321))
+            assert other.returncode == 1 and "Permission denied" in other.stderr, other.stderr
+    finally:
+        for f in os.listdir(top):
+            os.unlink(os.path.join(top, f))
+        os.rmdir(top)
+
+
+def test_ctl_group_refusals(tmp_path):
+    r = subprocess.run([ECHOSRV, "--ctl", str(tmp_path / "c"), "--ctl-group", "no-such-group",
+                        "--check"], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 2 and r.stderr == "echosrv: --ctl-group no-such-group: no such group\n"
+    r = subprocess.run([ECHOSRV, "--ctl-mode", "0644", "--check"], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 2 and "--ctl-mode: '0644' is not 0600, 0660 or 0666" in r.stderr

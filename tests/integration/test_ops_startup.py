@@ -6,6 +6,7 @@ below 1024, sockmap capabilities, the metrics address); -V tells what this
 build can do here."""
 import os
 import re
+import signal
 import socket
 import stat
 import subprocess
@@ -14,7 +15,7 @@ import tempfile
 import pytest
 
 from conftest import BUILD, ECHOSRV, available_engines, connect_or_none, wait_for
-from ops_common import scrape
+from ops_common import NotifySocket, scrape
 
 NOBODY = 65534
 
@@ -254,3 +255,16 @@ def test_version_says_what_runs_here():
         assert can[e] == "yes", (e, lines)
     assert re.search(r"^liburing [0-9][0-9.]*, libbpf [0-9v][0-9.]*$", r.stdout, re.M), r.stdout
     assert re.search(r"^libmicrohttpd [0-9][0-9.]*$", r.stdout, re.M), r.stdout
+
+
+def test_stop_timeout_follows_the_drain_timeout(start_server, tmp_path):
+    """STOPPING=1 comes with EXTEND_TIMEOUT_USEC for the drain plus 5 s, so
+    a unit's TimeoutStopSec shorter than --drain-timeout cannot cut it."""
+    ns = NotifySocket(tmp_path)
+    srv = start_server("--drain-timeout", "7", env=dict(os.environ, NOTIFY_SOCKET=ns.path))
+    ns.wait_for(lambda m: "READY=1" in m, "READY=1")
+    srv.signal(signal.SIGTERM)
+    ns.wait_for(lambda m: "STOPPING=1" in m and "EXTEND_TIMEOUT_USEC=12000000" in m,
+                "STOPPING=1 with EXTEND_TIMEOUT_USEC")
+    assert srv.wait() == 0
+    ns.close()
