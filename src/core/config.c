@@ -93,7 +93,7 @@ static const struct opt_def opts[] = {
 	{ "trace-file", 0, T_STRING, "PATH", "trace to PATH instead of stderr (SIGHUP reopens)",
 	  NULL, 0, 0, F(trace_file) },
 	{ "ctl", 0, T_STRING, "PATH",
-	  "control socket for echosrvctl (mode as --ctl-mode; a stale one is replaced)",
+	  "control socket for echosrvctl (a stale one is replaced)",
 	  NULL, 0, 0, F(ctl_path) },
 	{ "ctl-mode", 0, T_MODE, "MODE",
 	  "permissions of the control socket: 0600 (owner), 0660 (and its group), 0666",
