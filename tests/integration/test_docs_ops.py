@@ -78,3 +78,24 @@ def test_stop_with_the_socket_unit_is_documented():
     assert "With `echosrv.socket` enabled, `systemctl stop echosrv` drains" in ops
     man = _words(_read("man", "echosrv.8"))
     assert "starts it again at the next connection" in man
+
+
+def _unit(name):
+    return _read("dist", "systemd", name)
+
+
+def test_units_carry_the_operator_choices():
+    for name in ("echosrv.service", "echosrv@.service"):
+        u = _unit(name)
+        assert "\nRestartSec=5s\n" in u and "\nRestart=on-failure\n" in u, name
+        assert "\nAfter=network-online.target\n" in u and "\nWants=network-online.target\n" in u
+        assert "\nTimeoutStopSec=" in u and "EXTEND_TIMEOUT_USEC" in u, name
+        assert "--ctl-mode 0660" in u and "ExecReload=/bin/kill -HUP $MAINPID" in u, name
+        assert "CAP_BPF, CAP_NET_ADMIN and\n# CAP_PERFMON" in u, name
+    assert "--config /etc/echosrv/echosrv.conf --ctl /run/echosrv/ctl" in _unit("echosrv.service")
+    t = _unit("echosrv@.service")
+    assert "--config /etc/echosrv/%i.conf --ctl /run/echosrv-%i/ctl" in t
+    assert "\nRuntimeDirectory=echosrv-%i\n" in t and "\nUser=echosrv-%i\n" in t
+    # The example configuration sets nothing: every line a comment.
+    conf = _read("dist", "echosrv.conf")
+    assert all(not l.strip() or l.startswith("#") for l in conf.splitlines())
