@@ -300,6 +300,7 @@ static int run(void)
 			strerror(-r));
 		return abort_start();
 	}
+	atomic_store(&srv.serving, true);	/* /readyz: ready */
 	service_ready(&srv);
 	signal_loop(&set);
 	cleanup();
@@ -315,7 +316,8 @@ static int run(void)
 
 int main(int argc, char **argv)
 {
-	char why[256], note[512];
+	static char note[512];	/* kept: the metrics show it (engine_fallback) */
+	char why[256];
 	int r;
 
 	raise_nofile();
@@ -355,7 +357,9 @@ int main(int argc, char **argv)
 		log_fatal("cannot start the log writer: %s", strerror(-r));
 		return EXIT_RUNTIME;
 	}
-	if (note[0])
+	if (note[0]) {
 		log_notice("%s", note);
+		srv.engine_fallback = note;
+	}
 	return run();
 }
