@@ -12,7 +12,7 @@ import tempfile
 import pytest
 
 from conftest import ECHOSRV, assert_echoes, echo_roundtrip, wait_for
-from ops_common import ECHOSRVCTL, ctl
+from ops_common import ECHOSRVCTL, ctl, metric, metrics_url, scrape
 
 
 def run(*args, env=None):
@@ -97,7 +97,8 @@ def _closed(sock):
 
 def test_kill_closes_one_connection(start_server, engine, tmp_path):
     path = tmp_path / "ctl"
-    srv = start_server("--ctl", str(path), "--trace", "error,conn", engine=engine)
+    srv = start_server("--ctl", str(path), "--trace", "error,conn", "--metrics", "127.0.0.1:0",
+                       engine=engine)
     victim, other = srv.connect(), srv.connect()
     assert_echoes(victim)
     assert_echoes(other)
@@ -116,6 +117,9 @@ def test_kill_closes_one_connection(start_server, engine, tmp_path):
     r = ctl(path, "kill", "xyz", check=False)
     assert r.returncode == 1 and "hex id" in r.stderr
     assert _conn_id(path, other)["state"] == "open"
+    # Counted as a close by the operator.
+    url = metrics_url(srv)
+    assert metric(scrape(url)[2], 'echosrv_closes_total{reason="admin"}') == 1
     other.close()
 
 
