@@ -32,6 +32,7 @@
 
 #include "core/preflight.h"
 #include "ops/kill.h"
+#include "ops/reload.h"
 #include "ops/report.h"
 #include "core/sbuf.h"
 #include "server/server.h"
@@ -218,7 +219,7 @@ static char *answer(struct client *c, const struct ctl_req *req, size_t *len)
 			sbuf_printf(&b, "already %s\n", phase == PHASE_DRAINING ? "draining" : "stopping");
 			break;
 		}
-		sbuf_printf(&b, "draining for up to %us\n", ctl.srv->cfg.drain_timeout);
+		sbuf_printf(&b, "draining for up to %us\n", reload_drain_timeout(ctl.srv));
 		c->action = SERVER_REQ_DRAIN;
 		break;
 	case CTL_STOP:
@@ -227,6 +228,12 @@ static char *answer(struct client *c, const struct ctl_req *req, size_t *len)
 		break;
 	case CTL_KILL:
 		break;	/* kill_answer() */
+	case CTL_SHOW_CONFIG:
+		reload_show(ctl.srv, &b);
+		break;
+	case CTL_RELOAD:
+		sbuf_printf(&b, "reloaded\n");	/* handle_request() ran it */
+		break;
 	}
 	char *s = sbuf_take(&b, len);
 	return s ? s : dup_text("error reply too large or out of memory\n", len);
@@ -249,6 +256,23 @@ static void error_reply(struct client *c, const char *why)
 	set_reply(c, text, len);
 }
 
+/* Reload in this thread: the reply is its outcome, and the other clients
+ * wait at most the reload's bounded wait for the workers.  True when the
+ * reply (an error) is set. */
+static bool reload_now(struct client *c)
+{
+	char why[CTL_REQ_MAX - 16];
+
+	if (!ctl.srv->cfg.config_file) {
+		error_reply(c, "echosrv was started without --config: nothing to reload");
+		return true;
+	}
+	if (!reload_run(ctl.srv, why, sizeof(why)))
+		return false;
+	error_reply(c, why);
+	return true;
+}
+
 /* A whole line (or too much without one) has arrived. */
 static void handle_request(struct client *c, size_t line_len)
 {
@@ -262,6 +286,8 @@ static void handle_request(struct client *c, size_t line_len)
 		return;
 	}
 	TRACE(TR_INFO, "control: request %.*s", (int)MIN(line_len, 64), c->req);
+	if (req.cmd == CTL_RELOAD && reload_now(c))
+		return;
 	char *text = answer(c, &req, &len);
 	set_reply(c, text, len);
 }

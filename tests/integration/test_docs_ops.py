@@ -98,3 +98,15 @@ def test_units_carry_the_operator_choices():
     # The example configuration sets nothing: every line a comment.
     conf = _read("dist", "echosrv.conf")
     assert all(not l.strip() or l.startswith("#") for l in conf.splitlines())
+
+
+def test_example_configuration_lines_are_valid(tmp_path):
+    """Each commented-out setting of the example, switched on, passes --check."""
+    lines = [l[1:] for l in _read("dist", "echosrv.conf").splitlines()
+             if re.match(r"#[a-z][a-z-]+ \S", l)]
+    assert len(lines) >= 10
+    conf = tmp_path / "all.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    r = subprocess.run([os.path.join(BUILD, "echosrv"), "--config", str(conf), "--check"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
