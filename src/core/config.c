@@ -79,8 +79,14 @@ static const struct opt_def opts[] = {
 	{ "trace-file", 0, T_STRING, "PATH", "trace to PATH instead of stderr (SIGHUP reopens)",
 	  NULL, 0, 0, F(trace_file) },
 	{ "ctl", 0, T_STRING, "PATH",
-	  "control socket for echosrvctl (created mode 0600; a stale one is replaced)",
+	  "control socket for echosrvctl (a stale one is replaced)",
 	  NULL, 0, 0, F(ctl_path) },
+	{ "ctl-mode", 0, T_MODE, "MODE",
+	  "permissions of the control socket: 0600 (owner), 0660 (and its group), 0666",
+	  "0600", 0, 0, F(ctl_mode) },
+	{ "ctl-group", 0, T_STRING, "GROUP",
+	  "group of the control socket (name or number; echosrv must be a member)",
+	  NULL, 0, 0, F(ctl_group) },
 	{ "metrics", 0, T_ADDR, "ADDR:PORT",
 	  "serve Prometheus metrics at http://ADDR:PORT/metrics", NULL, 0, 0, F(metrics) },
 	{ "busy-poll", 0, T_FLAG, NULL,
@@ -246,6 +252,16 @@ static int apply(const struct opt_def *o, const char *arg, struct config *cfg,
 			snprintf(err, errlen, "--%s: %s", o->name, why);
 			return -EINVAL;
 		}
+		return 0;
+	}
+	case T_MODE: {
+		char *end;
+		unsigned long m = strtoul(arg, &end, 8);
+		if (*arg < '0' || *arg > '7' || *end || (m != 0600 && m != 0660 && m != 0666)) {
+			snprintf(err, errlen, "--%s: '%s' is not 0600, 0660 or 0666", o->name, arg);
+			return -EINVAL;
+		}
+		*(uint32_t *)field = (uint32_t)m;
 		return 0;
 	}
 	case T_TRACE:

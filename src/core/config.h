@@ -54,6 +54,8 @@ struct config {
 	uint32_t trace;
 	const char *trace_file;
 	const char *ctl_path;		/* control socket; NULL = none */
+	uint32_t ctl_mode;		/* its permissions (0600, 0660 or 0666) */
+	const char *ctl_group;		/* its group (name or number); NULL = ours */
 	struct listen_addr metrics;	/* len 0: no metrics endpoint */
 	bool busy_poll;
 	bool check;

@@ -365,6 +365,9 @@ static void write_opt(struct sbuf *out, const struct config *cfg, const struct o
 	case T_TRACE:
 		sbuf_printf(out, "%s 0x%x\n", o->name, *(const uint32_t *)field);
 		break;
+	case T_MODE:
+		sbuf_printf(out, "%s 0%o\n", o->name, *(const uint32_t *)field);
+		break;
 	default:
 		write_number(out, o, *(const uint32_t *)field);
 		break;

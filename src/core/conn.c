@@ -20,6 +20,7 @@ static const char *const reason_names[] = {
 	[CLOSE_PROXY_BAD] = "proxy-bad",
 	[CLOSE_PROXY_UNTRUSTED] = "proxy-untrusted",
 	[CLOSE_PROXY_TIMEOUT] = "proxy-timeout",
+	[CLOSE_ADMIN] = "admin",
 };
 
 const char *close_reason_name(enum close_reason r)

@@ -38,6 +38,7 @@ enum close_reason {
 	CLOSE_PROXY_BAD,	/* PROXY header malformed, or the peer left before it */
 	CLOSE_PROXY_UNTRUSTED,	/* PROXY listener, peer not in --proxy-from */
 	CLOSE_PROXY_TIMEOUT,	/* PROXY header not complete in --proxy-timeout */
+	CLOSE_ADMIN,	/* closed by the operator: echosrvctl kill */
 };
 
 const char *close_reason_name(enum close_reason r);

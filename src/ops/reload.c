@@ -115,6 +115,10 @@ static void keep_restart_only(struct server *srv, const struct config *cur, stru
 	KEEP(!!nc->ctl_path != !!st->ctl_path ||
 	     (nc->ctl_path && strcmp(nc->ctl_path, st->ctl_path)), "ctl", (void)0);
 	nc->ctl_path = st->ctl_path;
+	KEEP(nc->ctl_mode != st->ctl_mode, "ctl-mode", nc->ctl_mode = st->ctl_mode);
+	KEEP(!!nc->ctl_group != !!st->ctl_group ||
+	     (nc->ctl_group && strcmp(nc->ctl_group, st->ctl_group)), "ctl-group", (void)0);
+	nc->ctl_group = st->ctl_group;
 	KEEP(!!nc->port_file != !!st->port_file ||
 	     (nc->port_file && strcmp(nc->port_file, st->port_file)), "port-file", (void)0);
 	nc->port_file = st->port_file;

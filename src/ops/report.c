@@ -162,7 +162,7 @@ static void list_one(struct conn *c, void *arg)
 }
 
 /* The question put to each worker's mailbox (runs in its thread). */
-static char *list_conns(struct worker *w, uint32_t *listed, uint32_t *total)
+static char *list_conns(struct worker *w, uint64_t arg, uint32_t *listed, uint32_t *total)
 {
 	struct listing l = { .w = w, .out = { .max = 4u << 20 } };
 	char *reply;
@@ -170,7 +170,7 @@ static char *list_conns(struct worker *w, uint32_t *listed, uint32_t *total)
 	conn_table_each(&w->conns, list_one, &l);
 	reply = sbuf_take(&l.out, NULL);
 	sbuf_free(&l.out);
-	*listed = l.listed;
+	*listed = reply ? l.listed : 0;	/* out of memory: nothing listed */
 	*total = l.total;
 	return reply;
 }
@@ -190,7 +190,7 @@ void report_conns_json(struct server *srv, struct sbuf *out)
 		deadline.tv_nsec -= 1000000000L;
 	}
 	for (unsigned i = 0; i < srv->n_workers; i++) {
-		worker_query_ask(&srv->workers[i].query, list_conns);
+		worker_query_ask(&srv->workers[i].query, list_conns, 0);
 		worker_wake(&srv->workers[i]);
 	}
 	sbuf_printf(out, "{\n  \"connections\": [");

@@ -165,7 +165,7 @@ static void reject_log_flush(struct worker *w)
 	uint32_t total = reject_log_pending(l);
 
 	if (total)
-		TRACE(TR_ERROR,
+		TRACE_AS(TR_ERROR, 4, "WARNING",
 		      "worker %u: %u more connections rejected (max-conns %u, max-conns-per-ip %u, acl %u)",
 		      w->id, total, l->suppressed[ADMIT_MAX_CONNS], l->suppressed[ADMIT_PER_IP],
 		      l->suppressed[ADMIT_ACL]);
@@ -191,7 +191,12 @@ static void reject(struct worker *w, enum admit why, const struct ipaddr *ip, ui
 		return;
 	}
 	reject_log_flush(w);
-	TRACE(TR_ERROR, "worker %u: rejected connection from %s: %s", w->id, text, admit_names[why]);
+	if (why == ADMIT_ACL)
+		TRACE_AS(TR_ERROR, 5, "NOTICE", "worker %u: rejected connection from %s: %s", w->id,
+			 text, admit_names[why]);
+	else
+		TRACE_AS(TR_ERROR, 4, "WARNING", "worker %u: rejected connection from %s: %s", w->id,
+			 text, admit_names[why]);
 }
 
 void worker_reject_close(int fd)

@@ -117,7 +117,7 @@ def test_conns_lists_open_connections_of_every_worker(start_server, engine, tmp_
         s = srv.connect()
         assert echo_roundtrip(s, b"y" * (i + 1)) == b"y" * (i + 1)
         socks.append(s)
-    j = json.loads(ctl(path, "conns").stdout)
+    j = json.loads(ctl(path, "conns", "--json").stdout)
     assert j["open"] == 6 and j["listed"] == 6 and j["workers_not_answering"] == 0
     mine = {s.getsockname()[1]: i + 1 for i, s in enumerate(socks)}
     seen = {}
