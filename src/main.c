@@ -338,7 +338,7 @@ static int run(void)
 int main(int argc, char **argv)
 {
 	static char note[512];	/* kept: the metrics show it (engine_fallback) */
-	char why[256];
+	char why[1024];	/* a log line's worth: it may hold two long paths */
 	int r;
 
 	raise_nofile();

@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/safefile.h"
 #include "core/util.h"
 
 /* The directory part of path ("." for a bare name, "/" for "/x"). */
@@ -61,6 +62,49 @@ static int can_create(const char *opt, const char *path, bool existing_ok, char 
 	return 0;
 }
 
+/* What safefile would refuse when the file is made (a link, a directory,
+ * another owner's file, an unsafe directory, a name too long): the same
+ * checks, so that --check does not pass what start-up then refuses. */
+static int safe_to_make(const char *opt, const char *path, bool append, char *err,
+			size_t errlen)
+{
+	int r = can_create(opt, path, append, err, errlen);
+
+	if (!r && (r = safefile_check(path, append)))
+		snprintf(err, errlen, "--%s %s: refused: %s", opt, path,
+			 safefile_refusal() ? safefile_refusal() : strerror(-r));
+	return r;
+}
+
+/* The control socket is bound in place, never over something else
+ * (ctl.c's bind_ctl() refuses in the same words). */
+static int ctl_path_free(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "--ctl %s: exists and is not a socket; not replacing it",
+			 path);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+/* chown() to a group needs CAP_CHOWN or membership (ctl.c's set_group()). */
+static bool may_give_to(gid_t gid)
+{
+	gid_t groups[256];
+	int n;
+
+	if (geteuid() == 0 || getegid() == gid)
+		return true;
+	n = getgroups((int)ARRAY_SIZE(groups), groups);
+	for (int i = 0; i < n; i++)
+		if (groups[i] == gid)
+			return true;
+	return n < 0;	/* cannot tell: leave it to start-up */
+}
+
 int ctl_group_id(const char *name, gid_t *gid)
 {
 	char buf[4096], *end;
@@ -91,13 +135,20 @@ int preflight_check(const struct config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->ctl_path && (r = can_create("ctl", cfg->ctl_path, false, err, errlen)))
 		return r;
+	if (cfg->ctl_path && (r = ctl_path_free(cfg->ctl_path, err, errlen)))
+		return r;
 	if (cfg->ctl_group && ctl_group_id(cfg->ctl_group, &gid)) {
 		snprintf(err, errlen, "--ctl-group %s: no such group", cfg->ctl_group);
 		return -ENOENT;
 	}
-	if (cfg->port_file && (r = can_create("port-file", cfg->port_file, false, err, errlen)))
+	if (cfg->ctl_path && cfg->ctl_group && !may_give_to(gid)) {
+		snprintf(err, errlen, "--ctl-group %s: cannot give %s to it: %s (echosrv must be "
+			 "a member of the group)", cfg->ctl_group, cfg->ctl_path, strerror(EPERM));
+		return -EPERM;
+	}
+	if (cfg->port_file && (r = safe_to_make("port-file", cfg->port_file, false, err, errlen)))
 		return r;
-	if (cfg->trace_file && (r = can_create("trace-file", cfg->trace_file, true, err, errlen)))
+	if (cfg->trace_file && (r = safe_to_make("trace-file", cfg->trace_file, true, err, errlen)))
 		return r;
 	return 0;
 }

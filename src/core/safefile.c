@@ -137,6 +137,30 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+/* The longest name the port file may have: its temporary file beside it
+ * is "." NAME "." and 16 hex digits (create_tmp()). */
+#define REPLACE_NAME_MAX (NAME_MAX - 18)
+
+int safefile_check(const char *path, bool append)
+{
+	const char *base;
+	struct stat st;
+	int dfd, r;
+
+	refusal[0] = '\0';
+	if ((dfd = open_dir(path, &base)) < 0)
+		return dfd;
+	r = check_existing(dfd, path, base, append, !append);
+	if (!r && !append && strlen(base) > REPLACE_NAME_MAX)
+		r = refuse(-ENAMETOOLONG, "its name is longer than %d bytes (a temporary file "
+			   "is written beside it and renamed)", REPLACE_NAME_MAX);
+	/* open() would refuse a directory by itself; say so before then. */
+	if (!r && append && !fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) && S_ISDIR(st.st_mode))
+		r = refuse(-EISDIR, "it is a directory");
+	close(dfd);
+	return r;
+}
+
 int safefile_replace(const char *path, const void *data, size_t len, struct safefile *f)
 {
 	refusal[0] = '\0';

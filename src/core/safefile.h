@@ -37,9 +37,14 @@ int safefile_replace(const char *path, const void *data, size_t len,
  * file owned by anyone but this user or root (EPERM). */
 int safefile_open_append(const char *path, mode_t mode);
 
-/* Why the last safefile_replace() or safefile_open_append() of this
- * thread refused its path (one line, no path in it), or NULL when it was
- * not refused (any other failure comes back as -errno alone). */
+/* Would safefile_replace() (append false) or safefile_open_append()
+ * (append true) refuse path?  The same checks without creating anything,
+ * for --check; 0 or their -errno, with the reason in safefile_refusal(). */
+int safefile_check(const char *path, bool append);
+
+/* Why the last safefile_replace(), safefile_open_append() or
+ * safefile_check() of this thread refused its path (one line, no path in
+ * it), or NULL when it was not refused (any other failure comes back as -errno alone). */
 const char *safefile_refusal(void);
 
 /* Remove path if it is still the file safefile_replace() made (another
