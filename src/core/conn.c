@@ -86,7 +86,14 @@ int conn_table_init(struct conn_table *t, uint32_t max_conns)
 	t->max_chunks = max_conns / CONN_CHUNK + 1;
 	t->chunks = calloc(t->max_chunks, sizeof(*t->chunks));
 	t->free_head = UINT32_MAX;
+	t->gen_first = t->gen_step = 1;
 	return t->chunks ? 0 : -ENOMEM;
+}
+
+void conn_table_number(struct conn_table *t, uint32_t which, uint32_t count)
+{
+	t->gen_first = which + 1;
+	t->gen_step = count ? count : 1;
 }
 
 void conn_table_free(struct conn_table *t)
@@ -130,11 +137,11 @@ struct conn *conn_alloc(struct conn_table *t)
 		return NULL;
 	struct conn *c = slot(t, t->free_head);
 	t->free_head = c->next_free;
-	uint32_t gen = c->gen + 1;
+	uint32_t gen = c->gen ? c->gen + t->gen_step : t->gen_first;
 	uint32_t idx = c->idx;
 	memset(c, 0, sizeof(*c));
 	c->idx = idx;
-	c->gen = gen ? gen : 1;	/* generation 0 marks non-connection tags */
+	c->gen = gen ? gen : t->gen_first;	/* generation 0 marks non-connection tags */
 	c->fd = -1;
 	idle_node_init(&c->idle);
 	conn_set_state(c, CONN_OPEN);

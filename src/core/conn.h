@@ -102,10 +102,18 @@ struct conn_table {
 	uint32_t n_chunks, max_chunks;
 	uint32_t free_head;	/* UINT32_MAX: none free */
 	uint32_t active;
+	uint32_t gen_first, gen_step;	/* see conn_table_number() */
 };
 
 int conn_table_init(struct conn_table *t, uint32_t max_conns);
 void conn_table_free(struct conn_table *t);
+/* Table `which` of `count` (a worker's): its generations are which + 1,
+ * which + 1 + count, ..., so that no two tables ever hand out the same
+ * conn_id and an id that `conns` showed names one connection in the whole
+ * process (`echosrvctl kill ID` cannot close another worker's connection
+ * that happens to use the same slot).  Unique until one slot has been
+ * reused 2^32 / count times.  Call before the first conn_alloc(). */
+void conn_table_number(struct conn_table *t, uint32_t which, uint32_t count);
 /* A fresh slot in CONN_OPEN state, or NULL when out of memory or slots. */
 struct conn *conn_alloc(struct conn_table *t);
 void conn_release(struct conn_table *t, struct conn *c);

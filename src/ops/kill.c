@@ -60,7 +60,7 @@ static int ask(struct server *srv, unsigned from, unsigned to, worker_question *
 	int yes = 0, r = 0;
 
 	for (unsigned i = from; i < to; i++) {
-		worker_query_ask(&srv->workers[i].query, q, id);
+		worker_query_ask(&srv->workers[i].query, q, id, false);
 		worker_wake(&srv->workers[i]);
 	}
 	for (unsigned i = from; i < to; i++) {

@@ -190,7 +190,7 @@ void report_conns_json(struct server *srv, struct sbuf *out)
 		deadline.tv_nsec -= 1000000000L;
 	}
 	for (unsigned i = 0; i < srv->n_workers; i++) {
-		worker_query_ask(&srv->workers[i].query, list_conns, 0);
+		worker_query_ask(&srv->workers[i].query, list_conns, 0, true);
 		worker_wake(&srv->workers[i]);
 	}
 	sbuf_printf(out, "{\n  \"connections\": [");

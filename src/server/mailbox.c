@@ -68,7 +68,8 @@ void worker_query_fini(struct worker_query *q)
 	pthread_mutex_destroy(&q->lock);
 }
 
-void worker_query_ask(struct worker_query *q, worker_question *ask, uint64_t arg)
+void worker_query_ask(struct worker_query *q, worker_question *ask, uint64_t arg,
+		      bool wants_sync)
 {
 	pthread_mutex_lock(&q->lock);
 	free(q->reply);
@@ -76,6 +77,7 @@ void worker_query_ask(struct worker_query *q, worker_question *ask, uint64_t arg
 	q->answered = false;
 	q->ask = ask;
 	q->arg = arg;
+	atomic_store(&q->wants_sync, wants_sync);
 	if (!q->gone)
 		atomic_store(&q->pending, true);
 	pthread_mutex_unlock(&q->lock);

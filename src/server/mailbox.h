@@ -28,6 +28,10 @@ struct worker_query {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	_Atomic bool pending;	/* a question waits for an answer */
+	/* Its answer needs the engine's counters brought up to date first
+	 * (the listing's bytes); a kill does not, and is not held back by
+	 * the floor between two syncs (worker.c's sync_deferred()). */
+	_Atomic bool wants_sync;
 	bool answered;
 	bool gone;		/* the loop has ended: answer nothing, at once */
 	worker_question *ask;	/* set with pending, under lock */
@@ -45,7 +49,8 @@ void worker_query_gone(struct worker *w);	/* the loop has ended */
 /* Asker side: leave the question (then wake the worker: worker_wake()),
  * and wait for the answer until deadline (CLOCK_MONOTONIC); true if it
  * answered (q->reply, q->listed and q->total are then its answer). */
-void worker_query_ask(struct worker_query *q, worker_question *ask, uint64_t arg);
+void worker_query_ask(struct worker_query *q, worker_question *ask, uint64_t arg,
+		      bool wants_sync);
 bool worker_query_await(struct worker_query *q, const struct timespec *deadline);
 
 #endif

@@ -45,7 +45,9 @@ int worker_create(struct worker *w, struct server *srv, unsigned id)
 		r = preamble_set_init(&w->pre, srv->ls.n_proxy > 0);
 	/* Sized for the most --max-conns allows (a few kB of pointers), so a
 	 * reload that raises the limit finds room. */
-	return r ? r : conn_table_init(&w->conns, CONFIG_MAX_CONNS);
+	if (!r && !(r = conn_table_init(&w->conns, CONFIG_MAX_CONNS)))
+		conn_table_number(&w->conns, id, srv->n_workers);
+	return r;
 }
 
 void worker_destroy(struct worker *w)
@@ -581,7 +583,8 @@ void worker_accept_batch(struct worker *w, int lfd)
 static bool sync_wanted(const struct worker *w)
 {
 	return w->srv->engine->sync &&
-	       (atomic_load_explicit(&w->query.pending, memory_order_relaxed) ||
+	       ((atomic_load_explicit(&w->query.pending, memory_order_relaxed) &&
+		 atomic_load_explicit(&w->query.wants_sync, memory_order_relaxed)) ||
 		atomic_load_explicit(&w->sync_req, memory_order_relaxed) !=
 		atomic_load_explicit(&w->sync_done, memory_order_relaxed));
 }
@@ -654,7 +657,8 @@ void worker_tick(struct worker *w)
 		w->sync_next = w->now + SYNC_MIN_NS;
 		atomic_store(&w->sync_done, req);
 	}
-	if (unlikely(atomic_load_explicit(&w->query.pending, memory_order_relaxed)) && !deferred)
+	if (unlikely(atomic_load_explicit(&w->query.pending, memory_order_relaxed)) &&
+	    !(deferred && atomic_load_explicit(&w->query.wants_sync, memory_order_relaxed)))
 		worker_query_answer(w);
 	if (unlikely(atomic_load_explicit(&w->handoff.pending, memory_order_relaxed)))
 		take_dealt(w);
