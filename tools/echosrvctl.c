@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,7 +65,11 @@ static int connect_ctl(const char *path)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a))) {
 		int e = errno;
+		struct stat st;
+		/* A plain file or a directory refuses too: say what it is. */
+		bool other = e == ECONNREFUSED && !stat(path, &st) && !S_ISSOCK(st.st_mode);
 		fprintf(stderr, "echosrvctl: cannot connect to %s: %s%s\n", path, strerror(e),
+			other ? " (it is not a socket: is --ctl the right path?)" :
 			e == ENOENT || e == ECONNREFUSED ? " (is echosrv running with --ctl?)" :
 			e == EACCES ? " (the socket is mode 0600: run as its owner or root)" : "");
 		if (fd >= 0)
@@ -152,10 +157,24 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
+/* The server splits the request line at blanks: an argument that is
+ * empty or holds a blank, a control character or a newline would reach it
+ * as other words (or another request), so it is bad usage here. */
+static const char *word_fault(const char *s)
+{
+	if (!*s)
+		return "is empty";
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || (unsigned char)*s == 0x7f)
+			return "holds a blank or a control character";
+	return NULL;
+}
+
 static int check_usage(int argc, char **argv)
 {
 	const struct command *cmd = find_command(argv[0]);
 	int n = argc - 1;
+	const char *fault;
 
 	if (!cmd) {
 		fprintf(stderr, "echosrvctl: unknown command '%s' (see --help)\n", argv[0]);
@@ -166,6 +185,13 @@ static int check_usage(int argc, char **argv)
 			n > cmd->max_args ? "too many arguments" : "missing argument",
 			cmd->name, cmd->args);
 		return -1;
+	}
+	for (int i = 1; i < argc; i++) {
+		if ((fault = word_fault(argv[i]))) {
+			fprintf(stderr, "echosrvctl: %s: argument %d %s; usage: echosrvctl %s%s\n",
+				cmd->name, i, fault, cmd->name, cmd->args);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -216,6 +242,10 @@ int main(int argc, char **argv)
 	if (optind == argc) {
 		fprintf(stderr, "echosrvctl: no command given\n");
 		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!*path) {
+		fprintf(stderr, "echosrvctl: --ctl: the path is empty\n");
 		return EXIT_USAGE;
 	}
 	if (check_usage(argc - optind, argv + optind))
