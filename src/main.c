@@ -72,6 +72,16 @@ static void block_signals(sigset_t *set)
 /* -V: what this binary is and what it can do here, as `haproxy -vv` says
  * it: the version (git describe: the commit, and "-dirty" for local
  * edits), the kernel, the engines that probe fine, the library versions. */
+/* What -h, -V and --check print is their whole answer: a write that
+ * failed (a full disk, a closed pipe) must not exit 0. */
+static int stdout_result(void)
+{
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return EXIT_OK;
+	log_fatal("cannot write to standard output: %s", strerror(errno));
+	return EXIT_RUNTIME;
+}
+
 static void print_version(FILE *out)
 {
 	const char *g = strstr(ECHOSRV_VERSION, "+g");
@@ -100,11 +110,11 @@ static int parse_options(int argc, char **argv)
 	}
 	if (cli.help) {
 		config_usage(stdout);
-		exit(EXIT_OK);
+		exit(stdout_result());
 	}
 	if (cli.version) {
 		print_version(stdout);
-		exit(EXIT_OK);
+		exit(stdout_result());
 	}
 	if (config_load(&srv.cfg, &cli, err, sizeof(err))) {
 		log_fatal("%s", err);
@@ -366,7 +376,7 @@ int main(int argc, char **argv)
 		else
 			printf("echosrv: configuration OK (engine %s%s)\n", srv.engine->name,
 			       srv.cfg.engine == ENGINE_AUTO ? ", chosen by --engine auto" : "");
-		return EXIT_OK;
+		return stdout_result();
 	}
 	if ((r = trace_open(srv.cfg.trace_file))) {
 		log_fatal("cannot open trace file %s: %s", srv.cfg.trace_file,

@@ -53,6 +53,16 @@ static void usage(FILE *out)
 		"  -V, --version    show the version\n");
 }
 
+/* The answer is the output: one that could not be written (a full disk, a
+ * closed pipe) is a failure, not exit 0. */
+static int stdout_result(void)
+{
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return EXIT_OK;
+	fprintf(stderr, "echosrvctl: cannot write to standard output: %s\n", strerror(errno));
+	return EXIT_FAIL;
+}
+
 static int connect_ctl(const char *path)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -234,8 +244,8 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'c': path = optarg; break;
 		case 'j': json = true; break;
-		case 'h': usage(stdout); return EXIT_OK;
-		case 'V': printf("echosrvctl %s\n", ECHOSRV_VERSION); return EXIT_OK;
+		case 'h': usage(stdout); return stdout_result();
+		case 'V': printf("echosrvctl %s\n", ECHOSRV_VERSION); return stdout_result();
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
@@ -294,5 +304,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "echosrvctl: unexpected reply from %s\n", path);
 	}
 	free(reply);
-	return rc;
+	return rc == EXIT_OK ? stdout_result() : rc;
 }

@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from conftest import ECHOSRV
 from ops_common import ECHOSRVCTL
 
 
@@ -55,3 +56,24 @@ def test_ctl_path_that_is_not_a_socket(tmp_path):
     assert "is echosrv running" not in r.stderr, r.stderr
     r = run("--ctl", str(tmp_path), "stats")
     assert r.returncode == 1 and "not a socket" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("who,args", [
+    ("echosrv", ["-V"]), ("echosrv", ["--help"]),
+    ("echosrv", ["--check", "--listen", "127.0.0.1:0"]),
+    ("echosrvctl", ["--help"]), ("echosrvctl", ["-V"]), ("echosrvctl", ["stats"]),
+    ("echosrvctl", ["conns", "--json"]),
+])
+def test_output_that_cannot_be_written_is_a_failure(start_server, tmp_path, who, args):
+    """A full disk (/dev/full) under `-V`, `--help`, `--check` or an answer
+    of echosrvctl: before, exit 0 with nothing written."""
+    path = tmp_path / "ctl"
+    start_server("--ctl", str(path))
+    exe = ECHOSRV if who == "echosrv" else ECHOSRVCTL
+    if who == "echosrvctl":
+        args = ["--ctl", str(path)] + args
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([exe] + args, stdout=full, stderr=subprocess.PIPE, text=True,
+                           timeout=30)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "cannot write to standard output: No space left on device" in r.stderr, r.stderr
