@@ -7,10 +7,13 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/addr.h"
 #include "core/safefile.h"
 #include "core/util.h"
 
@@ -121,6 +124,50 @@ int ctl_group_id(const char *name, gid_t *gid)
 	return 0;
 }
 
+void preflight_listen_error(char *err, size_t errlen, const char *text, unsigned port, int r)
+{
+	char hint[320] = "";
+
+	if (r == -EADDRINUSE)
+		snprintf(hint, sizeof(hint), " (another process has this port)");
+	else if (r == -EACCES && port < 1024)
+		snprintf(hint, sizeof(hint), " (a port below 1024 needs privilege: let systemd "
+			 "bind it (echosrv.socket with ListenStream=%u), or grant "
+			 "CAP_NET_BIND_SERVICE (AmbientCapabilities=), or lower the sysctl "
+			 "net.ipv4.ip_unprivileged_port_start to %u)", port, port);
+	snprintf(err, errlen, "cannot listen on %s: %s%s", text, strerror(-r), hint);
+}
+
+/* May this process bind its ports below 1024?  A trial bind tells: the
+ * kernel checks the privilege before whether the port is taken, so an
+ * instance already serving there (a --check before a restart) does not
+ * fail this.  Sockets that systemd passes (LISTEN_FDS) are not bound. */
+static int low_ports(const struct config *cfg, char *err, size_t errlen)
+{
+	if (getenv("LISTEN_FDS"))
+		return 0;
+	for (unsigned a = 0; a < cfg->n_listen; a++) {
+		const struct listen_addr *l = &cfg->listen[a];
+		/* The port sits at the same offset in sockaddr_in and sockaddr_in6. */
+		unsigned port = ntohs(((const struct sockaddr_in *)&l->ss)->sin_port);
+		char text[ADDR_TEXT_MAX];
+		int fd, r;
+
+		if (port == 0 || port >= 1024)
+			continue;
+		if ((fd = socket(l->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+			continue;	/* start-up says why */
+		r = bind(fd, (const struct sockaddr *)&l->ss, l->len) ? ERR() : 0;
+		close(fd);
+		if (r != -EACCES)
+			continue;
+		addr_format((const struct sockaddr *)&l->ss, text, sizeof(text));
+		preflight_listen_error(err, errlen, text, port, r);
+		return r;
+	}
+	return 0;
+}
+
 int preflight_check(const struct config *cfg, char *err, size_t errlen)
 {
 	size_t sun_max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
@@ -150,5 +197,5 @@ int preflight_check(const struct config *cfg, char *err, size_t errlen)
 		return r;
 	if (cfg->trace_file && (r = safe_to_make("trace-file", cfg->trace_file, true, err, errlen)))
 		return r;
-	return 0;
+	return low_ports(cfg, err, errlen);
 }

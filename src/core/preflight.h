@@ -6,8 +6,11 @@
  *
  * For --ctl, --port-file and --trace-file: the directory exists, is a
  * directory, and this process may create files in it (or, for a trace file
- * that already exists, may write to it); the control socket's path fits in
- * a sockaddr_un.  Conflicting --listen addresses are config_finish()'s.
+ * that already exists, may write to it); what core/safefile.h would refuse
+ * (safefile_check()); the control socket's path fits in a sockaddr_un and
+ * nothing but a socket is in its place; --ctl-group is one this process may
+ * give the socket to; ports below 1024 may be bound (a trial bind).
+ * Conflicting --listen addresses are config_finish()'s.
  * This is a check, not a promise: the file is still created safely
  * (core/safefile.h) and can still fail then, which start-up reports too. */
 #ifndef ECHOSRV_PREFLIGHT_H
@@ -21,7 +24,11 @@
 /* --ctl-group: a group name or number as a gid; 0 or -ENOENT. */
 int ctl_group_id(const char *name, gid_t *gid);
 
-/* 0, or -errno with "--OPTION PATH: what is wrong" in err. */
+/* "cannot listen on TEXT: why (what to do)" for a bind that failed. */
+void preflight_listen_error(char *err, size_t errlen, const char *text, unsigned port, int r);
+
+/* 0, or -errno with "--OPTION PATH: what is wrong" in err (or, for a
+ * port below 1024 this process may not bind, the words a start uses). */
 int preflight_check(const struct config *cfg, char *err, size_t errlen);
 
 #endif

@@ -11,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "core/preflight.h"
 #include "core/safefile.h"
 #include "core/trace.h"
 #include "core/util.h"
@@ -106,21 +107,6 @@ static unsigned addr_port_of(const struct listen_addr *l)
 {
 	/* The port sits at the same offset in sockaddr_in and sockaddr_in6. */
 	return ntohs(((const struct sockaddr_in *)&l->ss)->sin_port);
-}
-
-/* Why a bind failed, and what to do about it when that is not obvious. */
-static void listen_error(char *err, size_t errlen, const char *text, unsigned port, int r)
-{
-	char hint[320] = "";
-
-	if (r == -EADDRINUSE)
-		snprintf(hint, sizeof(hint), " (another process has this port)");
-	else if (r == -EACCES && port < 1024)
-		snprintf(hint, sizeof(hint), " (a port below 1024 needs privilege: let systemd "
-			 "bind it (echosrv.socket with ListenStream=%u), or grant "
-			 "CAP_NET_BIND_SERVICE (AmbientCapabilities=), or lower the sysctl "
-			 "net.ipv4.ip_unprivileged_port_start to %u)", port, port);
-	snprintf(err, errlen, "cannot listen on %s: %s%s", text, strerror(-r), hint);
 }
 
 static bool ipv6_missing(int err)
@@ -317,7 +303,7 @@ int listeners_open(struct listeners *ls, const struct config *cfg, char *err, si
 		if (r) {
 			char text[ADDR_TEXT_MAX];
 			addr_format((const struct sockaddr *)&cfg->listen[a].ss, text, sizeof(text));
-			listen_error(err, errlen, text, addr_port_of(&cfg->listen[a]), r);
+			preflight_listen_error(err, errlen, text, addr_port_of(&cfg->listen[a]), r);
 			listeners_free(ls);
 			return r;
 		}

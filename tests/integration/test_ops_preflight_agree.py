@@ -141,3 +141,41 @@ def test_ctl_group_this_user_is_not_in(request):
     # Its own group is fine for both.
     args = ["--ctl", os.path.join(d, "ctl"), "--ctl-group", "nogroup"]
     assert check(args, preexec=as_nobody).returncode == 0
+
+
+def _unprivileged_start():
+    with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+        return int(f.read())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become nobody")
+def test_low_port_without_privilege():
+    """A port below 1024 that a non-root echosrv may not bind: --check says
+    what start-up says, with the same advice; root's --check passes, even
+    with the port taken (a check before a restart)."""
+    if _unprivileged_start() <= 7:
+        pytest.skip("net.ipv4.ip_unprivileged_port_start lets anyone bind port 7")
+    if subprocess.run([ECHOSRV, "-V"], preexec_fn=as_nobody, capture_output=True).returncode:
+        pytest.skip("nobody cannot run %s" % ECHOSRV)
+    args = ["--listen", "127.0.0.1:7"]
+    c = check(args, preexec=as_nobody)
+    words = "cannot listen on 127.0.0.1:7: Permission denied (a port below 1024 needs privilege"
+    assert c.returncode == 2 and words in c.stderr, (c.returncode, c.stderr)
+    rc, err = start(args, preexec=as_nobody)
+    assert rc == 1 and words in err, (rc, err)
+    import socket
+    taken = socket.socket()
+    taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        taken.bind(("127.0.0.1", 7))
+        taken.listen(1)
+    except OSError:
+        taken.close()
+        taken = None
+    try:
+        r = subprocess.run([ECHOSRV, "--check"] + args, capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 0, r.stderr
+    finally:
+        if taken:
+            taken.close()
