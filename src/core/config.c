@@ -29,6 +29,7 @@ enum opt_type {
 	T_SECS,		/* whole seconds */
 	T_STRING,
 	T_LISTEN,	/* repeatable ADDR:PORT */
+	T_UDP_LISTEN,	/* repeatable ADDR:PORT, for UDP */
 	T_ALLOW,	/* repeatable CIDR */
 	T_DENY,
 	T_ENGINE,
@@ -99,6 +100,23 @@ static const struct opt_def opts[] = {
 	{ "busy-poll", 0, T_FLAG, NULL,
 	  "poll instead of sleeping: lowest latency, but each worker keeps a CPU 100% busy",
 	  NULL, 0, 0, F(busy_poll) },
+	{ "udp-listen", 0, T_UDP_LISTEN, "ADDR:PORT",
+	  "also echo UDP datagrams here (repeatable; default: no UDP)", NULL, 0, 0, 0 },
+	{ "udp-max-size", 0, T_SIZE, "BYTES",
+	  "largest UDP datagram echoed; larger ones are dropped", "65527", 0, UDP_PAYLOAD_MAX,
+	  F(udp_max_size) },
+	{ "udp-rate", 0, T_UINT, "N",
+	  "UDP datagrams per second per source address (burst N); 0 = unlimited",
+	  "1000", 0, 10000000, F(udp_rate) },
+	{ "udp-sources", 0, T_UINT, "N",
+	  "sources the UDP rate table tracks (a bounded table; the oldest entries go)",
+	  "65536", 64, 1u << 24, F(udp_sources) },
+	{ "udp-allow-low-ports", 0, T_FLAG, NULL,
+	  "echo UDP datagrams from source ports below 1024 too", NULL, 0, 0,
+	  F(udp_allow_low_ports) },
+	{ "udp-df", 0, T_FLAG, NULL,
+	  "UDP replies carry Don't Fragment; one that does not fit is dropped and counted",
+	  NULL, 0, 0, F(udp_df) },
 	{ "check", 0, T_FLAG, NULL, "validate the options and exit", NULL, 0, 0, F(check) },
 	{ "help", 'h', T_FLAG, NULL, "show this help", NULL, 0, 0, F(help) },
 	{ "version", 'V', T_FLAG, NULL, "show the version", NULL, 0, 0, F(version) },
@@ -178,20 +196,22 @@ static int set_number(const struct opt_def *o, const char *arg, struct config *c
 	return 0;
 }
 
-static int add_listen(struct config *cfg, const char *arg, char *err, size_t errlen)
+static int add_listen(struct config *cfg, bool udp, const char *arg, char *err, size_t errlen)
 {
+	const char *name = udp ? "udp-listen" : "listen";
+	unsigned *n = udp ? &cfg->n_udp_listen : &cfg->n_listen;
 	char why[160];
 
-	if (cfg->n_listen == CONFIG_MAX_LISTEN) {
-		snprintf(err, errlen, "--listen: at most %d addresses", CONFIG_MAX_LISTEN);
+	if (*n == CONFIG_MAX_LISTEN) {
+		snprintf(err, errlen, "--%s: at most %d addresses", name, CONFIG_MAX_LISTEN);
 		return -EINVAL;
 	}
-	struct listen_addr *l = &cfg->listen[cfg->n_listen];
+	struct listen_addr *l = udp ? &cfg->udp_listen[*n] : &cfg->listen[*n];
 	if (addr_parse_listen(arg, &l->ss, &l->len, why, sizeof(why))) {
-		snprintf(err, errlen, "--listen: %s", why);
+		snprintf(err, errlen, "--%s: %s", name, why);
 		return -EINVAL;
 	}
-	cfg->n_listen++;
+	(*n)++;
 	return 0;
 }
 
@@ -233,8 +253,8 @@ static int apply(const struct opt_def *o, const char *arg, struct config *cfg,
 		}
 		*(const char **)field = arg;
 		return 0;
-	case T_LISTEN:
-		return add_listen(cfg, arg, err, errlen);
+	case T_LISTEN: case T_UDP_LISTEN:
+		return add_listen(cfg, o->type == T_UDP_LISTEN, arg, err, errlen);
 	case T_ALLOW: case T_DENY:
 		return add_cidr(cfg, o->type == T_ALLOW, arg, err, errlen);
 	case T_ENGINE:
@@ -353,7 +373,7 @@ int config_parse(struct config *cfg, int argc, char **argv, char *err, size_t er
  * endpoint's (16 connections, listener, eventfd, libmicrohttpd's epoll). */
 static uint64_t fd_reserve(const struct config *cfg)
 {
-	return 32 + 48 + (uint64_t)cfg->workers * (cfg->n_listen + 4);
+	return 32 + 48 + (uint64_t)cfg->workers * (cfg->n_listen + cfg->n_udp_listen + 5);
 }
 
 /* Does a socket bound to a take connections meant for b (same port)?  The
