@@ -177,6 +177,22 @@ uint32_t udp_guard_sources(const struct udp_guard *g, uint64_t now)
 	return n;
 }
 
+/* A request to a broadcast or multicast address. */
+static bool bad_dst(const struct udp_guard *g, const struct udp_dgram *d)
+{
+	const uint8_t *b = d->dst ? d->dst->bytes : NULL;
+	uint32_t a;
+
+	if (d->dst_broadcast)
+		return true;
+	if (!b)
+		return false;
+	if (d->dst->family == AF_INET6)
+		return b[0] == 0xff;
+	memcpy(&a, b, 4);
+	return (b[0] >= 224 && b[0] <= 239) || a == INADDR_BROADCAST || local_broadcast(g, a);
+}
+
 static bool served_port(const struct udp_guard *g, uint16_t port)
 {
 	for (unsigned i = 0; i < g->n_ports; i++)
@@ -191,7 +207,7 @@ enum udp_verdict udp_guard_check(struct udp_guard *g, const struct udp_dgram *d,
 	uint16_t port = ntohs(((const struct sockaddr_in *)d->src)->sin_port);	/* same in in6 */
 
 	addr_to_ip(d->src, &ip);
-	if (udp_guard_source(g, &ip, d->ifindex) != UDP_PASS)
+	if (udp_guard_source(g, &ip, d->ifindex) != UDP_PASS || bad_dst(g, d))
 		return UDP_BAD_SOURCE;
 	if (port < 1024 && !g->allow_low_ports)
 		return UDP_LOW_PORT;

@@ -8,7 +8,9 @@
  *
  *   bad-source  multicast, broadcast (255.255.255.255 or a local interface's
  *               broadcast address), unspecified, 0.0.0.0/8, and loopback
- *               arriving on a non-loopback interface; v4-mapped is IPv4
+ *               arriving on a non-loopback interface; v4-mapped is IPv4;
+ *               and requests sent to a broadcast or multicast address
+ *               (every host would answer one: an amplifier)
  *   low-port    source port below 1024, unless allowed
  *   loop        source port is one echosrv itself serves on UDP, always
  *   acl         --allow / --deny
@@ -112,6 +114,8 @@ void udp_guard_set_ifaces(struct udp_guard *g, const struct udp_iface *ifs, unsi
 struct udp_dgram {
 	const struct sockaddr *src;
 	unsigned ifindex;	/* where it arrived; 0: unknown */
+	const struct ipaddr *dst;	/* the address it was sent to; NULL: unknown */
+	bool dst_broadcast;	/* the kernel says it was not for a local unicast address */
 	uint32_t len;		/* its length as sent (MSG_TRUNC reports it) */
 	bool truncated;		/* MSG_TRUNC beyond our buffer or MSG_CTRUNC */
 };

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "core/config.h"
+#include "server/udp_listener.h"
 
 struct listeners {
 	int *fds;		/* fds[worker * n_addr + addr] */
@@ -23,6 +24,7 @@ struct listeners {
 	bool shared;		/* every worker holds a dup of the same socket */
 	bool activated;		/* the sockets came from systemd */
 	struct sockaddr_storage bound[CONFIG_MAX_LISTEN];
+	struct udp_listeners udp;	/* the datagram kind (--udp-listen) */
 };
 
 /* Bind and listen on every configured address (or adopt systemd's sockets).
@@ -34,7 +36,7 @@ static inline int *listener_row(struct listeners *ls, unsigned worker)
 	return &ls->fds[worker * ls->n_addr];
 }
 
-/* Close the descriptors of one worker's row (idempotent). */
+/* Close the descriptors of one worker's row, UDP ones included (idempotent). */
 void listeners_close_row(struct listeners *ls, unsigned worker);
 void listeners_free(struct listeners *ls);
 

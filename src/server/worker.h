@@ -31,6 +31,7 @@ struct worker {
 	struct server *srv;
 	pthread_t thread;
 	void *eng;		/* engine-private state */
+	void *udp;		/* the UDP echo state (engine/udp.c); NULL: no UDP */
 	int wake_fd;		/* eventfd: main -> worker */
 	int init_result;
 	struct conn_table conns;

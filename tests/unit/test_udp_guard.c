@@ -101,8 +101,8 @@ static void test_cases(void **state)
 	guard(&g, &acl, 0, 0);
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct sockaddr_storage ss = sockaddr(cases[i].src, cases[i].port);
-		struct udp_dgram d = { (struct sockaddr *)&ss, cases[i].ifindex, cases[i].len,
-				       cases[i].truncated };
+		struct udp_dgram d = { .src = (struct sockaddr *)&ss, .ifindex = cases[i].ifindex,
+				       .len = cases[i].len, .truncated = cases[i].truncated };
 		enum udp_verdict v = udp_guard_check(&g, &d, 1);
 		if (v != cases[i].want)
 			fail_msg("case %zu (%s port %u): %s, want %s", i, cases[i].src,
@@ -116,12 +116,45 @@ static void test_low_ports_allowed(void **state)
 	struct udp_guard g;
 	struct udp_guard_cfg cfg = { .max_size = 100, .allow_low_ports = true };
 	struct sockaddr_storage ss = sockaddr("198.18.0.2", 53);
-	struct udp_dgram d = { (struct sockaddr *)&ss, 0, 10, false };
+	struct udp_dgram d = { .src = (struct sockaddr *)&ss, .len = 10 };
 
 	assert_int_equal(udp_guard_init(&g, &cfg), 0);
 	assert_int_equal(udp_guard_check(&g, &d, 1), UDP_PASS);
 	udp_guard_add_port(&g, 53);	/* the loop check holds regardless */
 	assert_int_equal(udp_guard_check(&g, &d, 1), UDP_LOOP);
+	udp_guard_fini(&g);
+}
+
+/* Requests to a broadcast or multicast address are never answered. */
+static void test_destinations(void **state)
+{
+	static const struct {
+		const char *dst;
+		bool kernel_says_broadcast;
+		enum udp_verdict want;
+	} dsts[] = {
+		{ "198.18.0.1", false, UDP_PASS },
+		{ "198.18.0.1", true, UDP_BAD_SOURCE },
+		{ "198.18.0.3", false, UDP_BAD_SOURCE },	/* ETH's broadcast */
+		{ "255.255.255.255", false, UDP_BAD_SOURCE },
+		{ "224.0.0.1", false, UDP_BAD_SOURCE },
+		{ "::ffff:224.0.0.1", false, UDP_BAD_SOURCE },
+		{ "ff02::1", false, UDP_BAD_SOURCE },
+		{ "2001:db8::2", false, UDP_PASS },
+	};
+	struct udp_guard g;
+	struct sockaddr_storage src = sockaddr("198.18.0.2", 40000);
+
+	guard(&g, NULL, 0, 0);
+	for (size_t i = 0; i < ARRAY_SIZE(dsts); i++) {
+		struct sockaddr_storage ss = sockaddr(dsts[i].dst, 7007);
+		struct ipaddr dst;
+		addr_to_ip((struct sockaddr *)&ss, &dst);
+		struct udp_dgram d = { .src = (struct sockaddr *)&src, .ifindex = ETH, .len = 1,
+				       .dst = &dst, .dst_broadcast = dsts[i].kernel_says_broadcast };
+		if (udp_guard_check(&g, &d, 1) != dsts[i].want)
+			fail_msg("destination case %zu (%s)", i, dsts[i].dst);
+	}
 	udp_guard_fini(&g);
 }
 
@@ -135,7 +168,7 @@ static void test_names(void **state)
 static unsigned passed(struct udp_guard *g, const char *src, unsigned n, uint64_t now)
 {
 	struct sockaddr_storage ss = sockaddr(src, 40000);
-	struct udp_dgram d = { (struct sockaddr *)&ss, ETH, 10, false };
+	struct udp_dgram d = { .src = (struct sockaddr *)&ss, .ifindex = ETH, .len = 10 };
 	unsigned ok = 0;
 
 	for (unsigned i = 0; i < n; i++)
@@ -188,6 +221,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_low_ports_allowed),
+		cmocka_unit_test(test_destinations),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_rate),
 		cmocka_unit_test(test_table_bounded),

@@ -41,12 +41,14 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/udp.h"
 #include "engine/sockmap/abi.h"
 #include "engine/sockmap/sockmap.h"
 
 #define SCRATCH_MAX (256u << 10)
 #define TAG_WAKE UINT32_MAX
 #define TAG_RING (UINT32_MAX - 1)
+#define TAG_UDP (UINT32_MAX - 2)	/* the worker's UDP sockets, served from user space (udp.h) */
 #define SYNC_NS NSEC_PER_SEC		/* byte counters into the statistics */
 #define MAP_ENTRIES_MAX 10000000u	/* as --max-conns */
 #define SHARE_HEADROOM_DIV 4		/* a worker's maps: its share + 1/4 + 64 */
@@ -204,6 +206,8 @@ static void dispatch(struct worker *w, const struct epoll_event *ev)
 			(void)r;	/* the phase is read in worker_tick() */
 		} else if (idx == TAG_RING) {
 			ring_buffer__consume(s->ring);
+		} else if (idx == TAG_UDP) {
+			udp_ready(w);
 		} else if (!w->draining && !w->accept_resume) {
 			worker_accept_batch(w, listener_row(&w->srv->ls, w->id)[idx]);
 		}
@@ -322,7 +326,9 @@ static int sm_init(struct worker *w)
 	if (!s->ring)
 		return -errno ? -errno : -ENOMEM;
 	if ((r = sm_ep_ctl(s, EPOLL_CTL_ADD, w->wake_fd, EPOLLIN, TAG_WAKE)) ||
-	    (r = sm_ep_ctl(s, EPOLL_CTL_ADD, s->bpf.events_fd, EPOLLIN, TAG_RING)))
+	    (r = sm_ep_ctl(s, EPOLL_CTL_ADD, s->bpf.events_fd, EPOLLIN, TAG_RING)) ||
+	    (r = udp_init(w)) ||
+	    (udp_fd(w) >= 0 && (r = sm_ep_ctl(s, EPOLL_CTL_ADD, udp_fd(w), EPOLLIN, TAG_UDP))))
 		return r;
 	s->next_sync = w->now + SYNC_NS;
 	set_accepting(w, true);
@@ -333,6 +339,7 @@ static void sm_fini(struct worker *w)
 {
 	struct sm *s = w->eng;
 
+	udp_fini(w);
 	if (!s)
 		return;
 	if (s->ring)
