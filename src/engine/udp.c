@@ -74,9 +74,14 @@ static void load_ifaces(struct worker *w, struct udp_worker *u)
 		if (!idx)
 			continue;
 		ifs[n] = (struct udp_iface){ .index = idx, .loopback = i->ifa_flags & IFF_LOOPBACK };
+		/* An address added without "brd" is reported with itself as
+		 * its broadcast address: that one is no broadcast. */
 		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
-		    (i->ifa_flags & IFF_BROADCAST) && i->ifa_broadaddr)
-			ifs[n].bcast = ((struct sockaddr_in *)i->ifa_broadaddr)->sin_addr.s_addr;
+		    (i->ifa_flags & IFF_BROADCAST) && i->ifa_broadaddr) {
+			uint32_t b = ((struct sockaddr_in *)i->ifa_broadaddr)->sin_addr.s_addr;
+			if (b != ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr)
+				ifs[n].bcast = b;
+		}
 		n++;
 	}
 	freeifaddrs(all);

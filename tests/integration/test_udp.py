@@ -17,15 +17,17 @@ import time
 import pytest
 
 from conftest import ECHOSRV, free_port, wait_for
+from netns import SERVER_IP, CLIENT_IP, netns  # noqa: F401 (fixture)
 from ops_common import stats
 
 SANITIZED = "san-" in os.environ.get("ECHOSRV_BUILD", "")
 SIZES = [0, 1, 1472, 9000, 65507]
 
 
-def udp_server(start_server, tmp_path, engine, *args, listen="[::]:0"):
+def udp_server(start_server, tmp_path, engine, *args, listen="[::]:0", wrapper=None):
     ctl = str(tmp_path / ("ctl.%d" % len(os.listdir(tmp_path))))
-    srv = start_server("--udp-listen", listen, "--ctl", ctl, *args, engine=engine)
+    srv = start_server("--udp-listen", listen, "--ctl", ctl, *args, engine=engine,
+                       wrapper=wrapper)
     srv.ctl = ctl
     srv.uport = srv.udp_addrs[0][1]
     return srv
@@ -286,6 +288,53 @@ def test_options_in_check():
                 ["--udp-sources", "1"]):
         r = subprocess.run([ECHOSRV, "--check"] + bad, capture_output=True, timeout=10)
         assert r.returncode == 2 and b"--udp-" in r.stderr, (bad, r.stderr)
+
+
+# --- what only a real interface shows ---------------------------------------
+
+def test_broadcast_request_not_answered(netns, start_server, tmp_path, engine):
+    """A request to the veth subnet's broadcast address (198.18.0.3) reaches
+    a wildcard listener; answering every such request would make each
+    echo host on a LAN an amplifier.  Dropped as bad-source, nothing back."""
+    srv = udp_server(start_server, tmp_path, engine, "--listen", SERVER_IP + ":0",
+                     wrapper=netns.wrapper())
+
+    def send():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        s.bind((CLIENT_IP, 0))
+        s.sendto(b"to all", ("198.18.0.3", srv.uport))
+        quiet = nothing_back(s)
+        s.sendto(b"to one", (SERVER_IP, srv.uport))
+        s.settimeout(5)
+        return quiet, s.recvfrom(100)
+    quiet, (data, frm) = netns.in_client(send)
+    assert quiet and data == b"to one" and frm == (SERVER_IP, srv.uport)
+    c = counters(srv)
+    assert c["udp_dropped_bad_source_total"] == 1 and c["udp_datagrams_sent_total"] == 1
+
+
+def test_loopback_source_from_outside_dropped(netns, start_server, tmp_path, engine):
+    """127.0.0.5 arriving on the veth (the kernel lets it in with
+    route_localnet, as some hosts set it): bad-source, not echoed.  The
+    kernel itself drops multicast and 0.0.0.0/8 sources as martians before
+    any socket sees them; the unit tests cover those rules."""
+    netns.ns(netns.srv_ns, "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1",
+             "net.ipv4.conf.vs.route_localnet=1", "net.ipv4.conf.all.rp_filter=0",
+             "net.ipv4.conf.vs.rp_filter=0")
+    srv = udp_server(start_server, tmp_path, engine, "--listen", SERVER_IP + ":0",
+                     wrapper=netns.wrapper())
+
+    def send():
+        # A plain request first: it resolves the neighbour (an ARP request
+        # sent on behalf of the forgery would carry 127.0.0.5 and go unanswered).
+        s = client(CLIENT_IP)
+        s.sendto(b"plain", (SERVER_IP, srv.uport))
+        assert s.recvfrom(100)[0] == b"plain"
+        spoof("127.0.0.5", 40000, SERVER_IP, srv.uport, b"martian")
+    netns.in_client(send)
+    c = wait_counter(srv, "udp_dropped_bad_source_total")
+    assert c["udp_datagrams_sent_total"] == 1
 
 
 # --- the bounded table -------------------------------------------------------
