@@ -14,6 +14,8 @@
 #                   (scripts/layers.py; make check runs it)
 #   make deb        the Debian package into build/deb/, checked by lintian
 #                   (mk/deb.mk, debian/)
+#   make image      the OCI image (buildah); make check-systemd, check-image,
+#                   check-kube: the deployment checks (mk/deploy.mk)
 # make run installs the packages building needs, make check the test tools
 # too (scripts/deps.sh; NO_DEPS=1 skips that).
 

@@ -5,13 +5,15 @@
 # work without a manual step and a machine that has them all is not touched.
 #
 #   scripts/deps.sh [SET...]   SET: build (the default), test, fuzz, bench,
-#                              valgrind, deb, all
+#                              valgrind, deb, deploy, all
 #   scripts/deps.sh --list SET...   print the packages of the sets, one a line
 #
 # build: what building and running echosrv needs (`make run`).  test: build
 # plus the test tools (`make check`).  fuzz, bench, valgrind: build (valgrind:
 # test) plus what `make fuzz`, `make bench`, `make valgrind-check` need;
-# deb: build plus the Debian packaging tools (`make deb`).
+# deb: build plus the Debian packaging tools (`make deb`); deploy: deb and
+# test plus what the image, the systemd test and the Kubernetes check need
+# (`make image`, `make check-systemd`, `make check-kube`).
 # NO_DEPS=1: do nothing (you installed the packages yourself).
 # DEPS_DRY_RUN=1: say what would be installed, install nothing.
 # Without dpkg or apt-get the script names the packages to install (Debian
@@ -48,7 +50,21 @@ valgrind valgrind            valgrind memcheck (make valgrind-check)
 deb   dpkg-dev               dpkg-buildpackage (make deb)
 deb   debhelper              dh and the dh_* helpers debian/rules uses (make deb)
 deb   lintian                the Debian package checker (make deb runs it on the .deb)
+deploy mmdebstrap            Debian roots (the systemd test, the image)
+deploy buildah               builds the OCI image without a daemon (make image)
+deploy kubernetes-client     kubectl kustomize (make check-kube); any kubectl will do
+deploy python3-kubernetes    the Kubernetes API object models (checks the manifests fields)
+deploy python3-yaml          reads the rendered manifests
 '
+
+# Packages whose command, from whichever package, is all that is needed:
+# a machine with another kubectl (a cloud SDK's, say) must not have Debian's
+# forced next to it, which would conflict with it.
+command_for() {
+	case "$1" in
+	kubernetes-client) echo kubectl ;;
+	esac
+}
 
 # The sets each set takes in.
 expand() {
@@ -59,8 +75,9 @@ expand() {
 	bench)    echo build bench ;;
 	valgrind) echo build test valgrind ;;
 	deb)      echo build deb ;;
-	all)      echo build test fuzz bench valgrind deb ;;
-	*)        echo "deps: unknown set '$1' (build, test, fuzz, bench, valgrind, deb, all)" >&2
+	deploy)   echo build test deb deploy ;;
+	all)      echo build test fuzz bench valgrind deb deploy ;;
+	*)        echo "deps: unknown set '$1' (build, test, fuzz, bench, valgrind, deb, deploy, all)" >&2
 	          exit 2 ;;
 	esac
 }
@@ -105,6 +122,8 @@ fi
 
 missing=""
 for p in $PKGS; do
+	c=$(command_for "$p")
+	[ -n "$c" ] && command -v "$c" >/dev/null 2>&1 && continue
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing="$missing $p"
 done

@@ -158,3 +158,73 @@ def test_port_file_on_the_control_socket_is_refused(tmp_path):
     assert r.returncode == 1, r.stderr
     assert "refusing %s: it is not a regular file" % path in r.stderr, r.stderr
     assert not os.path.exists(path)     # the control socket is removed at exit
+
+
+def _plant(path, kind):
+    if kind == "link":
+        os.symlink("/etc/hostname", path)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        with open(path, "wb") as f:
+            f.write(b"nobody's\n")
+        os.chown(path, NOBODY, NOBODY)
+
+
+@pytest.mark.parametrize("option,kind", [
+    ("--port-file", "link"), ("--port-file", "fifo"), ("--port-file", "foreign"),
+    ("--trace-file", "link"), ("--trace-file", "foreign")])
+def test_refusal_is_logged_once_with_its_reason(tmp_path, option, kind):
+    """The file helper says why it refused and its caller logs it: exactly
+    one `refusing PATH: WHY` line, then the caller's own error line.  (A
+    trace file that is a FIFO is opened, not refused: it waits for a
+    reader.)"""
+    path = str(tmp_path / kind)
+    _plant(path, kind)
+    r = run_echosrv(option, path)
+    assert r.returncode == 1, r.stderr
+    why = {"link": "it is a symbolic link", "fifo": "it is not a regular file",
+           "foreign": "it belongs to uid 65534"}[kind]
+    assert r.stderr.count("refusing %s: %s" % (path, why)) == 1, r.stderr
+    assert r.stderr.count("refusing ") == 1, r.stderr
+    what = "cannot write port file" if option == "--port-file" else "cannot open trace file"
+    assert r.stderr.count("%s %s" % (what, path)) == 1, r.stderr
+
+
+def test_trace_reopen_refusal_is_logged_once_and_keeps_the_old_file(tmp_path):
+    """SIGHUP after the trace file was moved away and a link, then a file
+    nobody owns, planted in its place: each reopen is refused with one
+    `refusing` line and one `cannot reopen` line, both in the file still
+    open, and the server keeps serving."""
+    import signal
+    trace, port = tmp_path / "trace", tmp_path / "port"
+    p = subprocess.Popen([ECHOSRV, "--listen", "127.0.0.1:0", "--port-file", str(port),
+                          "--trace-file", str(trace), "--trace", "error,info"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: port.exists() and port.read_text().strip() or p.poll() is not None,
+                 what="port file")
+        assert p.poll() is None
+        old = tmp_path / "trace.old"
+        os.rename(trace, old)
+        for n, kind in enumerate(["link", "foreign"], 1):
+            if os.path.lexists(trace):
+                os.unlink(trace)
+            _plant(str(trace), kind)
+            p.send_signal(signal.SIGHUP)
+            wait_for(lambda: old.read_text().count("cannot reopen trace file") >= n,
+                     what="reopen %d refused" % n)
+        host, prt = port.read_text().split()[0].rsplit(":", 1)
+        s = socket.create_connection((host, int(prt)), timeout=10 * SCALE)
+        s.sendall(b"still here")
+        assert s.recv(64) == b"still here"
+        s.close()
+    finally:
+        p.terminate()
+        assert p.wait(timeout=20 * SCALE) == 0
+    log = old.read_text()
+    assert log.count("refusing %s: it is a symbolic link" % trace) == 1, log
+    assert log.count("refusing %s: it belongs to uid 65534" % trace) == 1, log
+    assert log.count("refusing ") == 2, log
+    assert log.count("cannot reopen trace file") == 2, log
+    assert (tmp_path / "trace").read_bytes() == b"nobody's\n"

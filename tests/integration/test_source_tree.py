@@ -41,7 +41,9 @@ def test_deps_build_set_leaves_the_test_tools_out():
     assert {"valgrind", "libclang-rt-14-dev", "gnuplot-nox"} <= listed("all")
     assert {"debhelper", "lintian", "dpkg-dev"} <= listed("deb")
     assert build < listed("deb") and not listed("deb") & TEST_TOOLS
-    assert listed("all") == listed("test", "fuzz", "bench", "valgrind", "deb")
+    assert {"mmdebstrap", "buildah", "kubernetes-client"} <= listed("deploy")
+    assert listed("deb") | listed("test") < listed("deploy")
+    assert listed("all") == listed("test", "fuzz", "bench", "valgrind", "deb", "deploy")
     assert deps("--list", "nonsense").returncode == 2
 
 
@@ -73,6 +75,22 @@ def test_deps_installs_only_what_is_missing(tmp_path):
     assert lines[0] == "update -qq"
     assert lines[1].split()[-1] == "liburing-dev" and "install" in lines[1].split()
     assert len(lines) == 2
+
+
+def test_deps_leaves_another_kubectl_alone(tmp_path):
+    """Any kubectl will do for kubernetes-client: one from another package
+    (a cloud SDK's) is not joined by Debian's, which would conflict."""
+    path, log = fake_bin(tmp_path, sorted(listed("deploy") - {"kubernetes-client"}))
+    r = deps("deploy", path=path)
+    assert r.returncode == 0, r.stderr
+    assert log.read_text().split()[-1] == "kubernetes-client"
+    log.unlink()
+    kubectl = os.path.join(path, "kubectl")
+    with open(kubectl, "w") as f:
+        f.write("#!/bin/sh\n")
+    os.chmod(kubectl, 0o755)
+    r = deps("deploy", path=path)
+    assert r.returncode == 0 and not log.exists(), r.stderr
 
 
 def test_deps_dry_run_and_no_deps_install_nothing(tmp_path):

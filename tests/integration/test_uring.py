@@ -387,3 +387,50 @@ def test_bulk_connection_holding_a_pipe_is_cut_cleanly(start_server, second_sign
     if not second_signal:
         assert "reason=drain" in srv.stderr()
     s.close()
+
+
+@needs_uring
+@pytest.mark.parametrize("knobs", [
+    {}, {"ECHOSRV_URING_NO_LIMIT": "1"}, {"ECHOSRV_URING_DIRECT": "0"},
+    {"ECHOSRV_URING_BUFS": "8x1024", "ECHOSRV_URING_NO_LIMIT": "1"}],
+    ids=["default", "no-limit", "plain", "tiny-pool-no-limit"])
+def test_bulk_stops_and_starts_on_many_connections(start_server, knobs):
+    """20 connections (more than the 16 a worker lets into bulk mode) echo
+    512 KiB each at once, go quiet until every bulk connection has given
+    its pipe back, then do it again: the switch into bulk mode (decided
+    after a receive, made by the loop once the receive is over and the
+    queue sent) and back (a receive armed again) happen on every round,
+    with single-shot receives and a pool so small that receives run out of
+    buffers, and every byte comes back in order."""
+    import threading
+    srv = _bulk_server(start_server, env_extra=knobs)
+    base = srv.fd_count()
+    socks = [srv.connect() for _ in range(20)]
+    entered = 0
+    for rnd in range(1, 3):
+        errs = []
+
+        def one(s):
+            try:
+                d = os.urandom(512 << 10)
+                if echo_roundtrip(s, d) != d:
+                    errs.append("bytes differ")
+            except OSError as e:
+                errs.append(repr(e))
+
+        ts = [threading.Thread(target=one, args=(s,), daemon=True) for s in socks]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        assert not errs and not any(t.is_alive() for t in ts), (rnd, errs[:3])
+        log = srv.stderr()
+        before, entered = entered, log.count("bulk mode: splice")
+        assert entered > before, "round %d: no connection went bulk: %s" % (rnd, log[-2000:])
+        _wait_log(srv, "bulk mode ends: idle", count=entered, timeout=15)
+        wait_for(lambda: srv.fd_count() <= base + 20, what="the pipes' descriptors to close")
+    for s in socks:
+        assert_echoes(s, b"small after bulk")
+        s.shutdown(socket.SHUT_WR)
+        assert read_to_eof(s) == b""
+        s.close()
