@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import ECHOSRV, free_port, wait_for
+from conftest import BUILD, ECHOSRV, free_port, wait_for
 from netns import SERVER_IP, CLIENT_IP, netns  # noqa: F401 (fixture)
 from ops_common import stats
 
@@ -124,6 +124,18 @@ def test_many_sources_every_datagram_checked(start_server, tmp_path, engine):
     c = counters(srv)
     assert c["udp_datagrams_sent_total"] == 40 * per
     assert sum(w["udp_datagrams_sent_total"] for w in c["per_worker"]) == 40 * per
+
+
+def test_ipv4_fallback_when_ipv6_is_missing(start_server, tmp_path, engine):
+    """[::]:PORT falls back to 0.0.0.0:PORT where socket(AF_INET6) fails
+    (tests/helpers/no_ipv6), as the TCP listener does."""
+    srv = udp_server(start_server, tmp_path, engine, "--workers", "2",
+                     wrapper=[os.path.join(BUILD, "helpers", "no_ipv6")])
+    assert srv.udp_addrs[0][0] == "0.0.0.0"
+    s = client()
+    s.sendto(b"v4 only", ("127.0.0.1", srv.uport))
+    assert s.recvfrom(100)[0] == b"v4 only"
+    assert "UDP on IPv4 0.0.0.0 only" in srv.stderr()
 
 
 def test_reply_from_the_address_it_was_sent_to(start_server, tmp_path, engine):
