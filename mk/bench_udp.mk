@@ -7,3 +7,8 @@ integration: $(O)/echosrv-bench-udp
 
 $(O)/echosrv-bench-udp: $(BENCH_UDP_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^
+
+# The UDP yardstick: a plain recvmmsg/sendmmsg loop (bench/baseline_udp.c).
+all: $(O)/bench-baseline-udp
+$(O)/bench-baseline-udp: $(O)/bench/baseline_udp.o
+	$(CC) $(LDFLAGS) -o $@ $^
