@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import BUILD, ECHOSRV, free_port, wait_for
-from netns import SERVER_IP, CLIENT_IP, netns  # noqa: F401 (fixture)
+from netns import SERVER_IP, CLIENT_IP, netns, require_netns  # noqa: F401 (fixture)
 from ops_common import stats
 
 SANITIZED = "san-" in os.environ.get("ECHOSRV_BUILD", "")
@@ -348,6 +348,32 @@ def test_loopback_source_from_outside_dropped(netns, start_server, tmp_path, eng
     netns.in_client(send)
     c = wait_counter(srv, "udp_dropped_bad_source_total")
     assert c["udp_datagrams_sent_total"] == 1
+
+
+def test_full_send_queue_drops_and_counts(netns, start_server, tmp_path, engine):
+    """A slow link (tbf with a queue longer than the socket's send buffer)
+    fills echosrv's UDP send queue: the replies that do not fit are dropped
+    and counted as send-full, the worker never blocks, and it goes on
+    echoing TCP meanwhile."""
+    require_netns("tc")
+    netns.ns(netns.srv_ns, "tc", "qdisc", "add", "dev", "vs", "root", "tbf", "rate", "10mbit",
+             "burst", "32kb", "latency", "2s")
+    srv = udp_server(start_server, tmp_path, engine, "--udp-rate", "0",
+                     "--listen", SERVER_IP + ":0", wrapper=netns.wrapper())
+
+    def load():
+        s = client(CLIENT_IP)
+        for _ in range(2000):
+            s.sendto(b"x" * 1400, (SERVER_IP, srv.uport))
+        t = socket.create_connection((SERVER_IP, srv.port), timeout=30)
+        t.sendall(b"tcp meanwhile")
+        got = t.recv(100)
+        t.close()
+        return got
+    assert netns.in_client(load) == b"tcp meanwhile"
+    c = wait_counter(srv, "udp_dropped_send_full_total")
+    assert c["udp_datagrams_sent_total"] + c["udp_dropped_send_full_total"] == \
+        c["udp_datagrams_received_total"]
 
 
 # --- the bounded table -------------------------------------------------------
