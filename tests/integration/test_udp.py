@@ -18,7 +18,7 @@ import pytest
 
 from conftest import BUILD, ECHOSRV, free_port, wait_for
 from netns import SERVER_IP, CLIENT_IP, netns, require_netns  # noqa: F401 (fixture)
-from ops_common import stats
+from ops_common import metric, metrics_url, scrape, stats
 
 SANITIZED = "san-" in os.environ.get("ECHOSRV_BUILD", "")
 SIZES = [0, 1, 1472, 9000, 65507]
@@ -165,13 +165,17 @@ def low_port_socket():
 
 
 def test_low_source_port_dropped(start_server, tmp_path, engine):
-    srv = udp_server(start_server, tmp_path, engine, "--trace", "error")
+    srv = udp_server(start_server, tmp_path, engine, "--trace", "error",
+                     "--metrics", "127.0.0.1:0")
     s = low_port_socket()
     s.sendto(b"from a low port", ("127.0.0.1", srv.uport))
     assert nothing_back(s)
     c = wait_counter(srv, "udp_dropped_low_port_total")
     assert c["udp_datagrams_sent_total"] == 0
     wait_for(lambda: "dropped: low-port" in srv.stderr(), what="the ERROR line")
+    text = scrape(metrics_url(srv))[2]
+    assert metric(text, "echosrv_udp_dropped_low_port_total") == 1
+    assert metric(text, "echosrv_udp_datagrams_received_total") == 1
 
 
 def test_low_source_port_allowed(start_server, tmp_path, engine):
@@ -216,7 +220,8 @@ def test_acl_applies_to_udp(start_server, tmp_path, engine):
 
 
 def test_too_big_dropped(start_server, tmp_path, engine):
-    srv = udp_server(start_server, tmp_path, engine, "--udp-max-size", "100")
+    srv = udp_server(start_server, tmp_path, engine, "--udp-max-size", "100",
+                     "--trace", "error,data")
     s = client()
     s.sendto(pattern(100), ("127.0.0.1", srv.uport))
     assert s.recvfrom(200)[0] == pattern(100)
@@ -225,6 +230,10 @@ def test_too_big_dropped(start_server, tmp_path, engine):
     assert nothing_back(s)
     c = wait_counter(srv, "udp_dropped_too_big_total", 2)
     assert c["udp_datagrams_sent_total"] == 1 and c["udp_dropped_too_big_total"] == 2
+    err = wait_for(lambda: "dropped: too-big" in srv.stderr() and srv.stderr(),
+                   what="the ERROR line")
+    assert err.count("udp echo peer=127.0.0.1:%d" % s.getsockname()[1]) == 1, err
+    assert 1 <= err.count("dropped: too-big") <= 2	# at most one a second: a slow run may see both
 
 
 def test_rate_limit_per_source(start_server, tmp_path, engine):
