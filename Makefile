@@ -36,7 +36,8 @@ CC       ?= cc
 OPT      ?= -O2
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wundef -Wvla -Wno-unused-parameter
-CPPFLAGS += -D_GNU_SOURCE -DECHOSRV_VERSION='"$(VERSION)"' -Isrc
+COMMIT   := $(shell sh scripts/version.sh --commit)
+CPPFLAGS += -D_GNU_SOURCE -DECHOSRV_VERSION='"$(VERSION)"' -DECHOSRV_COMMIT='"$(COMMIT)"' -Isrc
 CFLAGS   += -std=gnu11 $(OPT) -g $(WARN) -fno-strict-aliasing
 ifneq ($(SAN),)
 CFLAGS   += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -97,8 +98,8 @@ $(O)/echosrv: $(O)/src/main.o $(CORE_OBJ)
 # a local edit): $(O)/version holds the one they were built with.
 $(O)/version: FORCE
 	@mkdir -p $(@D)
-	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
-$(addprefix $(O)/src/,main.o ops/metrics.o ops/report.o) $(O)/tools/echosrvctl.o: $(O)/version
+	@echo '$(VERSION) $(COMMIT)' | cmp -s - $@ || echo '$(VERSION) $(COMMIT)' > $@
+$(addprefix $(O)/src/,main.o ops/metrics.o ops/metrics_render.o ops/report.o) $(O)/tools/echosrvctl.o: $(O)/version
 .PHONY: FORCE
 
 run: deps all
@@ -149,7 +150,7 @@ layers: $(BINS)
 # build without sanitizers over the cases that measure the process itself
 # (RSS), which a sanitizer's allocator would falsify.
 check: deps-test
-	$(MAKE) all hardening-check layers
+	$(MAKE) all hardening-check layers rules-check
 	$(MAKE) SAN=address,undefined unit integration
 	$(MAKE) SAN=thread integration PYTEST_ARGS="-m workers"
 	$(MAKE) integration PYTEST_ARGS="-m plain"

@@ -41,11 +41,15 @@ test  iproute2               ip, ss, tc (network-namespace tests)
 test  nftables               nft (packet loss and blackholes in the netns tests)
 test  mandoc                 mandoc -T lint (man page test)
 test  bpftrace               bpftrace (USDT probe test)
-test  prometheus             promtool check metrics (metrics test)
+test  prometheus             promtool: check metrics (metrics tests), check and test rules (make rules-check)
 test  systemd                systemd-socket-activate (socket activation tests)
 fuzz  libclang-rt-14-dev     libFuzzer and sanitizer runtimes for clang 14
 bench python3                Python 3 (bench/run.py)
-bench gnuplot-nox            gnuplot (the benchmark plot)
+bench python3-matplotlib     matplotlib (the benchmark plots, bench/plot.py)
+bench iproute2               ip netns, ss (the benchmark network namespaces)
+bench socat                  socat, a peer: its TCP echo (PIPE)
+bench xinetd                 xinetd, a peer: its built-in echo service
+bench ncat                   ncat, a peer: --exec /bin/cat
 valgrind valgrind            valgrind memcheck (make valgrind-check)
 deb   dpkg-dev               dpkg-buildpackage (make deb)
 deb   debhelper              dh and the dh_* helpers debian/rules uses (make deb)

@@ -108,7 +108,10 @@ def symbols(obj):
 
 def check_calls(objdir):
     base = os.path.join(objdir, 'src')
-    objs = sorted(glob.glob(os.path.join(base, '**', '*.o'), recursive=True))
+    # Only objects whose source still exists: a tree built before files
+    # moved keeps stale objects that say nothing about today's code.
+    objs = sorted(o for o in glob.glob(os.path.join(base, '**', '*.o'), recursive=True)
+                  if os.path.exists(os.path.join('src', os.path.relpath(o, base)[:-2] + '.c')))
     if not objs:
         return [f'{objdir}: no object files under src/ (build first)']
     table = {os.path.relpath(o, base)[:-2]: symbols(o) for o in objs}

@@ -284,6 +284,7 @@ static int run(void)
 			strerror(-r));
 		return abort_start();
 	}
+	atomic_store(&srv.serving, true);	/* /readyz: ready */
 	service_ready(&srv);
 	signal_loop(&set);
 	cleanup();
@@ -299,7 +300,8 @@ static int run(void)
 
 int main(int argc, char **argv)
 {
-	char why[256], note[512];
+	static char note[512];	/* kept: the metrics show it (engine_fallback) */
+	char why[256];
 	int r;
 
 	raise_nofile();
@@ -329,7 +331,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "echosrv: cannot start the log writer: %s\n", strerror(-r));
 		return EXIT_RUNTIME;
 	}
-	if (note[0])
+	if (note[0]) {
 		log_notice("%s", note);
+		srv.engine_fallback = note;
+	}
 	return run();
 }

@@ -3,11 +3,13 @@
  * bench.c - echosrv-bench: a load generator for TCP echo servers that checks
  * every byte that comes back.
  *
- * This file is the run's frame: options, the descriptor limit, the load
- * threads (bench_loop.c), the clock they all follow (connect, then warm-up,
- * measurement and drain at fixed instants, so no thread needs to talk to
- * another while the load runs), the server's CPU time from /proc, and the
- * report, as text or one JSON object.
+ * This file is the run's frame: the descriptor limit, the load threads
+ * (bench_setup.c, bench_loop.c), the clock they all follow (connect, then
+ * warm-up, measurement and drain at fixed instants, so no thread needs to
+ * talk to another while the load runs), what main samples meanwhile (the
+ * server's CPU time from /proc, the machine's from /proc/stat, and with
+ * --interval the threads' latencies since the last interval), and handing
+ * the sums to the report (bench_out.c).  The options are bench_opts.c's.
  *
  * Exit status: 0 every byte came back right; 1 an error or a mismatch was
  * seen (the report says which); 2 bad usage; 3 the run could not start
@@ -17,8 +19,6 @@
 #include "pattern.h"
 
 #include <errno.h>
-#include <getopt.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,31 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_ERRORS 1
-#define EXIT_USAGE  2
-#define EXIT_SETUP  3
-
-static const char usage_text[] =
-"Usage: echosrv-bench [OPTION]...\n"
-"Load a TCP echo server and check every byte it sends back.\n"
-"\n"
-"  -a, --address HOST:PORT  server to load; IPv6 as [ADDR]:PORT [127.0.0.1:40007]\n"
-"  -c, --connections N      connections [1]\n"
-"  -s, --size BYTES         message size (k, M suffixes) [128]\n"
-"  -p, --pipeline K         messages in flight per connection (closed loop) [1]\n"
-"  -d, --duration SECS      measured time [5]\n"
-"  -w, --warmup SECS        load before the measurement starts [1]\n"
-"  -r, --rate MSGS_PER_S    open loop: this many messages per second in all,\n"
-"                           latency counted from each message's intended time\n"
-"  -t, --threads N          load threads, each with its own epoll loop [1]\n"
-"      --give-up SECS       drain: count what is owed as missing once nothing\n"
-"                           has come back for this long [2]\n"
-"      --server-pid PID     also report the server's CPU time per message\n"
-"      --json               print one JSON object instead of text\n"
-"  -h, --help               show this help\n"
-"\n"
-"Exit status: 0 all bytes echoed correctly, 1 errors or mismatches,\n"
-"2 bad usage, 3 could not connect or set up.\n";
 
 uint64_t bench_now_ns(void)
 {
@@ -76,164 +51,7 @@ void bench_report(struct bench_shared *sh, const char *fmt, ...)
 		left == 1 ? " (further problems only counted)" : "");
 }
 
-static void __attribute__((noreturn, format(printf, 1, 2))) usage_error(const char *fmt, ...)
-{
-	va_list ap;
 
-	fputs("echosrv-bench: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs(" (see --help)\n", stderr);
-	exit(EXIT_USAGE);
-}
-
-/* An unsigned number with an optional k/M/G (binary) suffix, in [lo, hi]. */
-static uint64_t parse_count(const char *opt, const char *s, uint64_t lo, uint64_t hi)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (end == s || errno || *s == '-')
-		usage_error("%s: '%s' is not a number", opt, s);
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	}
-	if (*end)
-		usage_error("%s: '%s' is not a number", opt, s);
-	if (v < lo || v > hi)
-		usage_error("%s: %llu is out of range [%llu, %llu]", opt, v,
-			    (unsigned long long)lo, (unsigned long long)hi);
-	return v;
-}
-
-static double parse_secs(const char *opt, const char *s, double lo, double hi)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (end == s || *end || errno || !(v >= lo && v <= hi))
-		usage_error("%s: '%s' is not a number in [%g, %g]", opt, s, lo, hi);
-	return v;
-}
-
-/* HOST:PORT or [IPV6]:PORT; names are resolved, the first address is used. */
-static void parse_address(struct bench_opts *o, const char *s)
-{
-	char host[256];
-	const char *colon = strrchr(s, ':'), *h = s;
-	size_t hlen;
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_NUMERICSERV }, *ai;
-	int r;
-
-	if (!colon || !colon[1])
-		usage_error("--address: '%s' has no :PORT", s);
-	hlen = (size_t)(colon - s);
-	if (*s == '[') {
-		if (hlen < 2 || s[hlen - 1] != ']')
-			usage_error("--address: '%s': write IPv6 as [ADDR]:PORT", s);
-		h = s + 1;
-		hlen -= 2;
-	} else if (memchr(s, ':', hlen)) {
-		usage_error("--address: '%s': write IPv6 as [ADDR]:PORT", s);
-	}
-	if (hlen == 0 || hlen >= sizeof(host))
-		usage_error("--address: '%s' has no host", s);
-	memcpy(host, h, hlen);
-	host[hlen] = 0;
-	parse_count("--address", colon + 1, 1, 65535);
-	r = getaddrinfo(host, colon + 1, &hints, &ai);
-	if (r)
-		usage_error("--address: %s: %s", s, gai_strerror(r));
-	memcpy(&o->addr, ai->ai_addr, ai->ai_addrlen);
-	o->addrlen = ai->ai_addrlen;
-	freeaddrinfo(ai);
-	snprintf(o->addr_text, sizeof(o->addr_text), "%s", s);
-}
-
-static void parse_options(struct bench_opts *o, int argc, char **argv)
-{
-	enum { OPT_SERVER_PID = 256, OPT_JSON, OPT_GIVE_UP };
-	static const struct option longs[] = {
-		{ "address",     required_argument, NULL, 'a' },
-		{ "connections", required_argument, NULL, 'c' },
-		{ "size",        required_argument, NULL, 's' },
-		{ "pipeline",    required_argument, NULL, 'p' },
-		{ "duration",    required_argument, NULL, 'd' },
-		{ "warmup",      required_argument, NULL, 'w' },
-		{ "rate",        required_argument, NULL, 'r' },
-		{ "threads",     required_argument, NULL, 't' },
-		{ "server-pid",  required_argument, NULL, OPT_SERVER_PID },
-		{ "json",        no_argument,       NULL, OPT_JSON },
-		{ "give-up",     required_argument, NULL, OPT_GIVE_UP },
-		{ "help",        no_argument,       NULL, 'h' },
-		{ 0 }
-	};
-	const char *addr = "127.0.0.1:40007";
-	bool pipeline_set = false;
-	int ch;
-
-	*o = (struct bench_opts){ .conns = 1, .threads = 1, .pipeline = 1,
-				  .size = 128, .duration = 5, .warmup = 1,
-				  .give_up_ns = (uint64_t)(BENCH_DRAIN_IDLE_S * NS_PER_S) };
-	while ((ch = getopt_long(argc, argv, "a:c:s:p:d:w:r:t:h", longs, NULL)) != -1) {
-		switch (ch) {
-		case 'a': addr = optarg; break;
-		case 'c': o->conns = (unsigned)parse_count("--connections", optarg, 1, BENCH_MAX_CONNS); break;
-		case 's': o->size = parse_count("--size", optarg, 1, UINT64_C(1) << 30); break;
-		case 'p': o->pipeline = (unsigned)parse_count("--pipeline", optarg, 1, BENCH_MAX_PIPELINE);
-			  pipeline_set = true; break;
-		case 'd': o->duration = parse_secs("--duration", optarg, 0.001, 86400); break;
-		case 'w': o->warmup = parse_secs("--warmup", optarg, 0, 86400); break;
-		case 'r': o->rate = parse_secs("--rate", optarg, 0.001, 1e9); break;
-		case 't': o->threads = (unsigned)parse_count("--threads", optarg, 1, BENCH_MAX_THREADS); break;
-		case OPT_SERVER_PID:
-			o->server_pid = (pid_t)parse_count("--server-pid", optarg, 1, INT32_MAX); break;
-		case OPT_JSON: o->json = true; break;
-		case OPT_GIVE_UP:
-			o->give_up_ns = (uint64_t)(parse_secs("--give-up", optarg, 0.001, 3600) * NS_PER_S);
-			break;
-		case 'h': fputs(usage_text, stdout); exit(0);
-		default: usage_error("bad option");
-		}
-	}
-	if (optind < argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
-	if (o->rate > 0 && pipeline_set)
-		usage_error("--rate and --pipeline exclude each other (open loop has no fixed window)");
-	if (o->threads > o->conns)
-		o->threads = o->conns;
-	parse_address(o, addr);
-}
-
-/* The server's user+system CPU time in ns, all threads; -errno if gone. */
-static int64_t proc_cpu_ns(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut, st;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	p = strrchr(buf, ')');      /* the command name may hold spaces */
-	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-			 &ut, &st) != 2)
-		return -EINVAL;
-	return (int64_t)((ut + st) * (NS_PER_S / (uint64_t)sysconf(_SC_CLK_TCK)));
-}
 
 /* As many descriptors as we may have: 5000 connections need 5000. */
 static void raise_nofile(void)
@@ -259,6 +77,7 @@ static void sum_results(struct bench_result *sum, struct bench_thread *th, unsig
 {
 	memset(sum, 0, sizeof(*sum));
 	hist_init(&sum->lat);
+	hist_init(&sum->setup);
 	for (unsigned i = 0; i < n; i++) {
 		const struct bench_result *r = &th[i].res;
 
@@ -277,129 +96,95 @@ static void sum_results(struct bench_result *sum, struct bench_thread *th, unsig
 			sum->drain_gap_ns = r->drain_gap_ns;
 		sum->cpu_ns += r->cpu_ns;
 		sum->user_ns += r->user_ns;
+		sum->conn_opened += r->conn_opened;
+		sum->conn_attempts += r->conn_attempts;
+		for (int f = 0; f < BCF__COUNT; f++)
+			sum->conn_fail[f] += r->conn_fail[f];
 		hist_merge(&sum->lat, &r->lat);
+		hist_merge(&sum->setup, &r->setup);
 	}
 }
-
-static uint64_t total_errors(const struct bench_result *r)
-{
-	uint64_t n = 0;
-
-	for (int e = 0; e < BERR__COUNT; e++)
-		n += r->err[e];
-	return n;
-}
-
-static const char *const error_names[] = {
-#define X(name, text) #name,
-	BENCH_ERRORS(X)
-#undef X
-};
-
-static const char *const error_texts[] = {
-#define X(name, text) text,
-	BENCH_ERRORS(X)
-#undef X
-};
-
-struct summary {
-	double secs, msgs_per_s, bytes_per_s, client_us, client_user_us, server_us;
-	bool server_known;
-};
 
 static double us(uint64_t ns)
 {
 	return (double)ns / 1000.0;
 }
 
-static void print_json(const struct bench_opts *o, const struct bench_result *r,
-		       const struct summary *s)
-{
-	const struct hist *h = &r->lat;
+/* What main watches while the threads run. */
+struct watch {
+	const struct bench_opts *o;
+	struct bench_thread *th;
+	int64_t srv_cpu[2];
+	struct cpu_times all[2], cpu[2][BENCH_MAX_CPUS];
+	bool stat_ok[2];
+	struct bench_interval *iv;
+	unsigned niv, maxiv;
+	uint64_t last_errors;
+	struct hist h;               /* scratch: the threads' interval latencies */
+};
 
-	printf("{\"address\": \"%s\", \"connections\": %u, \"size\": %llu, "
-	       "\"pipeline\": %u, \"rate\": %.3f, \"threads\": %u, "
-	       "\"duration_s\": %.6f, \"warmup_s\": %.3f, ",
-	       o->addr_text, o->conns, (unsigned long long)o->size,
-	       o->rate > 0 ? 0 : o->pipeline, o->rate, o->threads, s->secs, o->warmup);
-	printf("\"messages\": %llu, \"messages_per_second\": %.1f, "
-	       "\"bytes_per_second\": %.1f, \"checked_bytes\": %llu, ",
-	       (unsigned long long)r->messages, s->msgs_per_s, s->bytes_per_s,
-	       (unsigned long long)r->checked);
-	printf("\"latency_us\": {\"p50\": %.1f, \"p90\": %.1f, \"p99\": %.1f, "
-	       "\"p999\": %.1f, \"max\": %.1f, \"mean\": %.1f}, ",
-	       us(hist_quantile(h, 0.5)), us(hist_quantile(h, 0.9)),
-	       us(hist_quantile(h, 0.99)), us(hist_quantile(h, 0.999)),
-	       us(h->count ? h->max : 0), h->count ? us(h->sum / h->count) : 0.0);
-	printf("\"errors\": %llu, \"error_kinds\": {", (unsigned long long)total_errors(r));
-	for (int e = 0; e < BERR__COUNT; e++)
-		printf("%s\"%s\": %llu", e ? ", " : "", error_names[e],
-		       (unsigned long long)r->err[e]);
-	printf("}, \"missing_bytes\": %llu, \"extra_bytes\": %llu, "
-	       "\"mismatches\": %llu, \"no_fin\": %llu, \"retransmits\": %llu, "
-	       "\"client_cpu_us_per_message\": %.3f, "
-	       "\"client_user_cpu_us_per_message\": %.3f",
-	       (unsigned long long)r->missing_bytes, (unsigned long long)r->extra_bytes,
-	       (unsigned long long)r->mismatches, (unsigned long long)r->no_fin,
-	       (unsigned long long)r->retransmits, s->client_us, s->client_user_us);
-	printf(", \"drain_s\": %.3f, \"drain_longest_wait_s\": %.3f",
-	       (double)r->drain_ns / NS_PER_S, (double)r->drain_gap_ns / NS_PER_S);
-	if (s->server_known)
-		printf(", \"server_cpu_us_per_message\": %.3f", s->server_us);
-	printf("}\n");
+static void sample(struct watch *w, int end)
+{
+	const struct bench_opts *o = w->o;
+
+	if (o->server_pid)
+		w->srv_cpu[end] = proc_tree_cpu_ns(o->server_pid);
+	w->stat_ok[end] = cpustat_read(NULL, &w->all[end], o->cpus, w->cpu[end],
+				       o->ncpus) == 0;
 }
 
-static void print_text(const struct bench_opts *o, const struct bench_result *r,
-		       const struct summary *s)
+/* Takes every thread's latencies since the last interval and prints a line. */
+static void interval_end(struct watch *w, double t, double secs)
 {
-	const struct hist *h = &r->lat;
-	uint64_t errs = total_errors(r);
+	struct bench_interval *v;
+	uint64_t errors = 0;
 
-	printf("echosrv-bench: %s, %u connection%s, %llu-byte messages, ",
-	       o->addr_text, o->conns, o->conns == 1 ? "" : "s",
-	       (unsigned long long)o->size);
-	if (o->rate > 0)
-		printf("open loop at %.0f messages/s", o->rate);
-	else
-		printf("%u in flight each", o->pipeline);
-	printf(", %u thread%s\n", o->threads, o->threads == 1 ? "" : "s");
-	printf("  measured     %.2f s after %.2f s warm-up\n", s->secs, o->warmup);
-	printf("  messages/s   %.0f\n", s->msgs_per_s);
-	printf("  MB/s         %.2f  (echoed payload, one way)\n", s->bytes_per_s / 1e6);
-	printf("  latency us   p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n",
-	       us(hist_quantile(h, 0.5)), us(hist_quantile(h, 0.9)),
-	       us(hist_quantile(h, 0.99)), us(hist_quantile(h, 0.999)),
-	       us(h->count ? h->max : 0));
-	printf("  errors       %llu\n", (unsigned long long)errs);
-	for (int e = 0; e < BERR__COUNT; e++)
-		if (r->err[e])
-			printf("    %-11s  %llu  (%s)\n", error_names[e],
-			       (unsigned long long)r->err[e], error_texts[e]);
-	if (r->missing_bytes || r->extra_bytes)
-		printf("    bytes missing %llu, extra %llu\n",
-		       (unsigned long long)r->missing_bytes,
-		       (unsigned long long)r->extra_bytes);
-	printf("  mismatches   %llu  (messages with a wrong byte; %llu bytes checked)\n",
-	       (unsigned long long)r->mismatches, (unsigned long long)r->checked);
-	if (r->retransmits)
-		printf("  note         TCP sent %llu segments again: packets were lost "
-		       "on the way\n", (unsigned long long)r->retransmits);
-	printf("  drain        %.3f s  (longest wait for a byte %.3f s; --give-up %.3f s)\n",
-	       (double)r->drain_ns / NS_PER_S, (double)r->drain_gap_ns / NS_PER_S,
-	       (double)o->give_up_ns / NS_PER_S);
-	if (r->no_fin)
-		printf("  note         %llu connections were not closed by the server "
-		       "after our FIN\n", (unsigned long long)r->no_fin);
-	printf("  client CPU   %.3f us/message  (%.3f of it in user space)\n",
-	       s->client_us, s->client_user_us);
-	if (s->server_known)
-		printf("  server CPU   %.3f us/message\n", s->server_us);
-	printf("  result       %s\n", errs || r->mismatches ? "FAILED" : "OK");
+	hist_init(&w->h);
+	for (unsigned i = 0; i < w->o->threads; i++) {
+		struct bench_thread *th = &w->th[i];
+
+		pthread_mutex_lock(&th->lock);
+		hist_merge(&w->h, &th->iv);
+		hist_init(&th->iv);
+		errors += bench_total_errors(&th->res) + th->res.mismatches;
+		pthread_mutex_unlock(&th->lock);
+	}
+	if (w->niv == w->maxiv)
+		return;
+	v = &w->iv[w->niv++];
+	*v = (struct bench_interval){ .t = t, .secs = secs, .messages = w->h.count,
+				      .errors = errors - w->last_errors,
+				      .p50_ns = hist_quantile(&w->h, 0.5),
+				      .p99_ns = hist_quantile(&w->h, 0.99) };
+	w->last_errors = errors;
+	if (!w->o->json)
+		bench_print_interval(v);
+}
+
+/* From the start of the measurement to its end: samples, intervals. */
+static void watch_run(struct watch *w, const struct bench_clock *k)
+{
+	const struct bench_opts *o = w->o;
+	uint64_t step = (uint64_t)(o->interval * 1e9), t = k->measure;
+
+	sleep_until(k->measure);
+	sample(w, 0);
+	if (step) {
+		for (t = k->measure + step; t < k->end; t += step) {
+			sleep_until(t);
+			interval_end(w, (double)(t - step - k->measure) / 1e9, (double)step / 1e9);
+		}
+		t -= step;
+	}
+	sleep_until(k->end);
+	sample(w, 1);
+	if (step && k->end > t)
+		interval_end(w, (double)(t - k->measure) / 1e9, (double)(k->end - t) / 1e9);
 }
 
 /* Starts the threads, runs the clock, joins; EXIT_SETUP if connecting failed. */
 static int run_threads(const struct bench_opts *o, struct bench_shared *sh,
-		       struct bench_thread *th, int64_t srv_cpu[2])
+		       struct bench_thread *th, struct watch *w)
 {
 	unsigned n = o->threads;
 	int rc = 0;
@@ -409,6 +194,8 @@ static int run_threads(const struct bench_opts *o, struct bench_shared *sh,
 	for (unsigned i = 0; i < n; i++) {
 		th[i].index = i;
 		th[i].sh = sh;
+		pthread_mutex_init(&th[i].lock, NULL);
+		hist_init(&th[i].iv);
 		int r = pthread_create(&th[i].tid, NULL, bench_thread_main, &th[i]);
 		if (r) {
 			fprintf(stderr, "echosrv-bench: cannot start thread: %s\n", strerror(r));
@@ -420,12 +207,8 @@ static int run_threads(const struct bench_opts *o, struct bench_shared *sh,
 	sh->clk.measure = sh->clk.go + (uint64_t)(o->warmup * 1e9);
 	sh->clk.end = sh->clk.measure + (uint64_t)(o->duration * 1e9);
 	pthread_barrier_wait(&sh->go);         /* publishes clk to the threads */
-	if (!atomic_load(&sh->abort) && o->server_pid) {
-		sleep_until(sh->clk.measure);
-		srv_cpu[0] = proc_cpu_ns(o->server_pid);
-		sleep_until(sh->clk.end);
-		srv_cpu[1] = proc_cpu_ns(o->server_pid);
-	}
+	if (!atomic_load(&sh->abort))
+		watch_run(w, &sh->clk);
 	for (unsigned i = 0; i < n; i++) {
 		pthread_join(th[i].tid, NULL);
 		if (th[i].setup_err && !rc) {
@@ -436,49 +219,91 @@ static int run_threads(const struct bench_opts *o, struct bench_shared *sh,
 	return rc;
 }
 
+static void summarise(const struct bench_opts *o, const struct bench_shared *sh,
+		      const struct bench_result *r, const struct watch *w,
+		      struct bench_summary *s)
+{
+	s->secs = (double)(sh->clk.end - sh->clk.measure) / 1e9;
+	s->msgs_per_s = (double)r->messages / s->secs;
+	s->bytes_per_s = s->msgs_per_s * (double)o->size;
+	s->client_us = r->messages ? us(r->cpu_ns) / (double)r->messages : 0;
+	s->client_user_us = r->messages ? us(r->user_ns) / (double)r->messages : 0;
+	if (w->srv_cpu[0] >= 0 && w->srv_cpu[1] >= 0 && r->messages) {
+		s->server_known = true;
+		s->server_us = us((uint64_t)(w->srv_cpu[1] - w->srv_cpu[0])) / (double)r->messages;
+	}
+	if (w->stat_ok[0] && w->stat_ok[1]) {
+		s->machine_known = true;
+		s->machine = cpu_times_sub(&w->all[1], &w->all[0]);
+		for (unsigned i = 0; i < o->ncpus; i++)
+			s->cpu[i] = cpu_times_sub(&w->cpu[1][i], &w->cpu[0][i]);
+	}
+	s->iv = w->iv;
+	s->niv = w->niv;
+}
+
+static bool run_failed(const struct bench_result *r)
+{
+	uint64_t failed = 0;
+
+	for (int f = 0; f < BCF__COUNT; f++)
+		failed += f == BCF_no_slot ? 0 : r->conn_fail[f];
+	return bench_total_errors(r) || r->mismatches || failed;
+}
+
+static void started_at(struct bench_summary *s)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(s->started, sizeof(s->started), "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 int main(int argc, char **argv)
 {
-	struct bench_opts o;
+	static struct bench_opts o;
+	static struct watch w;
+	static struct bench_result r;
 	struct bench_shared sh = { .o = &o };
+	struct bench_summary s = { 0 };
 	struct bench_thread *th;
-	struct bench_result r;
-	struct summary s = { 0 };
-	int64_t srv_cpu[2] = { -1, -1 };
 	int rc;
 
 	parse_options(&o, argc, argv);
-	if (o.server_pid && proc_cpu_ns(o.server_pid) < 0)
+	if (o.server_pid && proc_tree_cpu_ns(o.server_pid) < 0)
 		usage_error("--server-pid %d: no such process", (int)o.server_pid);
 	raise_nofile();
-	if (pattern_init() < 0) {
-		fprintf(stderr, "echosrv-bench: out of memory\n");
-		return EXIT_SETUP;
+	w = (struct watch){ .o = &o, .srv_cpu = { -1, -1 } };
+	if (o.interval > 0) {
+		w.maxiv = (unsigned)(o.duration / o.interval) + 2;
+		w.iv = calloc(w.maxiv, sizeof(*w.iv));
 	}
-	atomic_init(&sh.reports_left, 10);
 	th = calloc(o.threads, sizeof(*th));
-	if (!th) {
+	if (pattern_init() < 0 || !th || (o.interval > 0 && !w.iv)) {
 		fprintf(stderr, "echosrv-bench: out of memory\n");
 		return EXIT_SETUP;
 	}
-	rc = run_threads(&o, &sh, th, srv_cpu);
+	w.th = th;
+	atomic_init(&sh.reports_left, 10);
+	started_at(&s);
+	rc = run_threads(&o, &sh, th, &w);
 	if (!rc)
 		sum_results(&r, th, o.threads);
 	free(th);
 	if (rc)
 		return rc;
-	s.secs = (double)(sh.clk.end - sh.clk.measure) / 1e9;
-	s.msgs_per_s = (double)r.messages / s.secs;
-	s.bytes_per_s = s.msgs_per_s * (double)o.size;
-	s.client_us = r.messages ? us(r.cpu_ns) / (double)r.messages : 0;
-	s.client_user_us = r.messages ? us(r.user_ns) / (double)r.messages : 0;
-	if (srv_cpu[0] >= 0 && srv_cpu[1] >= 0 && r.messages) {
-		s.server_known = true;
-		s.server_us = us((uint64_t)(srv_cpu[1] - srv_cpu[0])) / (double)r.messages;
+	summarise(&o, &sh, &r, &w, &s);
+	if (o.histogram && (rc = bench_write_histogram(o.histogram, &r.lat)) < 0) {
+		fprintf(stderr, "echosrv-bench: --histogram %s: %s\n", o.histogram,
+			strerror(-rc));
+		rc = EXIT_ERRORS;
 	}
 	if (o.json)
-		print_json(&o, &r, &s);
+		bench_print_json(&o, &r, &s);
 	else
-		print_text(&o, &r, &s);
+		bench_print_text(&o, &r, &s, run_failed(&r));
 	fflush(stdout);
-	return total_errors(&r) || r.mismatches ? EXIT_ERRORS : 0;
+	free(w.iv);
+	return run_failed(&r) || rc ? EXIT_ERRORS : 0;
 }

@@ -21,7 +21,19 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "cpustat.h"
 #include "hist.h"
+
+#define EXIT_ERRORS 1
+#define EXIT_USAGE  2
+#define EXIT_SETUP  3
+
+#ifndef BENCH_VERSION
+#define BENCH_VERSION "unknown"
+#endif
+#ifndef BENCH_COMMIT
+#define BENCH_COMMIT "unknown"
+#endif
 
 #define BENCH_MAX_CONNS     100000
 #define BENCH_MAX_THREADS   64
@@ -30,6 +42,9 @@
 #define BENCH_DRAIN_IDLE_S  2.0             /* drain gives up after this long */
 #define BENCH_DRAIN_MAX_NS  (30 * NS_PER_S)  /* without a byte, or this in all */
 #define NS_PER_S            UINT64_C(1000000000)
+#define BENCH_MAX_PCTS      16              /* --percentiles entries */
+#define BENCH_MAX_BIND      64              /* --bind addresses */
+#define BENCH_MAX_CPUS      8               /* --cpu entries */
 
 struct bench_opts {
 	struct sockaddr_storage addr;
@@ -45,6 +60,19 @@ struct bench_opts {
 	uint64_t give_up_ns;     /* drain: longest wait for the next byte */
 	pid_t server_pid;        /* 0 = not given */
 	bool json;
+	double pcts[BENCH_MAX_PCTS];     /* percentiles reported, ascending */
+	unsigned npcts;
+	const char *histogram;   /* --histogram: CSV file of the latencies */
+	double interval;         /* --interval seconds; 0 = no interval lines */
+	struct sockaddr_storage bind[BENCH_MAX_BIND];   /* --bind sources */
+	unsigned nbind;
+	const char *bind_text;
+	double connect_rate;     /* churn: connections opened per second; 0 = off */
+	uint64_t life_msgs;      /* churn: each lives this many messages, or */
+	uint64_t life_ns;        /*   this long (exactly one is non-zero) */
+	int cpus[BENCH_MAX_CPUS];        /* --cpu: CPUs also accounted alone */
+	unsigned ncpus;
+	char placement[32];      /* --placement, or what the address suggests */
 };
 
 /* Every way a connection can go wrong other than a wrong byte. */
@@ -55,11 +83,26 @@ struct bench_opts {
 	X(extra,       "more bytes came back than were sent") \
 	X(io,          "other socket errors")
 
+/* Why a churn connection did not come up (--connect-rate). */
+#define BENCH_CONN_FAILS(X) \
+	X(refused,  "connect refused") \
+	X(timeout,  "connect timed out") \
+	X(rejected, "accepted, then closed or reset before its first echo") \
+	X(other,    "other connect errors (out of ports or descriptors, ...)") \
+	X(no_slot,  "due while all --connections slots were busy: not opened")
+
 enum bench_error {
 #define X(name, text) BERR_##name,
 	BENCH_ERRORS(X)
 #undef X
 	BERR__COUNT
+};
+
+enum bench_conn_fail {
+#define X(name, text) BCF_##name,
+	BENCH_CONN_FAILS(X)
+#undef X
+	BCF__COUNT
 };
 
 struct bench_result {
@@ -75,7 +118,11 @@ struct bench_result {
 	uint64_t drain_gap_ns;   /* the drain's longest wait for the next byte */
 	uint64_t cpu_ns;         /* this thread's CPU time inside the window */
 	uint64_t user_ns;        /* the user-space part of it: the tool's own code */
+	uint64_t conn_opened;    /* churn: connections up inside the window */
+	uint64_t conn_attempts;  /* churn: connects started, whole run */
+	uint64_t conn_fail[BCF__COUNT];  /* churn: whole run */
 	struct hist lat;
+	struct hist setup;       /* churn: connect() to established, in the window */
 };
 
 /* The clock of a run, in CLOCK_MONOTONIC nanoseconds, set once by bench.c. */
@@ -101,9 +148,46 @@ struct bench_thread {
 	int setup_err;                /* -errno when connecting failed */
 	char setup_msg[256];
 	struct bench_result res;
+	/* --interval: res and iv change only under lock, which the thread
+	 * drops while it waits in epoll, so main can read them between. */
+	pthread_mutex_t lock;
+	struct hist iv;               /* latencies since main last took them */
+};
+
+/* One --interval: [t, t + secs) seconds after the measurement began. */
+struct bench_interval {
+	double t, secs;
+	uint64_t messages, errors;   /* errors: problems seen in it, mismatches too */
+	uint64_t p50_ns, p99_ns;
+};
+
+/* What main measured around the threads, for the report. */
+struct bench_summary {
+	struct bench_interval *iv;   /* --interval, in order */
+	unsigned niv;
+	double secs, msgs_per_s, bytes_per_s, client_us, client_user_us, server_us;
+	bool server_known;
+	bool machine_known;          /* /proc/stat was read at both ends */
+	struct cpu_times machine;    /* all CPUs, over the measured interval */
+	struct cpu_times cpu[BENCH_MAX_CPUS];   /* --cpu, the same */
+	char started[32];            /* UTC, ISO 8601, when the load began */
 };
 
 void *bench_thread_main(void *arg);
+
+/* bench_opts.c */
+void parse_options(struct bench_opts *o, int argc, char **argv);
+void usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+/* bench_out.c: the report, and the --interval and --histogram files. */
+uint64_t bench_total_errors(const struct bench_result *r);
+void bench_print_json(const struct bench_opts *o, const struct bench_result *r,
+		      const struct bench_summary *s);
+void bench_print_text(const struct bench_opts *o, const struct bench_result *r,
+		      const struct bench_summary *s, bool failed);
+int bench_write_histogram(const char *path, const struct hist *h);
+/* One --interval line on stdout, as it ends (text output only). */
+void bench_print_interval(const struct bench_interval *iv);
 
 uint64_t bench_now_ns(void);
 /* One line on stderr about one connection, at most a few per run. */

@@ -74,7 +74,7 @@ static void set_out(struct loop *l, struct bconn *c, bool want)
 	epoll_ctl(l->ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
-static void close_conn(struct loop *l, struct bconn *c)
+void loop_close(struct loop *l, struct bconn *c)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
@@ -95,15 +95,17 @@ static void fail(struct loop *l, struct bconn *c, int e)
 				e == EPIPE ? BERR_early_close : BERR_io;
 	char buf[64];
 
+	if (churn_rejected(l, c, e))
+		return;
 	l->res->err[kind]++;
 	l->res->missing_bytes += c->issued - c->received;
 	bench_report(l->sh, "connection %u: %s after %llu of %llu bytes came back",
 		     c->id, loop_errtext(e, buf, sizeof(buf)),
 		     (unsigned long long)c->received, (unsigned long long)c->issued);
-	close_conn(l, c);
+	loop_close(l, c);
 }
 
-static void flush(struct loop *l, struct bconn *c)
+void loop_flush(struct loop *l, struct bconn *c)
 {
 	while (c->sent < c->issued) {
 		uint64_t len = c->issued - c->sent;
@@ -180,9 +182,11 @@ static void complete(struct loop *l, struct bconn *c, uint64_t m, uint64_t now)
 
 	if (now >= l->sh->clk.measure && now < l->sh->clk.end) {
 		hist_record(&l->res->lat, now > t0 ? now - t0 : 0);
+		if (o->interval > 0)
+			hist_record(&l->th->iv, now > t0 ? now - t0 : 0);
 		l->res->messages++;
 	}
-	if (slot && !l->draining) {
+	if (slot && !l->draining && !churn_retire(l, c, now)) {
 		*slot = now;            /* message m + K reuses the slot */
 		c->issued += o->size;
 	}
@@ -225,25 +229,28 @@ static void consume(struct loop *l, struct bconn *c, const uint8_t *buf,
 		complete(l, c, m, now);
 	if (c->state != C_OPEN)
 		return;
-	if (l->draining && c->received == c->issued)
+	/* A churn connection that has issued its last message is done too. */
+	if ((l->draining || l->churn) && c->received == c->issued)
 		shut(l, c);
 	else if (c->sent < c->issued && !c->want_out)
-		flush(l, c);
+		loop_flush(l, c);
 }
 
 static void on_eof(struct loop *l, struct bconn *c)
 {
 	note_rx(l, bench_now_ns());
 	if (c->state == C_SHUT) {       /* the clean end */
-		close_conn(l, c);
+		loop_close(l, c);
 		return;
 	}
+	if (churn_rejected(l, c, 0))
+		return;
 	l->res->err[BERR_early_close]++;
 	l->res->missing_bytes += c->issued - c->received;
 	bench_report(l->sh, "connection %u: closed by the server after %llu of "
 		     "%llu bytes came back", c->id, (unsigned long long)c->received,
 		     (unsigned long long)c->issued);
-	close_conn(l, c);
+	loop_close(l, c);
 }
 
 static void on_readable(struct loop *l, struct bconn *c)
@@ -276,7 +283,7 @@ static void issue_due(struct loop *l, uint64_t now)
 			continue;
 		c->issued += l->o->size;
 		if (!c->want_out)
-			flush(l, c);
+			loop_flush(l, c);
 	}
 }
 
@@ -289,6 +296,8 @@ static void begin_drain(struct loop *l, uint64_t now)
 	for (unsigned i = 0; i < l->n; i++) {
 		struct bconn *c = &l->c[i];
 
+		if (c->state == C_CONNECTING)
+			loop_close(l, c);       /* churn: not up yet, not owed */
 		if (c->state != C_OPEN)
 			continue;
 		/* Unsent whole messages are withdrawn: only what is under way is owed. */
@@ -320,7 +329,7 @@ static void finish(struct loop *l)
 			l->res->no_fin++;
 		}
 		if (c->state != C_DONE)
-			close_conn(l, c);
+			loop_close(l, c);
 	}
 }
 
@@ -361,19 +370,24 @@ static bool advance(struct loop *l, uint64_t now, uint64_t *wake)
 	return true;
 }
 
+/* The measured run; with --interval, res changes only under th->lock,
+ * which is let go while the loop waits, so main can take the figures. */
 void loop_run(struct loop *l)
 {
 	struct epoll_event ev[MAX_EVENTS];
 	uint64_t now = bench_now_ns(), wake;
+	bool lock = l->o->interval > 0;
 
-	if (l->o->rate == 0) {
+	if (lock)
+		pthread_mutex_lock(&l->th->lock);
+	if (l->o->rate == 0 && !l->churn) {
 		for (unsigned i = 0; i < l->n; i++) {
 			struct bconn *c = &l->c[i];
 
 			for (unsigned m = 0; m < l->o->pipeline; m++)
 				c->t_issue[m] = now;
 			c->issued = l->o->size * l->o->pipeline;
-			flush(l, c);
+			loop_flush(l, c);
 		}
 	}
 	while (advance(l, now = bench_now_ns(), &wake)) {
@@ -387,17 +401,34 @@ void loop_run(struct loop *l)
 			if (due < wake)
 				wake = due;
 		}
+		if (l->churn && !l->draining) {
+			uint64_t due = churn_due(l, now);
+
+			if (due < wake)
+				wake = due;
+		}
+		if (lock)
+			pthread_mutex_unlock(&l->th->lock);
 		n = loop_wait(l, ev, wake > now ? wake - now : 0);
+		if (lock)
+			pthread_mutex_lock(&l->th->lock);
+		now = bench_now_ns();
 		for (int i = 0; i < n; i++) {
 			struct bconn *c = ev[i].data.ptr;
 
 			if (c->state == C_DONE)
 				continue;
+			if (c->state == C_CONNECTING) {
+				churn_connected(l, c, now);
+				continue;
+			}
 			if (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 				on_readable(l, c);
 			if (c->state == C_OPEN && (ev[i].events & EPOLLOUT))
-				flush(l, c);
+				loop_flush(l, c);
 		}
 	}
 	finish(l);
+	if (lock)
+		pthread_mutex_unlock(&l->th->lock);
 }

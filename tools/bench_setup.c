@@ -8,7 +8,10 @@
  *
  * Any failure to connect (refused, unreachable, timed out, out of
  * descriptors) ends the whole run before the load starts, with one line that
- * says why: figures from a partly connected run would mislead.
+ * says why: figures from a partly connected run would mislead.  Churn
+ * (--connect-rate, bench_churn.c) is the exception: it connects while the
+ * load runs, and counts its failures instead, since they are what it
+ * measures.
  */
 #include "bench_loop.h"
 #include "pattern.h"
@@ -38,17 +41,57 @@ static int setup_error(struct loop *l, int e, const char *fmt, ...)
 	return -e;
 }
 
-static int start_connect(struct loop *l, struct bconn *c)
+int conn_start(struct loop *l, struct bconn *c, const char **step)
 {
 	const struct bench_opts *o = l->o;
 	struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
+	int one = 1;
+
+	/* Connection k of thread t is number t + k * threads of the run: its
+	 * stream and its --bind address (so addresses take turns). */
+	c->id = (uint32_t)(l->th->index + l->opened++ * o->threads);
+	c->base = pattern_base(c->id);
+	c->issued = c->sent = c->received = c->bad_msg = 0;
+	c->want_out = c->extra_seen = false;
+	*step = "socket";
+	c->fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return -errno;
+	c->state = C_CONNECTING;
+	l->live++;
+	/* Messages are sent as soon as they are issued, like a real client's. */
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (o->nbind) {
+		/* The port is chosen at connect(), per destination, so one source
+		 * address is not limited to one ephemeral range in all. */
+		*step = "bind";
+		setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+		if (bind(c->fd, (const struct sockaddr *)&o->bind[c->id % o->nbind],
+			 o->addrlen) < 0)
+			return -errno;
+	}
+	*step = "connect";
+	c->t_conn = bench_now_ns();
+	if (connect(c->fd, (const struct sockaddr *)&o->addr, o->addrlen) < 0 &&
+	    errno != EINPROGRESS)
+		return -errno;
+	*step = "epoll_ctl";
+	if (epoll_ctl(l->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+static int start_connect(struct loop *l, struct bconn *c)
+{
+	const struct bench_opts *o = l->o;
+	const char *step;
 	struct rlimit rl;
 	char buf[64];
-	int one = 1, e;
+	int e = -conn_start(l, c, &step);
 
-	c->fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd < 0) {
-		e = errno;
+	if (!e)
+		return 0;
+	if (!strcmp(step, "socket")) {
 		getrlimit(RLIMIT_NOFILE, &rl);
 		return setup_error(l, e, "cannot open connection %u of %u: %s "
 				   "(descriptor limit %llu%s)", c->id + 1, o->conns,
@@ -56,21 +99,11 @@ static int start_connect(struct loop *l, struct bconn *c)
 				   (unsigned long long)rl.rlim_cur,
 				   e == EMFILE ? "; raise it with ulimit -n" : "");
 	}
-	/* Messages are sent as soon as they are issued, like a real client's. */
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->state = C_CONNECTING;
-	l->live++;
-	if (connect(c->fd, (const struct sockaddr *)&o->addr, o->addrlen) < 0 &&
-	    errno != EINPROGRESS) {
-		e = errno;
-		return setup_error(l, e, "connect to %s: %s", o->addr_text,
+	if (!strcmp(step, "bind"))
+		return setup_error(l, e, "bind to --bind %s: %s", o->bind_text,
 				   loop_errtext(e, buf, sizeof(buf)));
-	}
-	if (epoll_ctl(l->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
-		e = errno;
-		return setup_error(l, e, "epoll_ctl: %s", loop_errtext(e, buf, sizeof(buf)));
-	}
-	return 0;
+	return setup_error(l, e, "%s to %s: %s", step, o->addr_text,
+			   loop_errtext(e, buf, sizeof(buf)));
 }
 
 /* A connect finished: either the connection is up or the run cannot start. */
@@ -141,6 +174,7 @@ static int loop_init(struct loop *l, struct bench_thread *th)
 	l->o = o;
 	l->res = &th->res;
 	hist_init(&l->res->lat);
+	hist_init(&l->res->setup);
 	/* Connection i belongs to thread i % t. */
 	l->n = o->conns / t + (th->index < o->conns % t);
 	l->c = calloc(l->n, sizeof(*l->c));
@@ -158,6 +192,13 @@ static int loop_init(struct loop *l, struct bench_thread *th)
 		c->id = th->index + i * t;
 		c->base = pattern_base(c->id);
 		c->t_issue = l->ring + (size_t)i * o->pipeline;
+	}
+	if (o->connect_rate > 0) {
+		/* Connect k of thread t is due at go + (k * threads + t) / rate. */
+		l->churn = true;
+		l->conn_gap_ns = 1e9 * (double)t / o->connect_rate;
+		l->next_conn = 0;
+		prctl(PR_SET_TIMERSLACK, 1UL);
 	}
 	if (o->rate > 0) {
 		/* This thread's share of the rate, spread evenly over its conns. */
@@ -186,7 +227,7 @@ void *bench_thread_main(void *arg)
 	int r;
 
 	r = loop_init(&l, th);
-	if (!r)
+	if (!r && !l.churn)             /* churn connects as it runs */
 		r = connect_all(&l);
 	if (r < 0 && r != -ECANCELED) {
 		th->setup_err = r;

@@ -72,6 +72,7 @@ static void erase(struct limits *l, struct ip_count *e)
 		}
 	}
 	memset(&l->table[hole], 0, sizeof(l->table[hole]));
+	atomic_fetch_sub_explicit(&l->addrs, 1, memory_order_relaxed);
 }
 
 enum admit limits_take(struct limits *l, const struct ipaddr *ip)
@@ -88,6 +89,8 @@ enum admit limits_take(struct limits *l, const struct ipaddr *ip)
 	struct ip_count *e = find(l, ip);
 	bool ok = e && e->count < l->per_ip;
 	if (ok) {
+		if (!e->count)
+			atomic_fetch_add_explicit(&l->addrs, 1, memory_order_relaxed);
 		e->ip = *ip;
 		e->count++;
 	}

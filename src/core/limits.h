@@ -27,6 +27,8 @@ struct limits {
 	struct ip_count *table;	/* open addressing, linear probing */
 	uint32_t mask;		/* table size - 1 */
 	uint32_t seed;
+	_Atomic uint32_t addrs;	/* addresses in the table (metrics read it
+				 * without the lock) */
 };
 
 int limits_init(struct limits *l, uint32_t max_conns, uint32_t per_ip);

@@ -52,11 +52,27 @@
 
 #define STATS_FIELDS(X) STATS_COUNTERS(X) STATS_REJECTS(X)
 
+/* Closes are counted per enum close_reason (conn.h), up to this many
+ * reasons; the metrics name each by close_reason_name(). */
+#define STATS_CLOSE_REASONS 16
+
+/* Connection durations, upper bounds of the histogram's buckets in
+ * milliseconds: from a millisecond to four hours (+Inf is implied). */
+#define STATS_DURATION_BOUNDS_MS                                               \
+	{ 1, 5, 25, 100, 500, 1000, 5000, 30000, 60000, 300000, 900000, 3600000, 14400000 }
+#define STATS_DURATION_BUCKETS 14	/* the bounds above, and +Inf */
+
 struct stats {
 #define X(f, p, h) _Atomic uint64_t f;
 	STATS_FIELDS(X)
 #undef X
+	/* Not in the X-list (they are not plain counters in `stats`): */
+	_Atomic uint64_t closes[STATS_CLOSE_REASONS];	/* by enum close_reason */
+	_Atomic uint64_t duration[STATS_DURATION_BUCKETS];	/* not cumulative */
+	_Atomic uint64_t duration_ns;	/* sum of the durations observed */
+	_Atomic uint64_t busy_ns;	/* time the loop spent outside its wait */
 };
+
 
 #define STAT_ADD(s, f, v)                                                      \
 	atomic_store_explicit(&(s)->f,                                         \
@@ -64,6 +80,20 @@ struct stats {
 			      memory_order_relaxed)
 
 #define STAT_GET(s, f) atomic_load_explicit(&(s)->f, memory_order_relaxed)
+
+/* Count a served connection's close: its reason and how long it lived. */
+static inline void stats_closed(struct stats *s, unsigned reason, uint64_t ns)
+{
+	static const uint32_t bounds[] = STATS_DURATION_BOUNDS_MS;
+	unsigned b = 0;
+
+	while (b < sizeof(bounds) / sizeof(bounds[0]) && ns > bounds[b] * 1000000ull)
+		b++;
+	STAT_ADD(s, duration[b], 1);
+	STAT_ADD(s, duration_ns, ns);
+	if (reason < STATS_CLOSE_REASONS)
+		STAT_ADD(s, closes[reason], 1);
+}
 
 /* Add every counter of src into the plain sums in dst. */
 struct stats_sum {

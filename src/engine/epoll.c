@@ -230,6 +230,7 @@ static int ep_run(struct worker *w)
 	bool busy = w->srv->cfg.busy_poll;
 
 	while (!worker_done(w)) {
+		worker_waiting(w);
 		int n = epoll_wait(e->epfd, e->events, EP_BATCH, busy ? 0 : worker_timeout_ms(w));
 		if (n < 0 && errno != EINTR)
 			return ERR();

@@ -3,10 +3,9 @@
  *
  * The watchdog is pinged from main's loop at half the interval, as
  * sd_watchdog_enabled(3) advises, and only while every worker's loop still
- * turns: at each ping main wakes every worker, and at the next one it
- * checks that each has run worker_tick() since (worker->alive moved).  A
- * stuck worker, or a stuck main thread, stops the pings and systemd
- * restarts the service. */
+ * turns (health.h: each check wakes every worker, and the next one checks
+ * that each has run worker_tick() since).  A stuck worker, or a stuck main
+ * thread, stops the pings and systemd restarts the service. */
 #include "ops/service.h"
 
 #include <stdio.h>
@@ -14,20 +13,20 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "ops/health.h"
 #include "ops/report.h"
 #include "server/server.h"
 #include "core/trace.h"
 #include "core/util.h"
 #include "server/worker.h"
 
-#define STATUS_PERIOD_MS 2000
+#define STATUS_PERIOD_MS 500	/* also paces the health checks */
 
 static uint64_t watchdog_ns;	/* half the interval; 0 = off */
 static uint64_t last_ping;
 static char last_status[160];
-static uint64_t *seen;		/* per worker: `alive` at the last check */
-#define NOT_SEEN UINT64_MAX	/* before the first check (alive may be 0) */
-static bool stuck_logged;
+static uint64_t last_check;	/* ns of the last health_check() */
+static bool alive = true;	/* its verdict */
 
 void service_init(void)
 {
@@ -79,40 +78,6 @@ void service_stopping(void)
 	strcpy(last_status, "Draining");
 }
 
-/* Has every worker ticked since the previous check?  Wakes them all for
- * the next one.  While draining, workers end one by one: no check then. */
-static bool workers_alive(struct server *srv)
-{
-	bool ok = true;
-
-	if (!seen) {
-		if (!(seen = malloc(srv->n_workers * sizeof(*seen))))
-			return true;
-		for (unsigned i = 0; i < srv->n_workers; i++)
-			seen[i] = NOT_SEEN;
-	}
-	if (server_phase(srv) != PHASE_RUNNING)
-		return true;
-	for (unsigned i = 0; i < srv->n_workers; i++) {
-		struct worker *w = &srv->workers[i];
-		uint64_t a = atomic_load_explicit(&w->alive, memory_order_relaxed);
-		if (a == seen[i]) {	/* woken at the last check, has not run */
-			if (!stuck_logged)
-				TRACE(TR_ERROR, "worker %u has not run its loop for %llu ms: "
-				      "not feeding the watchdog", i,
-				      (unsigned long long)((mono_ns() - (a ? a : srv->started)) /
-							   NSEC_PER_MSEC));
-			stuck_logged = true;
-			ok = false;
-		}
-		seen[i] = a;
-		worker_wake(w);
-	}
-	if (ok)
-		stuck_logged = false;
-	return ok;
-}
-
 void service_tick(struct server *srv)
 {
 	char status[sizeof(last_status)], msg[200];
@@ -124,9 +89,16 @@ void service_tick(struct server *srv)
 		snprintf(msg, sizeof(msg), "STATUS=%s", status);
 		sd_notify(0, msg);
 	}
+	/* The health check runs for the watchdog and for /healthz; without
+	 * either, nothing wakes idle workers. */
+	uint64_t period = watchdog_ns ? MIN(watchdog_ns, HEALTH_PERIOD_NS) : HEALTH_PERIOD_NS;
+	if ((watchdog_ns || srv->cfg.metrics.len) && now - last_check >= period) {
+		last_check = now;
+		alive = health_check(srv);
+	}
 	if (watchdog_ns && now - last_ping >= watchdog_ns) {
 		last_ping = now;
-		if (workers_alive(srv))
+		if (alive)
 			sd_notify(0, "WATCHDOG=1");
 	}
 }

@@ -9,6 +9,7 @@
 #include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/config.h"
@@ -46,6 +47,9 @@ struct server {
 	_Atomic uint64_t failure;	/* the first worker loop that failed:
 					 * (id + 1) << 32 | errno; 0: none */
 	uint64_t started;		/* ns, monotonic */
+	_Atomic bool serving;		/* start-up is over: listening, announced */
+	const char *engine_fallback;	/* why the engine asked for was not the
+					 * one chosen; NULL: it was */
 };
 
 static inline int server_phase(struct server *s)

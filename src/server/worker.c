@@ -256,6 +256,7 @@ void worker_closed(struct worker *w, struct conn *c)
 	default: break;
 	}
 	STAT_ADD(&w->stats, closed, 1);
+	stats_closed(&w->stats, c->reason, w->now - c->started);
 	PROBE(close, conn_id(c), w->id, c->bytes_in, c->bytes_out, close_reason_name(c->reason));
 	if (trace_on(TR_CONN)) {
 		char text[ADDR_TEXT_MAX];
@@ -292,6 +293,7 @@ bool worker_accept_failed(struct worker *w, int err)
 	TRACE(TR_ERROR, "worker %u: accept: %s; pausing accepts for %llu ms", w->id,
 	      strerror(err), (unsigned long long)(ACCEPT_PAUSE_NS / NSEC_PER_MSEC));
 	w->accept_resume = w->now + ACCEPT_PAUSE_NS;
+	atomic_store_explicit(&w->paused, true, memory_order_relaxed);
 	return true;
 }
 
@@ -436,6 +438,7 @@ void worker_tick(struct worker *w)
 		e->close(w, (struct conn *)old, CLOSE_IDLE);
 	if (w->accept_resume && w->accept_resume <= w->now && !w->draining) {
 		w->accept_resume = 0;
+		atomic_store_explicit(&w->paused, false, memory_order_relaxed);
 		e->set_accepting(w, true);
 	}
 	if (reject_log_pending(&w->rlog) && w->now - w->rlog.last >= REJECT_LOG_NS)
@@ -456,6 +459,7 @@ void worker_tick(struct worker *w)
 	if (!w->draining && server_phase(w->srv) != PHASE_RUNNING) {
 		w->draining = true;
 		w->accept_resume = 0;
+		atomic_store_explicit(&w->paused, false, memory_order_relaxed);
 		e->stop_accepting(w);
 		listeners_close_row(&w->srv->ls, w->id);
 		TRACE(TR_INFO, "worker %u: draining %u connections", w->id, w->conns.active);

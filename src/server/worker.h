@@ -20,6 +20,7 @@
 #include "server/server.h"
 #include "core/stats.h"
 #include "core/trace.h"
+#include "core/util.h"
 
 struct reject_log {
 	uint64_t last;		/* ns of the last line */
@@ -50,6 +51,10 @@ struct worker {
 	uint64_t sync_next;	/* ns: no refresh for reports before then */
 	_Atomic uint64_t alive;	/* `now` at the last worker_tick(): the watchdog
 				 * checks that every loop still turns */
+	_Atomic bool paused;	/* accepting paused for descriptor exhaustion
+				 * (accept_resume, for readers on other threads) */
+	_Atomic uint32_t pool_used, pool_size;	/* the engine's shared receive
+						 * buffers, if it has such a pool */
 	struct handoff handoff;	/* socket activation: connections dealt to us */
 	unsigned dealt;		/* connections this worker accepted from a shared socket */
 };
@@ -87,6 +92,21 @@ static inline void worker_sent(struct worker *w, struct conn *c, uint32_t n)
 	PROBE(send, conn_id(c), w->id, n);
 	TRACE(TR_DATA, "send conn=%llx worker=%u bytes=%u",
 	      (unsigned long long)conn_id(c), w->id, n);
+}
+
+/* The loop is about to wait: what it did since the last wait counts as
+ * busy time (worker_busy_seconds_total).  The engine refreshes w->now just
+ * after the wait, so one clock read per turn measures it. */
+static inline void worker_waiting(struct worker *w)
+{
+	STAT_ADD(&w->stats, busy_ns, mono_ns() - w->now);
+}
+
+/* The engine's buffer pool: used of size buffers are held (metrics). */
+static inline void worker_pool_fill(struct worker *w, uint32_t used, uint32_t size)
+{
+	atomic_store_explicit(&w->pool_used, used, memory_order_relaxed);
+	atomic_store_explicit(&w->pool_size, size, memory_order_relaxed);
 }
 
 /* First step of any close: state, reason, off the idle timer. */

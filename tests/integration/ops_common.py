@@ -71,6 +71,25 @@ def metric(text, name):
     raise AssertionError("no sample %s in:\n%s" % (name, text))
 
 
+def samples(text, name):
+    """{labels text: value} of every sample of family member name
+    ('' for a sample without labels)."""
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"%s(\{[^}]*\})? (\S+)$" % re.escape(name), line)
+        if m:
+            out[m.group(1) or ""] = float(m.group(2))
+    return out
+
+
+def total(text, name):
+    """The sum of name's samples over all its labels (e.g. every worker)."""
+    s = samples(text, name)
+    if not s:
+        raise AssertionError("no sample %s in:\n%s" % (name, text))
+    return sum(s.values())
+
+
 class NotifySocket:
     """An AF_UNIX datagram socket standing in for systemd's NOTIFY_SOCKET."""
 

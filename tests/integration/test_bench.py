@@ -181,7 +181,7 @@ def test_echosrv_5000_connections(start_server, engine):
     rc, out, err = bench("-a", "127.0.0.1:%d" % srv.port, "-c", "5000",
                          "-s", "64", *SHORT, timeout=90)
     assert rc == 0, err
-    assert out["connections"] == 5000 and out["errors"] == 0
+    assert out["options"]["connections"] == 5000 and out["errors"] == 0
 
 
 def test_refused_is_a_clear_failure():

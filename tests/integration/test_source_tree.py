@@ -38,7 +38,8 @@ def test_deps_build_set_leaves_the_test_tools_out():
     assert not build & TEST_TOOLS
     assert build < test and (TEST_TOOLS - {"valgrind"}) <= test
     assert "valgrind" not in test                 # make valgrind-check's alone
-    assert {"valgrind", "libclang-rt-14-dev", "gnuplot-nox"} <= listed("all")
+    assert {"valgrind", "libclang-rt-14-dev", "python3-matplotlib"} <= listed("all")
+    assert {"python3-matplotlib", "socat", "xinetd", "ncat", "iproute2"} <= listed("bench")
     assert {"debhelper", "lintian", "dpkg-dev"} <= listed("deb")
     assert build < listed("deb") and not listed("deb") & TEST_TOOLS
     assert {"mmdebstrap", "buildah", "kubernetes-client"} <= listed("deploy")

@@ -246,6 +246,7 @@ static int sm_run(struct worker *w)
 	struct sm *s = w->eng;
 
 	while (!worker_done(w)) {
+		worker_waiting(w);
 		int n = epoll_wait(s->epfd, s->events, EP_BATCH, loop_timeout(w));
 		if (n < 0 && errno != EINTR)
 			return ERR();

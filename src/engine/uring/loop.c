@@ -285,6 +285,8 @@ static int ur_run(struct worker *w)
 		int r;
 
 		uring_bufs_refill(&u->bufs, w->now);
+		worker_pool_fill(w, u->bufs.count - u->bufs.n_stack - u->bufs.posted, u->bufs.count);
+		worker_waiting(w);
 		if (busy || ubulk_spinning(w)) {
 			/* Submit and collect what is ready, never sleep. */
 			r = io_uring_submit_and_get_events(&u->ring);

@@ -1,0 +1,138 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""bench/run.py (`make bench`) on a tiny matrix: its namespaces come and go
+with it (also when it is interrupted), each run says where it ran, and a
+server that fails a cell is shown as failed with the reason.
+
+Figures are never asserted, only that they exist and how they are labelled.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import BUILD, ROOT, wait_for
+from netns import require_netns
+
+RUN = os.path.join(ROOT, "bench", "run.py")
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+sys.dont_write_bytecode = True
+import report           # noqa: E402
+import run as bench_run  # noqa: E402
+
+TINY = {"BENCH_SIZES": "64", "BENCH_CONNS": "2", "BENCH_PIPELINES": "1",
+        "BENCH_DURATION": "0.2", "BENCH_WARMUP": "0.05", "BENCH_ENGINES": "epoll"}
+
+
+def our_namespaces(pid):
+    r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
+    return [l.split()[0] for l in r.stdout.splitlines()
+            if l.startswith("esrvb-%d-" % pid)]
+
+
+def start(tmp_path, **env):
+    e = dict(os.environ, **TINY)
+    e.update(env)
+    return subprocess.Popen([sys.executable, RUN, "--build", BUILD, "--out", str(tmp_path)],
+                            env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def results(tmp_path):
+    (d,) = os.listdir(str(tmp_path))
+    with open(os.path.join(str(tmp_path), d, "results.json")) as f:
+        return json.load(f), os.path.join(str(tmp_path), d)
+
+
+@pytest.mark.root
+def test_netns_run_places_and_cleans_up(tmp_path):
+    require_netns()
+    peers = [p for p in ("socat", "xinetd") if shutil.which(p)]
+    p = start(tmp_path, BENCH_PEERS=",".join(peers) or "none")
+    out, _ = p.communicate(timeout=240)
+    assert p.returncode == 0, out
+    assert our_namespaces(p.pid) == []
+    data, d = results(tmp_path)
+    runs = data["runs"]
+    names = {r["server"] for r in runs}
+    assert {"baseline", "epoll"} | set(peers) <= names
+    for r in runs:
+        res = r["result"]
+        assert r["failure"] is None, r
+        assert res["placement"] == r["placement"]
+        assert res["machine_cpu_us_per_message"]["total"] > 0
+        assert set(res["cpu_us_per_message"]) == {"0"}
+    places = {(r["part"], r["placement"]) for r in runs}
+    assert places == {("matrix", "netns"), ("churn", "netns"), ("compare", "loopback")}
+    # The servers listened on the veth pair's server end, not on loopback.
+    assert all(r["result"]["options"]["address"].startswith("198.18.")
+               for r in runs if r["placement"] == "netns")
+    assert any(r["result"].get("churn") for r in runs if r["part"] == "churn")
+    md = open(os.path.join(d, "results.md")).read()
+    assert "## Placement: netns against loopback" in md and "## Churn" in md
+    if report.plot_all is not None and os.path.exists(os.path.join(d, "plot.png")):
+        assert os.path.getsize(os.path.join(d, "plot.svg")) > 0
+
+
+@pytest.mark.root
+def test_interrupted_run_removes_its_namespaces(tmp_path):
+    require_netns()
+    p = start(tmp_path, BENCH_DURATION="30", BENCH_PEERS="none", BENCH_COMPARE="0")
+    try:
+        wait_for(lambda: our_namespaces(p.pid), timeout=60, what="the bench's namespaces")
+        wait_for(lambda: subprocess.run(["pgrep", "-f", "bench-baseline 198.18.10.1"],
+                                        capture_output=True).returncode == 0,
+                 timeout=30, what="the baseline to start")
+        time.sleep(0.5)
+        p.send_signal(signal.SIGTERM)
+        out, _ = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode != 0
+    assert our_namespaces(p.pid) == []
+    assert "interrupted" in out
+
+
+def fake_run(server, kind="echosrv", failure=None, msgs=1000.0, skipped=None):
+    r = {"server": server, "kind": kind, "placement": "netns", "part": "matrix",
+         "size": 64, "connections": 2, "pipeline": 1, "failure": failure, "rc": 0,
+         "result": None if failure or skipped else {
+             "messages_per_second": msgs, "latency_us": {"p99": 10.0},
+             "machine_cpu_us_per_message": {"total": 5.0, "user": 1, "system": 2,
+                                            "softirq": 2},
+             "cpu_us_per_message": {"0": {"total": 3.0}},
+             "server_cpu_us_per_message": 1.0}}
+    if skipped:
+        r["skipped"] = skipped
+    return r
+
+
+def test_failure_reasons():
+    assert bench_run.failure(1, {"mismatches": 3, "error_kinds": {}}, "") == "corrupted bytes"
+    assert bench_run.failure(1, {"mismatches": 0, "error_kinds": {"missing": 2}}, "") \
+        .startswith("stall")
+    assert bench_run.failure(-1, None, "").startswith("stall")
+    assert bench_run.failure(3, None, "echosrv-bench: connect to x: Connection refused") \
+        == "could not start: connect to x: Connection refused"
+    assert bench_run.failure(0, {"mismatches": 0, "error_kinds": {}}, "") is None
+
+
+def test_a_failed_peer_is_shown_not_dropped():
+    runs = [fake_run("baseline", "baseline"), fake_run("epoll", msgs=2000.0),
+            fake_run("socat", "peer", failure="stall (echoes never came back)"),
+            fake_run("ncat", "peer", skipped="not run above 500 connections")]
+    t = report.table(runs, "matrix", "netns")
+    rows = report.matrix_rows(t, report.cells_in(runs, "matrix"), report.servers_in(runs))
+    text = "\n".join(rows)
+    assert "| socat | failed: stall (echoes never came back) |" in text
+    assert "| ncat | not run: not run above 500 connections |" in text
+    assert "2k (2.00)" in text
+    summary = "\n".join(report.summary_rows(t, report.cells_in(runs, "matrix"),
+                                            report.servers_in(runs)))
+    assert "| socat | 0 of 1 |" in summary and "| ncat | 0 of 0 |" in summary
