@@ -29,28 +29,33 @@
 	STATS_UDP(X)
 
 /* UDP echo (docs/udp.md): datagrams and bytes received (all of them) and
- * echoed, and each drop reason of core/udp_guard.h as its own counter. */
+ * echoed. */
 #define STATS_UDP(X)                                                                 \
 	X(udp_in, "udp_datagrams_received_total", "UDP datagrams received")         \
 	X(udp_out, "udp_datagrams_sent_total", "UDP datagrams echoed")              \
 	X(udp_bytes_in, "udp_bytes_received_total", "UDP payload bytes received")   \
-	X(udp_bytes_out, "udp_bytes_sent_total", "UDP payload bytes echoed")        \
-	X(udp_drop_low_port, "udp_dropped_low_port_total", "UDP dropped: source port below 1024") \
-	X(udp_drop_loop, "udp_dropped_loop_total", "UDP dropped: source port is one echosrv serves") \
-	X(udp_drop_bad_source, "udp_dropped_bad_source_total", "UDP dropped: bad source or destination") \
-	X(udp_drop_rate, "udp_dropped_rate_total", "UDP dropped: source over --udp-rate") \
-	X(udp_drop_acl, "udp_dropped_acl_total", "UDP dropped: refused by --allow/--deny") \
-	X(udp_drop_too_big, "udp_dropped_too_big_total", "UDP dropped: larger than --udp-max-size") \
-	X(udp_drop_truncated, "udp_dropped_truncated_total", "UDP dropped: truncated by the kernel") \
-	X(udp_drop_send_full, "udp_dropped_send_full_total", "UDP replies dropped: send queue full") \
-	X(udp_drop_send_error, "udp_dropped_send_error_total", "UDP replies dropped: send failed")
+	X(udp_bytes_out, "udp_bytes_sent_total", "UDP payload bytes echoed")
+
+/* UDP drops, one per reason of core/udp_guard.h: name is the reason, as
+ * echosrv_udp_dropped_total{reason="..."} and under "udp_dropped" in
+ * `stats`. */
+#define STATS_UDP_DROPS(X)                                                           \
+	X(udp_drop_low_port, "low-port", "source port below 1024")                  \
+	X(udp_drop_loop, "loop", "source port is one echosrv serves")               \
+	X(udp_drop_bad_source, "bad-source", "bad source or destination")           \
+	X(udp_drop_rate, "rate", "source over --udp-rate")                          \
+	X(udp_drop_acl, "acl", "refused by --allow/--deny")                         \
+	X(udp_drop_too_big, "too-big", "larger than --udp-max-size")                \
+	X(udp_drop_truncated, "truncated", "truncated by the kernel")               \
+	X(udp_drop_send_full, "send-full", "reply dropped: send queue full")        \
+	X(udp_drop_send_error, "send-error", "reply dropped: send failed")
 
 #define STATS_REJECTS(X)                                                             \
 	X(rej_max_conns, "max_conns", "--max-conns reached")                        \
 	X(rej_per_ip, "max_conns_per_ip", "--max-conns-per-ip reached")             \
 	X(rej_acl, "acl", "refused by --allow/--deny")
 
-#define STATS_FIELDS(X) STATS_COUNTERS(X) STATS_REJECTS(X)
+#define STATS_FIELDS(X) STATS_COUNTERS(X) STATS_REJECTS(X) STATS_UDP_DROPS(X)
 
 /* Closes are counted per enum close_reason (conn.h), up to this many
  * reasons; the metrics name each by close_reason_name(). */

@@ -143,6 +143,13 @@ static void worker_metrics(struct server *srv, struct sbuf *o)
 			    (unsigned long long)STAT_GET(&ws[i].stats, f));
 	STATS_COUNTERS(X)
 #undef X
+	family(o, "udp_dropped_total", "counter", "UDP datagrams dropped, by reason (docs/udp.md)");
+#define X(f, p, h)                                                                          \
+	for (unsigned i = 0; i < n; i++)                                                    \
+		sbuf_printf(o, "echosrv_udp_dropped_total{worker=\"%u\",reason=\"" p "\"} %llu\n", \
+			    i, (unsigned long long)STAT_GET(&ws[i].stats, f));
+	STATS_UDP_DROPS(X)
+#undef X
 	family(o, "worker_busy_seconds_total", "counter",
 	       "Time each worker loop spent working rather than waiting for events");
 	for (unsigned i = 0; i < n; i++) {

@@ -67,6 +67,11 @@ static void counters_json(struct sbuf *out, const struct stats_sum *s, const cha
 #define X(f, p, h) { sbuf_printf(out, "%s\"" p "\": %llu", sep, (unsigned long long)s->f); sep = ", "; }
 	STATS_REJECTS(X)
 #undef X
+	sbuf_printf(out, "},\n%s\"udp_dropped\": {", indent);
+	sep = "";
+#define X(f, p, h) { sbuf_printf(out, "%s\"" p "\": %llu", sep, (unsigned long long)s->f); sep = ", "; }
+	STATS_UDP_DROPS(X)
+#undef X
 	sbuf_printf(out, "}");
 }
 

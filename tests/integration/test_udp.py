@@ -60,9 +60,17 @@ def nothing_back(sock, wait=0.5):
     return False
 
 
+def counter(c, name):
+    """A counter of `stats` by name; "udp_dropped/REASON" for a drop reason."""
+    group, _, key = name.partition("/")
+    return c[group][key] if key else c[name]
+
+
 def wait_counter(srv, name, at_least=1):
-    return wait_for(lambda: counters(srv)[name] >= at_least and counters(srv),
-                    what="%s >= %d" % (name, at_least))
+    def enough():
+        c = counters(srv)
+        return counter(c, name) >= at_least and c
+    return wait_for(enough, what="%s >= %d" % (name, at_least))
 
 
 def spoof(src, sport, dst, dport, payload=b"x", raw=None):
@@ -170,12 +178,12 @@ def test_low_source_port_dropped(start_server, tmp_path, engine):
     s = low_port_socket()
     s.sendto(b"from a low port", ("127.0.0.1", srv.uport))
     assert nothing_back(s)
-    c = wait_counter(srv, "udp_dropped_low_port_total")
+    c = wait_counter(srv, "udp_dropped/low-port")
     assert c["udp_datagrams_sent_total"] == 0
     wait_for(lambda: "dropped: low-port" in srv.stderr(), what="the ERROR line")
     text = scrape(metrics_url(srv))[2]
-    assert metric(text, "echosrv_udp_dropped_low_port_total") == 1
-    assert metric(text, "echosrv_udp_datagrams_received_total") == 1
+    assert metric(text, 'echosrv_udp_dropped_total{worker="0",reason="low-port"}') == 1
+    assert metric(text, 'echosrv_udp_datagrams_received_total{worker="0"}') == 1
 
 
 def test_low_source_port_allowed(start_server, tmp_path, engine):
@@ -193,7 +201,7 @@ def test_loop_port_dropped(start_server, tmp_path, engine):
     s = client("127.0.0.2", srv.uport)
     s.sendto(b"loop?", ("127.0.0.1", srv.uport))
     assert nothing_back(s)
-    assert wait_counter(srv, "udp_dropped_loop_total")["udp_datagrams_sent_total"] == 0
+    assert wait_counter(srv, "udp_dropped/loop")["udp_datagrams_sent_total"] == 0
 
 
 def test_two_instances_facing_each_other(start_server, tmp_path, engine):
@@ -203,7 +211,7 @@ def test_two_instances_facing_each_other(start_server, tmp_path, engine):
     a = udp_server(start_server, tmp_path, engine, listen="127.0.0.1:0")
     b = udp_server(start_server, tmp_path, engine, listen="127.0.0.2:%d" % a.uport)
     spoof("127.0.0.2", a.uport, "127.0.0.1", a.uport, b"bounce")
-    wait_counter(a, "udp_dropped_loop_total")
+    wait_counter(a, "udp_dropped/loop")
     time.sleep(0.3)
     assert counters(a)["udp_datagrams_sent_total"] == 0
     assert counters(b)["udp_datagrams_received_total"] == 0
@@ -216,7 +224,7 @@ def test_acl_applies_to_udp(start_server, tmp_path, engine):
     good.sendto(b"yes", ("127.0.0.1", srv.uport))
     assert good.recvfrom(10)[0] == b"yes"
     assert nothing_back(bad)
-    assert wait_counter(srv, "udp_dropped_acl_total")["udp_dropped_acl_total"] == 1
+    assert wait_counter(srv, "udp_dropped/acl")["udp_dropped"]["acl"] == 1
 
 
 def test_too_big_dropped(start_server, tmp_path, engine):
@@ -228,8 +236,8 @@ def test_too_big_dropped(start_server, tmp_path, engine):
     s.sendto(pattern(101), ("127.0.0.1", srv.uport))
     s.sendto(pattern(9000), ("127.0.0.1", srv.uport))
     assert nothing_back(s)
-    c = wait_counter(srv, "udp_dropped_too_big_total", 2)
-    assert c["udp_datagrams_sent_total"] == 1 and c["udp_dropped_too_big_total"] == 2
+    c = wait_counter(srv, "udp_dropped/too-big", 2)
+    assert c["udp_datagrams_sent_total"] == 1 and c["udp_dropped"]["too-big"] == 2
     err = wait_for(lambda: "dropped: too-big" in srv.stderr() and srv.stderr(),
                    what="the ERROR line")
     assert err.count("udp echo peer=127.0.0.1:%d" % s.getsockname()[1]) == 1, err
@@ -254,7 +262,7 @@ def test_rate_limit_per_source(start_server, tmp_path, engine):
     assert sorted(other.recvfrom(10)[0] for _ in range(10)) == sorted(b"o%d" % i for i in range(10))
     assert rate <= got <= rate + rate * (last - t0) + 1, (got, last - t0)
     c = counters(srv)
-    assert c["udp_dropped_rate_total"] > 0
+    assert c["udp_dropped"]["rate"] > 0
     assert c["udp_datagrams_sent_total"] == got + 10
 
 
@@ -333,7 +341,7 @@ def test_broadcast_request_not_answered(netns, start_server, tmp_path, engine):
     quiet, (data, frm) = netns.in_client(send)
     assert quiet and data == b"to one" and frm == (SERVER_IP, srv.uport)
     c = counters(srv)
-    assert c["udp_dropped_bad_source_total"] == 1 and c["udp_datagrams_sent_total"] == 1
+    assert c["udp_dropped"]["bad-source"] == 1 and c["udp_datagrams_sent_total"] == 1
 
 
 def test_loopback_source_from_outside_dropped(netns, start_server, tmp_path, engine):
@@ -355,7 +363,7 @@ def test_loopback_source_from_outside_dropped(netns, start_server, tmp_path, eng
         assert s.recvfrom(100)[0] == b"plain"
         spoof("127.0.0.5", 40000, SERVER_IP, srv.uport, b"martian")
     netns.in_client(send)
-    c = wait_counter(srv, "udp_dropped_bad_source_total")
+    c = wait_counter(srv, "udp_dropped/bad-source")
     assert c["udp_datagrams_sent_total"] == 1
 
 
@@ -380,8 +388,8 @@ def test_full_send_queue_drops_and_counts(netns, start_server, tmp_path, engine)
         t.close()
         return got
     assert netns.in_client(load) == b"tcp meanwhile"
-    c = wait_counter(srv, "udp_dropped_send_full_total")
-    assert c["udp_datagrams_sent_total"] + c["udp_dropped_send_full_total"] == \
+    c = wait_counter(srv, "udp_dropped/send-full")
+    assert c["udp_datagrams_sent_total"] + c["udp_dropped"]["send-full"] == \
         c["udp_datagrams_received_total"]
 
 
