@@ -134,6 +134,7 @@ def test_many_sources_every_datagram_checked(start_server, tmp_path, engine):
     assert sum(w["udp_datagrams_sent_total"] for w in c["per_worker"]) == 40 * per
 
 
+@pytest.mark.workers
 def test_ipv4_fallback_when_ipv6_is_missing(start_server, tmp_path, engine):
     """[::]:PORT falls back to 0.0.0.0:PORT where socket(AF_INET6) fails
     (tests/helpers/no_ipv6), as the TCP listener does."""
