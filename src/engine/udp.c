@@ -294,6 +294,14 @@ void udp_ready(struct worker *w)
 
 	if (w->now - u->ifaces_at >= IFACES_NS)
 		load_ifaces(w, u);
+	/* One socket (the usual case): it is the one that is ready, so skip
+	 * asking the set.  The set's stale "ready" is re-checked and cleared
+	 * by the kernel when the engine next polls it, so nothing spins. */
+	if (w->srv->ls.udp.n_addr == 1) {
+		if (row[0] >= 0)
+			serve(w, u, row[0]);
+		return;
+	}
 	int n = epoll_wait(u->epfd, ev, CONFIG_MAX_LISTEN, 0);
 	for (int i = 0; i < n; i++)
 		if (row[ev[i].data.u32] >= 0)	/* closed when draining started */
