@@ -33,20 +33,27 @@ const char *udp_verdict_name(enum udp_verdict v)
 	return v < UDP_N_VERDICTS ? verdict_names[v] : "?";
 }
 
-int udp_guard_init(struct udp_guard *g, const struct udp_guard_cfg *cfg)
+int udp_guard_update(struct udp_guard *g, const struct udp_guard_cfg *cfg)
 {
-	memset(g, 0, sizeof(*g));
+	if (cfg->rate && !g->table) {
+		uint32_t size = MAX(cfg->sources, PROBE);
+		if (!(g->table = calloc(size, sizeof(*g->table))))
+			return -ENOMEM;
+		g->size = size;
+	}
 	g->acl = cfg->acl;
 	g->allow_low_ports = cfg->allow_low_ports;
 	g->max_size = cfg->max_size;
+	g->interval = cfg->rate ? MAX(1, NSEC_PER_SEC / cfg->rate) : 0;
+	g->tolerance = cfg->rate ? (uint64_t)(cfg->rate - 1) * g->interval : 0;
+	return 0;
+}
+
+int udp_guard_init(struct udp_guard *g, const struct udp_guard_cfg *cfg)
+{
+	memset(g, 0, sizeof(*g));
 	g->seed = cfg->seed;
-	if (!cfg->rate)
-		return 0;	/* unlimited: no table at all */
-	g->interval = MAX(1, NSEC_PER_SEC / cfg->rate);
-	g->tolerance = (uint64_t)(cfg->rate - 1) * g->interval;
-	g->size = MAX(cfg->sources, PROBE);
-	g->table = calloc(g->size, sizeof(*g->table));
-	return g->table ? 0 : -ENOMEM;
+	return udp_guard_update(g, cfg);
 }
 
 void udp_guard_fini(struct udp_guard *g)

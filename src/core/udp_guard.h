@@ -104,6 +104,12 @@ struct udp_guard_cfg {
 int udp_guard_init(struct udp_guard *g, const struct udp_guard_cfg *cfg);
 void udp_guard_fini(struct udp_guard *g);
 
+/* A reload: new ACL, low-port rule, size and rate, in place.  The table
+ * keeps its size (--udp-sources is fixed at start) and its entries; it is
+ * allocated now if the rate was unlimited until now.  0 or -ENOMEM (the
+ * guard is then unchanged). */
+int udp_guard_update(struct udp_guard *g, const struct udp_guard_cfg *cfg);
+
 /* A port echosrv serves on UDP (the loop check); at most
  * UDP_GUARD_MAX_PORTS, later ones are ignored (duplicates too). */
 void udp_guard_add_port(struct udp_guard *g, uint16_t port);

@@ -47,6 +47,7 @@ struct udp_worker {
 	uint8_t *bufs;		/* UDP_BATCH buffers of buf_size */
 	uint32_t buf_size;
 	uint64_t ifaces_at;	/* ns of the last interface list */
+	const struct config *cfg;	/* the guard's settings come from here */
 	struct mmsghdr in[UDP_BATCH], out[UDP_BATCH];
 	struct iovec iov_in[UDP_BATCH], iov_out[UDP_BATCH];
 	struct sockaddr_storage src[UDP_BATCH];
@@ -286,12 +287,45 @@ static void serve(struct worker *w, struct udp_worker *u, int fd)
 	}
 }
 
+/* --- set-up and reload ----------------------------------------------------- */
+
+static struct udp_guard_cfg guard_cfg(const struct worker *w, const struct config *cfg)
+{
+	const struct udp_listeners *ul = &w->srv->ls.udp;
+	unsigned sharers = ul->activated ? 1 : ul->n_workers;
+
+	return (struct udp_guard_cfg){
+		.acl = &cfg->acl, .allow_low_ports = cfg->udp_allow_low_ports,
+		.max_size = cfg->udp_max_size, .rate = cfg->udp_rate,
+		.sources = (w->srv->cfg.udp_sources + sharers - 1) / sharers,
+	};
+}
+
+/* A reload moved this worker to another configuration (worker_take_live()):
+ * the guard follows it before it looks at another datagram, so it never
+ * reads an ACL of a configuration that may be freed. */
+static void follow_reload(struct worker *w, struct udp_worker *u)
+{
+	struct udp_guard_cfg gc = guard_cfg(w, w->cfg);
+	int r = udp_guard_update(&u->guard, &gc);
+
+	if (r) {
+		gc.rate = 0;	/* no memory for the table: unlimited, but the rest holds */
+		udp_guard_update(&u->guard, &gc);
+		TRACE(TR_ERROR, "worker %u: UDP rate table: %s; --udp-rate not applied", w->id,
+		      strerror(-r));
+	}
+	u->cfg = w->cfg;
+}
+
 void udp_ready(struct worker *w)
 {
 	struct udp_worker *u = w->udp;
 	struct epoll_event ev[CONFIG_MAX_LISTEN];
 	int *row = udp_listener_row(&w->srv->ls.udp, w->id);
 
+	if (unlikely(u->cfg != w->cfg))
+		follow_reload(w, u);
 	if (w->now - u->ifaces_at >= IFACES_NS)
 		load_ifaces(w, u);
 	/* One socket (the usual case): it is the one that is ready, so skip
@@ -308,30 +342,24 @@ void udp_ready(struct worker *w)
 			serve(w, u, row[ev[i].data.u32]);
 }
 
-/* --- set-up -------------------------------------------------------------- */
-
 static int setup(struct worker *w, struct udp_worker *u, const int *row, unsigned n_addr)
 {
-	const struct config *cfg = &w->srv->cfg;
 	struct udp_listeners *ul = &w->srv->ls.udp;
-	unsigned sharers = ul->activated ? 1 : ul->n_workers;
 	uint16_t ports[UDP_GUARD_MAX_PORTS];
-	struct udp_guard_cfg gc = {
-		.acl = &cfg->acl, .allow_low_ports = cfg->udp_allow_low_ports,
-		.max_size = cfg->udp_max_size, .rate = cfg->udp_rate,
-		.sources = (cfg->udp_sources + sharers - 1) / sharers,
-	};
+	struct udp_guard_cfg gc = guard_cfg(w, w->cfg);
 	int r;
 
+	u->cfg = w->cfg;
 	if (getrandom(&gc.seed, sizeof(gc.seed), GRND_NONBLOCK) != sizeof(gc.seed))
 		gc.seed = (uint32_t)mono_ns();
 	if ((r = udp_guard_init(&u->guard, &gc)))
 		return r;
 	for (unsigned i = 0, n = udp_listeners_ports(ul, ports, ARRAY_SIZE(ports)); i < n; i++)
 		udp_guard_add_port(&u->guard, ports[i]);
-	u->buf_size = MAX(cfg->udp_max_size, 1);
-	/* Large, so malloc maps it: pages are touched only by datagrams that
-	 * big, and the RSS of small-datagram traffic stays small. */
+	/* The largest payload whatever --udp-max-size says, so a reload may
+	 * raise it.  Large, so malloc maps it: pages are touched only by
+	 * datagrams that big, and the RSS of small-datagram traffic stays small. */
+	u->buf_size = UDP_PAYLOAD_MAX;
 	if (!(u->bufs = malloc((size_t)UDP_BATCH * u->buf_size)))
 		return -ENOMEM;
 	if ((u->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import BUILD, ECHOSRV, free_port, wait_for
 from netns import SERVER_IP, CLIENT_IP, netns, require_netns  # noqa: F401 (fixture)
-from ops_common import metric, metrics_url, scrape, stats
+from ops_common import ctl, metric, metrics_url, scrape, stats
 
 SANITIZED = "san-" in os.environ.get("ECHOSRV_BUILD", "")
 SIZES = [0, 1, 1472, 9000, 65507]
@@ -282,6 +282,40 @@ def test_drain_closes_udp_at_once(start_server, tmp_path, engine):
     assert nothing_back(s)
     held.close()
     assert srv.wait() == 0
+
+
+def replies(sock, port, n, payload=b"r"):
+    """How many of n datagrams to 127.0.0.1:port came back."""
+    for i in range(n):
+        sock.sendto(payload, ("127.0.0.1", port))
+    got = 0
+    while not nothing_back(sock, 0.3):
+        got += 1
+    return got
+
+
+def test_reload_changes_the_guard_in_place(start_server, tmp_path, engine):
+    """A reload applies --udp-rate, --udp-max-size and the ACL to UDP at
+    once, on the same sockets; what needs a restart (--udp-sources, the
+    sockets) is named and kept."""
+    conf = tmp_path / "echosrv.conf"
+    conf.write_text("udp-rate 0\n")
+    srv = udp_server(start_server, tmp_path, engine, "--config", str(conf),
+                     "--trace", "error,info", listen="127.0.0.1:0")
+    a, b, c = client("127.0.0.2"), client("127.0.0.3"), client("127.0.0.4")
+    p = srv.uport
+    assert replies(a, p, 30) == 30		# unlimited
+    conf.write_text("udp-rate 5\nudp-max-size 100\ndeny 127.0.0.3\nudp-sources 1024\n")
+    assert ctl(srv.ctl, "reload").stdout == "reloaded\n"
+    wait_for(lambda: "configuration 2 in force" in srv.stderr(), what="the reload")
+    assert "a restart is needed to change udp-sources" in srv.stderr()
+    t0 = time.monotonic()
+    got = replies(c, p, 30)
+    assert 5 <= got <= 5 + 5 * (time.monotonic() - t0) + 1, got
+    assert replies(b, p, 1) == 0		# denied now
+    assert replies(a, p, 1, b"x" * 101) == 0 and replies(a, p, 1, b"x" * 100) == 1
+    d = counters(srv)["udp_dropped"]
+    assert d["acl"] == 1 and d["too-big"] == 1 and d["rate"] >= 20
 
 
 def test_activation_with_a_datagram_socket(tmp_path):

@@ -158,6 +158,30 @@ static void test_destinations(void **state)
 	udp_guard_fini(&g);
 }
 
+/* A reload changes the limits in place; the table keeps its entries. */
+static unsigned passed(struct udp_guard *g, const char *src, unsigned n, uint64_t now);
+
+static void test_update(void **state)
+{
+	struct udp_guard g;
+	struct udp_guard_cfg cfg = { .max_size = 1000, .rate = 0, .sources = 256 };
+	uint64_t now = NSEC_PER_SEC;
+
+	assert_int_equal(udp_guard_init(&g, &cfg), 0);
+	assert_int_equal(passed(&g, "198.18.0.2", 50, now), 50);	/* unlimited */
+	cfg.rate = 10;
+	cfg.max_size = 5;
+	assert_int_equal(udp_guard_update(&g, &cfg), 0);
+	assert_int_equal(passed(&g, "198.18.0.2", 50, now), 0);		/* 10 bytes > 5 */
+	cfg.max_size = 10;
+	assert_int_equal(udp_guard_update(&g, &cfg), 0);
+	assert_int_equal(passed(&g, "198.18.0.2", 50, now), 10);
+	cfg.rate = 0;
+	assert_int_equal(udp_guard_update(&g, &cfg), 0);
+	assert_int_equal(passed(&g, "198.18.0.2", 50, now), 50);
+	udp_guard_fini(&g);
+}
+
 static void test_names(void **state)
 {
 	assert_string_equal(udp_verdict_name(UDP_LOW_PORT), "low-port");
@@ -222,6 +246,7 @@ int main(void)
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_low_ports_allowed),
 		cmocka_unit_test(test_destinations),
+		cmocka_unit_test(test_update),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_rate),
 		cmocka_unit_test(test_table_bounded),
