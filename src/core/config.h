@@ -33,6 +33,7 @@ enum engine_kind {
 struct listen_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
+	bool proxy;	/* --proxy-listen: connections begin with a PROXY header */
 };
 
 struct config {
@@ -54,6 +55,8 @@ struct config {
 	uint32_t trace;
 	const char *trace_file;
 	const char *ctl_path;		/* control socket; NULL = none */
+	uint32_t ctl_mode;		/* its permissions (0600, 0660 or 0666) */
+	const char *ctl_group;		/* its group (name or number); NULL = ours */
 	struct listen_addr metrics;	/* len 0: no metrics endpoint */
 	bool busy_poll;
 	/* UDP echo (docs/udp.md); no --udp-listen: UDP is off. */
@@ -68,9 +71,22 @@ struct config {
 	bool help;
 	bool version;
 	struct acl acl;
+	/* PROXY protocol (core/proxy.h): the balancers trusted to send a
+	 * header on a --proxy-listen listener, and how long one may take. */
+	struct cidr proxy_from[ACL_MAX_RULES];
+	unsigned n_proxy_from;
+	uint32_t proxy_timeout;	/* seconds */
 	uint64_t given;		/* options set by the command line (bit: table row) */
 	char *text;		/* the file's text the strings point into (owned) */
 };
+
+static inline bool config_has_proxy(const struct config *cfg)
+{
+	for (unsigned i = 0; i < cfg->n_listen; i++)
+		if (cfg->listen[i].proxy)
+			return true;
+	return false;
+}
 
 int config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
 

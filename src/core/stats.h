@@ -26,6 +26,8 @@
 	X(drain_closes, "drain_closes_total", "Connections cut at the drain timeout") \
 	X(accept_pauses, "accept_pauses_total", "Accepting paused: out of descriptors") \
 	X(refreshes, "report_refreshes_total", "Counter refreshes a worker made for reports") \
+	X(proxied, "proxy_connections_total", "Connections admitted with a client address from a PROXY header") \
+	X(proxy_health, "proxy_health_checks_total", "PROXY connections without a client address (v2 LOCAL, v1 UNKNOWN): balancer health checks") \
 	STATS_UDP(X)
 
 /* UDP echo (docs/udp.md): datagrams and bytes received (all of them) and
@@ -53,7 +55,10 @@
 #define STATS_REJECTS(X)                                                             \
 	X(rej_max_conns, "max_conns", "--max-conns reached")                        \
 	X(rej_per_ip, "max_conns_per_ip", "--max-conns-per-ip reached")             \
-	X(rej_acl, "acl", "refused by --allow/--deny")
+	X(rej_acl, "acl", "refused by --allow/--deny")                              \
+	X(rej_proxy_bad, "proxy_bad", "PROXY header malformed, or the connection ended before it") \
+	X(rej_proxy_untrusted, "proxy_untrusted", "PROXY listener connection not from --proxy-from") \
+	X(rej_proxy_timeout, "proxy_timeout", "PROXY header not complete within --proxy-timeout")
 
 #define STATS_FIELDS(X) STATS_COUNTERS(X) STATS_REJECTS(X) STATS_UDP_DROPS(X)
 

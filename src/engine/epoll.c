@@ -26,7 +26,8 @@
 #define EP_BATCH 256
 #define SCRATCH_MAX (256u << 10)
 #define TAG_WAKE UINT32_MAX
-#define TAG_UDP (UINT32_MAX - 1)	/* the worker's UDP sockets (udp.h) */
+#define TAG_PREAMBLE (UINT32_MAX - 1)	/* w->pre.epfd: PROXY headers */
+#define TAG_UDP (UINT32_MAX - 2)	/* the worker's UDP sockets (udp.h) */
 
 struct ep {
 	int epfd;
@@ -81,6 +82,8 @@ static int ep_init(struct worker *w)
 		return e->scratch ? ERR() : -ENOMEM;
 	if ((r = ep_ctl(e, EPOLL_CTL_ADD, w->wake_fd, EPOLLIN, TAG_WAKE)) || (r = udp_init(w)) ||
 	    (udp_fd(w) >= 0 && (r = ep_ctl(e, EPOLL_CTL_ADD, udp_fd(w), EPOLLIN, TAG_UDP))))
+		return r;
+	if (w->pre.epfd >= 0 && (r = ep_ctl(e, EPOLL_CTL_ADD, w->pre.epfd, EPOLLIN, TAG_PREAMBLE)))
 		return r;
 	ep_set_accepting(w, true);
 	return 0;
@@ -209,6 +212,8 @@ static void dispatch(struct worker *w, const struct epoll_event *ev)
 		uint32_t idx = (uint32_t)tag;
 		if (idx == TAG_WAKE)
 			on_wake(w);
+		else if (idx == TAG_PREAMBLE)
+			worker_preamble_ready(w);
 		else if (idx == TAG_UDP)
 			udp_ready(w);
 		else if (!w->draining && !w->accept_resume)

@@ -126,3 +126,8 @@ void metrics_stop(void)
 {
 	mhttp_stop();
 }
+
+const char *metrics_lib_version(void)
+{
+	return mhttp_lib_version();
+}

@@ -266,11 +266,13 @@ int mhttp_start(const struct listen_addr *addr, MHD_AccessHandlerCallback handle
 	}
 	h.d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
 			       0, NULL, NULL, handler, NULL,
+			       /* First: libmicrohttpd warns (on its own logger)
+			        * about options given before its logger. */
+			       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			       MHD_OPTION_CONNECTION_LIMIT, (unsigned)SLOTS,
 			       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)MHTTP_IDLE_S,
 			       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_BYTES,
 			       MHD_OPTION_NOTIFY_CONNECTION, on_notify, NULL,
-			       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			       MHD_OPTION_END);
 	h.stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (!h.d || h.stop_fd < 0) {
@@ -287,6 +289,11 @@ int mhttp_start(const struct listen_addr *addr, MHD_AccessHandlerCallback handle
 fail:
 	mhttp_stop();
 	return r;
+}
+
+const char *mhttp_lib_version(void)
+{
+	return MHD_get_version();
 }
 
 void mhttp_stop(void)

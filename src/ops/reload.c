@@ -123,6 +123,10 @@ static void keep_restart_only(struct server *srv, const struct config *cur, stru
 	KEEP(!!nc->ctl_path != !!st->ctl_path ||
 	     (nc->ctl_path && strcmp(nc->ctl_path, st->ctl_path)), "ctl", (void)0);
 	nc->ctl_path = st->ctl_path;
+	KEEP(nc->ctl_mode != st->ctl_mode, "ctl-mode", nc->ctl_mode = st->ctl_mode);
+	KEEP(!!nc->ctl_group != !!st->ctl_group ||
+	     (nc->ctl_group && strcmp(nc->ctl_group, st->ctl_group)), "ctl-group", (void)0);
+	nc->ctl_group = st->ctl_group;
 	KEEP(!!nc->port_file != !!st->port_file ||
 	     (nc->port_file && strcmp(nc->port_file, st->port_file)), "port-file", (void)0);
 	nc->port_file = st->port_file;
@@ -183,6 +187,15 @@ static int plan_listeners(struct server *srv, struct live *nl, struct plan *p, c
 		for (a = 0; a < CONFIG_MAX_LISTEN; a++)
 			if ((ls->used & ~p->keep & (1u << a)) && same_addr(&ls->asked[a], want))
 				break;
+		/* Which listeners read PROXY headers is fixed at start (the
+		 * workers' sets exist only then; listener.h). */
+		if ((a < CONFIG_MAX_LISTEN && ls->proxy[a] != want->proxy) ||
+		    (a == CONFIG_MAX_LISTEN && want->proxy)) {
+			snprintf(err, errlen, "--proxy-listen cannot change in a reload; restart "
+				 "echosrv for that");
+			close_added(nl, nw);
+			return -EINVAL;
+		}
 		if (a < CONFIG_MAX_LISTEN) {
 			p->keep |= 1u << a;
 			continue;

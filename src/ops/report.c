@@ -112,20 +112,20 @@ void report_stats_json(struct server *srv, struct sbuf *out)
 
 /* --- connections ----------------------------------------------------------- */
 
-static void peer_text(const struct conn *c, char *buf, size_t len)
+static void peer_text(const struct ipaddr *ip, uint16_t port, char *buf, size_t len)
 {
 	struct sockaddr_storage ss = { 0 };
 
-	if (c->peer.family == AF_INET) {
+	if (ip->family == AF_INET) {
 		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
 		a->sin_family = AF_INET;
-		a->sin_port = htons(c->port);
-		memcpy(&a->sin_addr, c->peer.bytes, 4);
+		a->sin_port = htons(port);
+		memcpy(&a->sin_addr, ip->bytes, 4);
 	} else {
 		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
 		a->sin6_family = AF_INET6;
-		a->sin6_port = htons(c->port);
-		memcpy(&a->sin6_addr, c->peer.bytes, 16);
+		a->sin6_port = htons(port);
+		memcpy(&a->sin6_addr, ip->bytes, 16);
 	}
 	addr_format((struct sockaddr *)&ss, buf, len);
 }
@@ -144,25 +144,30 @@ struct listing {
 static void list_one(struct conn *c, void *arg)
 {
 	struct listing *l = arg;
-	char peer[ADDR_TEXT_MAX];
+	char peer[ADDR_TEXT_MAX], via[ADDR_TEXT_MAX + 12] = "";
 	uint64_t age = l->w->now - c->started;
 
 	if (l->total++ >= REPORT_CONNS_MAX)
 		return;
 	l->listed++;
-	peer_text(c, peer, sizeof(peer));
+	peer_text(&c->peer, c->port, peer, sizeof(peer));
+	if (c->via.family) {	/* came through a PROXY header: the balancer */
+		memcpy(via, "\"via\": \"", 8);
+		peer_text(&c->via, c->via_port, via + 8, ADDR_TEXT_MAX);
+		strcat(via, "\", ");
+	}
 	sbuf_printf(&l->out,
-		    "%s\n    {\"id\": \"%llx\", \"worker\": %u, \"peer\": \"%s\", \"state\": \"%s\", "
+		    "%s\n    {\"id\": \"%llx\", \"worker\": %u, \"peer\": \"%s\", %s\"state\": \"%s\", "
 		    "\"age_seconds\": %llu.%03llu, \"bytes_received\": %llu, \"bytes_sent\": %llu, "
 		    "\"held_max_bytes\": %u}",
-		    l->out.len ? "," : "", (unsigned long long)conn_id(c), l->w->id, peer,
+		    l->out.len ? "," : "", (unsigned long long)conn_id(c), l->w->id, peer, via,
 		    state_names[c->state], (unsigned long long)(age / NSEC_PER_SEC),
 		    (unsigned long long)(age % NSEC_PER_SEC / NSEC_PER_MSEC),
 		    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out, c->held_max);
 }
 
 /* The question put to each worker's mailbox (runs in its thread). */
-static char *list_conns(struct worker *w, uint32_t *listed, uint32_t *total)
+static char *list_conns(struct worker *w, uint64_t arg, uint32_t *listed, uint32_t *total)
 {
 	struct listing l = { .w = w, .out = { .max = 4u << 20 } };
 	char *reply;
@@ -170,7 +175,7 @@ static char *list_conns(struct worker *w, uint32_t *listed, uint32_t *total)
 	conn_table_each(&w->conns, list_one, &l);
 	reply = sbuf_take(&l.out, NULL);
 	sbuf_free(&l.out);
-	*listed = l.listed;
+	*listed = reply ? l.listed : 0;	/* out of memory: nothing listed */
 	*total = l.total;
 	return reply;
 }
@@ -190,7 +195,7 @@ void report_conns_json(struct server *srv, struct sbuf *out)
 		deadline.tv_nsec -= 1000000000L;
 	}
 	for (unsigned i = 0; i < srv->n_workers; i++) {
-		worker_query_ask(&srv->workers[i].query, list_conns);
+		worker_query_ask(&srv->workers[i].query, list_conns, 0);
 		worker_wake(&srv->workers[i]);
 	}
 	sbuf_printf(out, "{\n  \"connections\": [");

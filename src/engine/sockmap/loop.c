@@ -48,7 +48,8 @@
 #define SCRATCH_MAX (256u << 10)
 #define TAG_WAKE UINT32_MAX
 #define TAG_RING (UINT32_MAX - 1)
-#define TAG_UDP (UINT32_MAX - 2)	/* the worker's UDP sockets, served from user space (udp.h) */
+#define TAG_PREAMBLE (UINT32_MAX - 2)	/* w->pre.epfd: PROXY headers */
+#define TAG_UDP (UINT32_MAX - 3)	/* the worker's UDP sockets, served from user space (udp.h) */
 #define SYNC_NS NSEC_PER_SEC		/* byte counters into the statistics */
 #define MAP_ENTRIES_MAX 10000000u	/* as --max-conns */
 #define SHARE_HEADROOM_DIV 4		/* a worker's maps: its share + 1/4 + 64 */
@@ -131,7 +132,7 @@ static void expire_idle(struct worker *w)
 		struct tcp_bytes b;
 		uint64_t ago;
 
-		if (sm_tcp_bytes(c->fd, &b)) {
+		if (sm_tcp_bytes(c, &b)) {
 			sm_close(w, c, CLOSE_ERROR);
 			continue;
 		}
@@ -206,6 +207,8 @@ static void dispatch(struct worker *w, const struct epoll_event *ev)
 			(void)r;	/* the phase is read in worker_tick() */
 		} else if (idx == TAG_RING) {
 			ring_buffer__consume(s->ring);
+		} else if (idx == TAG_PREAMBLE) {
+			worker_preamble_ready(w);	/* adopt() inserts into the map only now */
 		} else if (idx == TAG_UDP) {
 			udp_ready(w);
 		} else if (!w->draining && !w->accept_resume) {
@@ -328,6 +331,8 @@ static int sm_init(struct worker *w)
 		return -errno ? -errno : -ENOMEM;
 	if ((r = sm_ep_ctl(s, EPOLL_CTL_ADD, w->wake_fd, EPOLLIN, TAG_WAKE)) ||
 	    (r = sm_ep_ctl(s, EPOLL_CTL_ADD, s->bpf.events_fd, EPOLLIN, TAG_RING)) ||
+	    (w->pre.epfd >= 0 &&
+	     (r = sm_ep_ctl(s, EPOLL_CTL_ADD, w->pre.epfd, EPOLLIN, TAG_PREAMBLE))) ||
 	    (r = udp_init(w)) ||
 	    (udp_fd(w) >= 0 && (r = sm_ep_ctl(s, EPOLL_CTL_ADD, udp_fd(w), EPOLLIN, TAG_UDP))))
 		return r;
