@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The metrics listener under a hostile peer and a stressed host: what an
+operator relies on must still hold (SPEC 8 and 16).
+
+- A 405 says which methods are allowed.
+- Out of descriptors, a scrape on an open connection still has the
+  process_* families (process_open_fds is the one an operator looks at).
+- A scrape takes no mutex a worker takes: tests/helpers/preload_locks.c
+  records every mutex locked both by the metrics thread and by a worker."""
+import os
+import socket
+
+import pytest
+
+from conftest import BUILD, wait_for
+from ops_common import metric, metrics_url, samples, scrape
+from test_ops_health import _ask, _low_nofile
+
+LOCKS_SHIM = os.path.join(BUILD, "helpers", "preload_locks.so")
+
+
+def _raw(url, data):
+    host, port = url.split("/")[2].rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(data)
+    out = b""
+    while True:
+        part = s.recv(65536)
+        if not part:
+            break
+        out += part
+    s.close()
+    return out
+
+
+def test_405_names_the_allowed_methods(start_server):
+    srv = start_server("--metrics", "127.0.0.1:0")
+    url = metrics_url(srv)
+    for method in (b"POST", b"OPTIONS", b"DELETE", b"PUT"):
+        out = _raw(url, method + b" /readyz HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 405"), out
+        headers = {l.split(b":")[0].strip().lower(): l.split(b":", 1)[1].strip()
+                   for l in head.split(b"\r\n")[1:]}
+        assert headers.get(b"allow") == b"GET, HEAD", head
+        assert body == b"use GET or HEAD\n"
+
+
+def test_process_metrics_stay_while_descriptors_run_out(start_server, engine):
+    """The scrape rides on a connection opened before the descriptors ran
+    out; it must not need a descriptor of its own to read /proc."""
+    srv = start_server("--metrics", "127.0.0.1:0", "--max-conns", "1000", "--backlog", "512",
+                       engine=engine, preexec=_low_nofile(64))
+    url = metrics_url(srv)
+    host, port = url.split("/")[2].rsplit(":", 1)
+    probe = socket.create_connection((host, int(port)), timeout=10)
+    last = socket.create_connection((host, int(port)), timeout=10)
+    status, text = _ask(last, "/metrics")
+    assert status == 200 and metric(text, "process_max_fds") == 64
+    last.close()
+    socks = [srv.connect() for _ in range(100)]
+    wait_for(lambda: srv.stderr().count("pausing accepts") >= 1, what="an EMFILE pause")
+    status, text = _ask(probe, "/metrics")
+    assert status == 200
+    for name in ("process_open_fds", "process_max_fds", "process_cpu_seconds_total",
+                 "process_resident_memory_bytes", "process_virtual_memory_bytes",
+                 "process_start_time_seconds"):
+        assert samples(text, name), "%s is missing out of descriptors" % name
+    # Every descriptor is in use, or all but the few freed since.
+    assert metric(text, "process_open_fds") >= 60
+    for s in socks + [probe]:
+        s.close()
+
+
+@pytest.mark.workers
+def test_a_scrape_takes_no_lock_a_worker_takes(start_server, engine, tmp_path):
+    """Connection tracing makes every worker write log lines (the log
+    queue's mutex); scrapes meanwhile must not lock what they lock."""
+    if not os.path.exists(LOCKS_SHIM):
+        pytest.skip("helper not built: make %s" % os.path.relpath(LOCKS_SHIM))
+    out = tmp_path / "shared-locks"
+    env = dict(os.environ, LOCKS_OUT=str(out), LD_PRELOAD=LOCKS_SHIM)
+    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")
+    srv = start_server("--metrics", "127.0.0.1:0", "--workers", "2", "--trace", "error,conn",
+                       engine=engine, env=env)
+    url = metrics_url(srv)
+    for _ in range(3):
+        held = []
+        for _ in range(10):
+            s = srv.connect()
+            s.sendall(b"ping")
+            assert s.recv(4) == b"ping"
+            held.append(s)
+        for _ in range(5):
+            assert scrape(url)[0] == 200
+        for s in held:
+            s.close()
+    wait_for(lambda: sum(samples(scrape(url)[2], "echosrv_connections_active").values()) == 0,
+             what="the closes to show")
+    shared = out.read_text() if out.exists() else ""
+    assert shared == "", "mutexes locked by both the metrics thread and a worker:\n" + shared
