@@ -6,15 +6,20 @@ operator relies on must still hold (SPEC 8 and 16).
 - Out of descriptors, a scrape on an open connection still has the
   process_* families (process_open_fds is the one an operator looks at).
 - A scrape takes no mutex a worker takes: tests/helpers/preload_locks.c
-  records every mutex locked both by the metrics thread and by a worker."""
+  records every mutex locked both by the metrics thread and by a worker.
+- /readyz and /healthz name the phase they see: stopping is not draining.
+- A fallback reason with quotes, backslashes and a newline is escaped
+  (tests/helpers/preload_strerror.c puts them into the reason)."""
 import os
+import shutil
 import socket
+import subprocess
 
 import pytest
 
-from conftest import BUILD, wait_for
-from ops_common import metric, metrics_url, samples, scrape
-from test_ops_health import _ask, _low_nofile
+from conftest import BUILD, ECHOSRV, wait_for
+from ops_common import ctl, metric, metrics_url, samples, scrape
+from test_ops_health import _ask, _low_nofile, base_of, get, one_line, stall_env
 
 LOCKS_SHIM = os.path.join(BUILD, "helpers", "preload_locks.so")
 
@@ -99,3 +104,53 @@ def test_a_scrape_takes_no_lock_a_worker_takes(start_server, engine, tmp_path):
              what="the closes to show")
     shared = out.read_text() if out.exists() else ""
     assert shared == "", "mutexes locked by both the metrics thread and a worker:\n" + shared
+
+
+@pytest.mark.workers
+def test_probes_say_stopping_not_draining(start_server, engine, tmp_path):
+    """`echosrvctl stop` with worker 1 held still (preload_stall.c): the
+    server is stopping (closing everything now) until that worker ends."""
+    trigger = tmp_path / "stall"
+    sock = tmp_path / "ctl.sock"
+    srv = start_server("--metrics", "127.0.0.1:0", "--workers", "2", "--ctl", str(sock),
+                       engine=engine,
+                       env=stall_env(STALL_THREAD="echosrv-w1", STALL_TRIGGER=trigger))
+    base = base_of(srv)
+    assert get(base, "/readyz")[0] == 200
+    trigger.touch()
+    try:
+        # Held still only once it next waits: the health check wakes it.
+        wait_for(lambda: get(base, "/healthz")[0] == 503, timeout=20, interval=0.2,
+                 what="worker 1 to be held still")
+        ctl(sock, "stop")
+        wait_for(lambda: get(base, "/readyz")[0] == 503, what="/readyz to say 503")
+        status, body = get(base, "/readyz")
+        assert status == 503 and one_line(body) == "not ready: stopping\n", body
+        status, body = get(base, "/healthz")
+        assert status == 200 and one_line(body) == "alive: stopping\n", body
+    finally:
+        trigger.unlink()
+    assert srv.wait(timeout=30) == 0
+
+
+def test_fallback_reason_is_escaped(start_server, tmp_path):
+    build = os.path.dirname(ECHOSRV)
+    no_uring = os.path.join(build, "helpers", "no_uring")
+    shim = os.path.join(build, "helpers", "preload_strerror.so")
+    for helper in (no_uring, shim):
+        if not os.path.exists(helper):
+            pytest.skip("helper not built: make %s" % os.path.relpath(helper))
+    env = dict(os.environ, LD_PRELOAD=shim, STRERROR_EPERM='say "no" \\ to\nit')
+    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")
+    srv = start_server("--metrics", "127.0.0.1:0", "--engine", "auto", wrapper=[no_uring],
+                       env=env)
+    text = scrape(metrics_url(srv))[2]
+    line, = [l for l in text.splitlines() if l.startswith("echosrv_engine_info{")]
+    assert 'fallback_reason="io_uring is not available (io_uring_setup: say \\"no\\" ' \
+           '\\\\ to\\nit' in line, line
+    promtool = shutil.which("promtool")
+    if not promtool:
+        pytest.skip("promtool not installed (Debian package prometheus; scripts/deps.sh)")
+    r = subprocess.run([promtool, "check", "metrics"], input=text,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
