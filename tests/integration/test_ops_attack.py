@@ -5,6 +5,8 @@ operator relies on must still hold (SPEC 8 and 16).
 - A 405 says which methods are allowed.
 - Out of descriptors, a scrape on an open connection still has the
   process_* families (process_open_fds is the one an operator looks at).
+- Out of descriptors, a new probe connection is still answered (a
+  liveness probe that times out gets the process killed for an overload).
 - A scrape takes no mutex a worker takes: tests/helpers/preload_locks.c
   records every mutex locked both by the metrics thread and by a worker.
 - /readyz and /healthz name the phase they see: stopping is not draining.
@@ -73,8 +75,48 @@ def test_process_metrics_stay_while_descriptors_run_out(start_server, engine):
         assert samples(text, name), "%s is missing out of descriptors" % name
     # Every descriptor is in use, or all but the few freed since.
     assert metric(text, "process_open_fds") >= 60
+    _promtool_check(text)
     for s in socks + [probe]:
         s.close()
+
+
+def _promtool_check(text):
+    promtool = shutil.which("promtool")
+    if not promtool:
+        return
+    r = subprocess.run([promtool, "check", "metrics"], input=text,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_new_probe_is_answered_out_of_descriptors(start_server, engine):
+    """Each probe on a connection of its own, as kubelet and load balancers
+    make them, while the echo clients hold every descriptor."""
+    srv = start_server("--metrics", "127.0.0.1:0", "--max-conns", "1000", "--backlog", "512",
+                       engine=engine, preexec=_low_nofile(64))
+    host, port = metrics_url(srv).split("/")[2].rsplit(":", 1)
+
+    def probe(path):
+        s = socket.create_connection((host, int(port)), timeout=10)
+        try:
+            return _ask(s, path)
+        finally:
+            s.close()
+    socks = [srv.connect() for _ in range(100)]
+    wait_for(lambda: srv.stderr().count("pausing accepts") >= 1, what="an EMFILE pause")
+    status, body = probe("/healthz")
+    assert status == 200 and one_line(body).startswith("alive"), body
+    # It may have resumed for a moment, found none and paused again.
+    answers = [probe("/readyz") for _ in range(3)]
+    assert any(st == 503 and "out of descriptors" in one_line(body) for st, body in answers), \
+        answers
+    status, text = probe("/metrics")
+    assert status == 200 and metric(text, "echosrv_accepting") in (0, 1)
+    _promtool_check(text)
+    for s in socks:
+        s.close()
+    wait_for(lambda: probe("/readyz")[0] == 200, timeout=30, interval=0.2,
+             what="/readyz to say 200 again")
 
 
 @pytest.mark.workers
@@ -128,6 +170,7 @@ def test_probes_say_stopping_not_draining(start_server, engine, tmp_path):
         assert status == 503 and one_line(body) == "not ready: stopping\n", body
         status, body = get(base, "/healthz")
         assert status == 200 and one_line(body) == "alive: stopping\n", body
+        _promtool_check(scrape(base + "/metrics")[2])
     finally:
         trigger.unlink()
     assert srv.wait(timeout=30) == 0
@@ -148,9 +191,6 @@ def test_fallback_reason_is_escaped(start_server, tmp_path):
     line, = [l for l in text.splitlines() if l.startswith("echosrv_engine_info{")]
     assert 'fallback_reason="io_uring is not available (io_uring_setup: say \\"no\\" ' \
            '\\\\ to\\nit' in line, line
-    promtool = shutil.which("promtool")
-    if not promtool:
+    if not shutil.which("promtool"):
         pytest.skip("promtool not installed (Debian package prometheus; scripts/deps.sh)")
-    r = subprocess.run([promtool, "check", "metrics"], input=text,
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stdout + r.stderr
+    _promtool_check(text)
