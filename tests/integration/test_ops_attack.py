@@ -9,13 +9,18 @@ operator relies on must still hold (SPEC 8 and 16).
   liveness probe that times out gets the process killed for an overload).
 - A scrape takes no mutex a worker takes: tests/helpers/preload_locks.c
   records every mutex locked both by the metrics thread and by a worker.
+- A scrape does not wait for a stuck worker (sockmap's byte counters
+  are refreshed by each worker for a scrape): the same thread answers the
+  probes, which a scrape must not hold up.
 - /readyz and /healthz name the phase they see: stopping is not draining.
 - A fallback reason with quotes, backslashes and a newline is escaped
   (tests/helpers/preload_strerror.c puts them into the reason)."""
 import os
+import re
 import shutil
 import socket
 import subprocess
+import threading
 
 import pytest
 
@@ -194,3 +199,46 @@ def test_fallback_reason_is_escaped(start_server, tmp_path):
     if not shutil.which("promtool"):
         pytest.skip("promtool not installed (Debian package prometheus; scripts/deps.sh)")
     _promtool_check(text)
+
+
+@pytest.mark.workers
+def test_scrapes_with_a_stuck_worker_do_not_hold_up_probes(start_server, engine, tmp_path):
+    """Worker 1 held still (preload_stall.c) for over two health periods;
+    six scrapes at once (from three loopback addresses: the endpoint takes
+    four connections from one), then a probe.  Before, under sockmap each
+    scrape waited 2 s for worker 1 in the thread that answers probes, so
+    the probe waited behind them for up to 12 s.  The probe's timeout is
+    generous (5 s, for a noisy machine under the sanitizers)."""
+    trigger = tmp_path / "stall"
+    srv = start_server("--metrics", "127.0.0.1:0", "--workers", "2", engine=engine,
+                       env=stall_env(STALL_THREAD="echosrv-w1", STALL_TRIGGER=trigger))
+    base = base_of(srv)
+
+    def stuck_ms():
+        status, body = get(base, "/healthz")
+        m = re.search(r"has not run its loop for (\d+) ms", body)
+        return int(m.group(1)) if status == 503 and m else 0
+    trigger.touch()
+    try:
+        wait_for(lambda: stuck_ms() > 2500, timeout=30, interval=0.2,
+                 what="worker 1 to be stuck for over two health periods")
+        host, port = base.split("/")[2].rsplit(":", 1)
+        results = []
+
+        def scrape_from(src):
+            s = socket.create_connection((host, int(port)), timeout=60, source_address=(src, 0))
+            try:
+                results.append(_ask(s, "/metrics")[0])
+            finally:
+                s.close()
+        scrapers = [threading.Thread(target=scrape_from, args=("127.0.0.%d" % (2 + i % 3),))
+                    for i in range(6)]
+        for t in scrapers:
+            t.start()
+        status, body = get(base, "/readyz", timeout=5)
+        assert status == 200, body
+        for t in scrapers:
+            t.join(timeout=60)
+        assert results == [200] * 6
+    finally:
+        trigger.unlink()
