@@ -5,7 +5,8 @@
  * The main thread does no I/O on connections.  It blocks every signal in
  * all threads and takes them synchronously with sigwaitinfo(), so signal
  * handling is ordinary code: TERM/INT start a drain (a second one exits at
- * once), HUP has the log writer reopen the trace file, and USR1 is how a
+ * once), HUP reloads the --config file in place (ops/reload.h) and has the
+ * log writer reopen the trace file, and USR1 is how a
  * worker says it has ended or the control thread passes on a drain or stop
  * request.  The wait has a timeout so the same loop keeps systemd's STATUS=
  * and watchdog current. */
@@ -22,6 +23,7 @@
 #include "engine/engine.h"
 #include "server/listener.h"
 #include "ops/metrics.h"
+#include "ops/reload.h"
 #include "core/safefile.h"
 #include "server/server.h"
 #include "ops/service.h"
@@ -32,6 +34,7 @@
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 static struct server srv;
+static struct config cli;	/* the command line alone: each reload lays it over the file */
 static struct safefile port_sf;	/* the port file, once written */
 
 /* Files that would tell a client "server up" after we are gone. */
@@ -68,17 +71,21 @@ static int parse_options(int argc, char **argv)
 {
 	char err[512];
 
-	if (config_parse(&srv.cfg, argc, argv, err, sizeof(err))) {
+	if (config_parse(&cli, argc, argv, err, sizeof(err))) {
 		fprintf(stderr, "echosrv: %s (see --help)\n", err);
 		return EXIT_USAGE;
 	}
-	if (srv.cfg.help) {
+	if (cli.help) {
 		config_usage(stdout);
 		exit(EXIT_OK);
 	}
-	if (srv.cfg.version) {
+	if (cli.version) {
 		printf("echosrv %s\n", ECHOSRV_VERSION);
 		exit(EXIT_OK);
+	}
+	if (config_load(&srv.cfg, &cli, err, sizeof(err))) {
+		fprintf(stderr, "echosrv: %s\n", err);
+		return EXIT_USAGE;
 	}
 	if (config_finish(&srv.cfg, err, sizeof(err))) {
 		fprintf(stderr, "echosrv: %s\n", err);
@@ -93,6 +100,8 @@ static void announce(void)
 
 	for (unsigned a = 0; a < srv.ls.n_addr; a++) {
 		char text[ADDR_TEXT_MAX];
+		if (!(srv.ls.used & (1u << a)))
+			continue;
 		addr_format((struct sockaddr *)&srv.ls.bound[a], text, sizeof(text));
 		const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&srv.ls.bound[a];
 		bool dual = a6->sin6_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr);
@@ -137,7 +146,7 @@ static void stop_workers(int phase)
 {
 	if (phase == PHASE_DRAINING)
 		atomic_store(&srv.drain_deadline,
-			     mono_ns() + (uint64_t)srv.cfg.drain_timeout * NSEC_PER_SEC);
+			     mono_ns() + (uint64_t)reload_drain_timeout(&srv) * NSEC_PER_SEC);
 	atomic_store_explicit(&srv.phase, phase, memory_order_release);
 	for (unsigned i = 0; i < srv.n_workers; i++)
 		worker_wake(&srv.workers[i]);
@@ -147,7 +156,7 @@ static void begin_drain(const char *why)
 {
 	if (server_phase(&srv) != PHASE_RUNNING)
 		return;
-	log_notice("%s: draining for up to %us", why, srv.cfg.drain_timeout);
+	log_notice("%s: draining for up to %us", why, reload_drain_timeout(&srv));
 	service_stopping();
 	stop_workers(PHASE_DRAINING);
 }
@@ -188,7 +197,13 @@ static void signal_loop(const sigset_t *set)
 		int sig = sigtimedwait(set, NULL, &ts);
 
 		if (sig == SIGHUP) {
-			trace_reopen();	/* the log writer reopens and logs how it went */
+			char err[512];
+			/* Without a file there is nothing to read again; either
+			 * way the trace file is reopened (reload_run() does it). */
+			if (!srv.cfg.config_file || server_phase(&srv) != PHASE_RUNNING)
+				trace_reopen();
+			else
+				reload_run(&srv, err, sizeof(err));	/* logs a refusal */
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			if (server_phase(&srv) != PHASE_RUNNING) {
 				log_notice("second %s: exiting now", strsignal(sig));
@@ -217,6 +232,7 @@ static void cleanup(void)
 	for (unsigned i = 0; srv.workers && i < srv.cfg.workers; i++)
 		worker_destroy(&srv.workers[i]);
 	free(srv.workers);
+	reload_fini(&srv);
 	listeners_free(&srv.ls);
 	limits_fini(&srv.limits);
 	remove_files();
@@ -248,6 +264,11 @@ static int run(void)
 	}
 	if (listeners_open(&srv.ls, &srv.cfg, err, sizeof(err))) {
 		fprintf(stderr, "echosrv: %s\n", err);
+		return EXIT_RUNTIME;
+	}
+	if ((r = reload_init(&srv, &cli, &port_sf))) {
+		fprintf(stderr, "echosrv: %s\n", strerror(-r));
+		listeners_free(&srv.ls);
 		return EXIT_RUNTIME;
 	}
 	if ((r = start_workers())) {

@@ -16,42 +16,20 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "core/config_opts.h"
 #include "core/trace.h"
 #include "core/util.h"
 
 #define DEFAULT_PORT 40007
-
-enum opt_type {
-	T_FLAG,		/* no argument, sets a bool */
-	T_UINT,		/* decimal number within [min, max] */
-	T_UINT_AUTO,	/* T_UINT, or "auto"/"max" meaning CONFIG_AUTO */
-	T_SIZE,		/* bytes, optional k/M/G suffix (binary) */
-	T_SECS,		/* whole seconds */
-	T_STRING,
-	T_LISTEN,	/* repeatable ADDR:PORT */
-	T_ALLOW,	/* repeatable CIDR */
-	T_DENY,
-	T_ENGINE,
-	T_TRACE,
-	T_ADDR,		/* one ADDR:PORT into a struct listen_addr */
-};
-
-struct opt_def {
-	const char *name;
-	char short_name;
-	enum opt_type type;
-	const char *arg;	/* argument placeholder for --help */
-	const char *help;
-	const char *def;	/* default, parsed like an argument; NULL = none */
-	uint64_t min, max;
-	size_t off;		/* field in struct config */
-};
 
 #define F(field) offsetof(struct config, field)
 #define SECS_MAX (365ULL * 86400)
 #define KEEPALIVE_MAX 32767	/* the kernel's limit for TCP_KEEPIDLE */
 
 static const struct opt_def opts[] = {
+	{ "config", 0, T_STRING, "FILE",
+	  "read options from FILE, one per line (see echosrv(8)); the command line overrides "
+	  "it, SIGHUP and `echosrvctl reload` read it again", NULL, 0, 0, F(config_file) },
 	{ "listen", 'l', T_LISTEN, "ADDR:PORT",
 	  "listen here (repeatable); IPv6 in brackets, port 0 = any free port",
 	  NULL, 0, 0, 0 },
@@ -265,7 +243,7 @@ static int apply(const struct opt_def *o, const char *arg, struct config *cfg,
 	return -EINVAL;
 }
 
-static void set_defaults(struct config *cfg)
+void config_defaults(struct config *cfg)
 {
 	char err[8];
 
@@ -273,6 +251,30 @@ static void set_defaults(struct config *cfg)
 	for (unsigned i = 0; i < ARRAY_SIZE(opts); i++)
 		if (opts[i].def)
 			apply(&opts[i], opts[i].def, cfg, err, sizeof(err));
+}
+
+const struct opt_def *config_opt(unsigned i)
+{
+	return i < ARRAY_SIZE(opts) ? &opts[i] : NULL;
+}
+
+unsigned config_opt_index(const struct opt_def *o)
+{
+	return (unsigned)(o - opts);
+}
+
+const struct opt_def *config_opt_find(const char *name)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(opts); i++)
+		if (!strcmp(opts[i].name, name))
+			return &opts[i];
+	return NULL;
+}
+
+int config_opt_apply(const struct opt_def *o, const char *arg, struct config *cfg, char *err,
+		     size_t errlen)
+{
+	return apply(o, arg, cfg, err, errlen);
 }
 
 /* Build getopt_long's tables from opts[]; long options map to their row
@@ -310,7 +312,7 @@ int config_parse(struct config *cfg, int argc, char **argv, char *err, size_t er
 	char so[2 * ARRAY_SIZE(opts) + 2];
 	int c;
 
-	set_defaults(cfg);
+	config_defaults(cfg);
 	build_getopt(lo, so);
 	opterr = 0;
 	/* 0, not 1: glibc then forgets where an earlier scan stopped inside a
@@ -339,6 +341,7 @@ int config_parse(struct config *cfg, int argc, char **argv, char *err, size_t er
 		}
 		if (apply(o, optarg, cfg, err, errlen))
 			return -EINVAL;
+		cfg->given |= 1ull << (o - opts);	/* the file may not override it */
 	}
 	if (optind < argc) {
 		snprintf(err, errlen, "unexpected argument '%s'", argv[optind]);
@@ -480,6 +483,6 @@ void config_usage(FILE *out)
 			fprintf(out, " [%s]", o->def);
 		fputc('\n', out);
 	}
-	fprintf(out, "\nSignals: TERM/INT drain and exit (a second one exits at once), HUP reopens\n"
-		     "the trace file.  Exit status: 0 clean stop, 1 runtime failure, 2 bad usage.\n");
+	fprintf(out, "\nSignals: TERM/INT drain and exit (a second one exits at once), HUP reloads\n"
+		     "the --config file and reopens the trace file.  Exit status: 0 clean stop, 1 runtime failure, 2 bad usage.\n");
 }

@@ -19,6 +19,7 @@
 #include "core/addr.h"
 
 #define CONFIG_MAX_LISTEN 16
+#define CONFIG_MAX_CONNS 10000000	/* --max-conns at most */
 #define CONFIG_AUTO UINT32_MAX	/* "auto"/"max": resolved by config_finish */
 
 enum engine_kind {
@@ -34,6 +35,7 @@ struct listen_addr {
 };
 
 struct config {
+	const char *config_file;	/* --config; NULL: none */
 	struct listen_addr listen[CONFIG_MAX_LISTEN];
 	unsigned n_listen;
 	bool listen_default;	/* no --listen: [::]:40007, may fall back to IPv4 */
@@ -57,9 +59,36 @@ struct config {
 	bool help;
 	bool version;
 	struct acl acl;
+	uint64_t given;		/* options set by the command line (bit: table row) */
+	char *text;		/* the file's text the strings point into (owned) */
 };
 
 int config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* The configuration file (core/config_file.c).  CONFIG_FILE_MAX bounds its
+ * size, so a wrong path (a log, a device) is refused rather than read.
+ *
+ * config_load(): the defaults, then cli->config_file's options, then what
+ * the command line gave (cli->given) over them; into out, which then owns
+ * the file's text (config_free()).  Not config_finish()ed.  0, or -errno
+ * with "FILE:LINE: --option: what is wrong" (or "FILE: why") in err. */
+#define CONFIG_FILE_MAX (64 * 1024)
+int config_load(struct config *out, const struct config *cli, char *err, size_t errlen);
+/* The parser alone: text[0, len) (modified: values are cut out in place),
+ * named name in errors, applied over cfg. */
+int config_parse_text(struct config *cfg, const char *name, char *text, size_t len, char *err,
+		      size_t errlen);
+void config_free(struct config *cfg);
+/* cfg as a configuration file would say it (every option, one per line),
+ * so that it can be saved and loaded again. */
+struct sbuf;
+void config_write(const struct config *cfg, struct sbuf *out);
+/* What changed from a to b, "; "-separated in out, in the file's words:
+ * "max-conns 5000 -> 8000; allow 10.0.0.0/8; no longer deny 10.1.0.0/16";
+ * nothing appended when nothing changed (core/config_diff.c). */
+void config_diff(const struct config *a, const struct config *b, struct sbuf *out);
+/* Is name (as in the file) an option that may be given several times? */
+bool config_repeatable(const char *name);
 int config_finish(struct config *cfg, char *err, size_t errlen);
 void config_usage(FILE *out);
 const char *engine_name(enum engine_kind k);

@@ -59,6 +59,9 @@ struct conn {
 	 * engine's whole count, not just buf): shown by `echosrvctl conns`,
 	 * so the --conn-buffer bound can be checked from outside. */
 	uint32_t held_max;
+	uint32_t cap;		/* --conn-buffer when it was admitted (a reload
+				 * changes it for new connections only) */
+	bool ip_counted;	/* in the per-address table (limits_take_with()) */
 };
 
 static inline void conn_note_held(struct conn *c, uint32_t held)

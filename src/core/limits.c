@@ -14,24 +14,55 @@
  * absurd; when full, new addresses are refused as over the limit. */
 #define TABLE_MAX (1u << 22)
 
+static uint32_t table_size(uint32_t max_conns)
+{
+	uint32_t size = 64;
+
+	while (size < TABLE_MAX && size < 2ull * max_conns)
+		size <<= 1;
+	return size;
+}
+
 int limits_init(struct limits *l, uint32_t max_conns, uint32_t per_ip)
 {
 	memset(l, 0, sizeof(*l));
 	l->max_conns = max_conns;
 	l->per_ip = per_ip;
 	pthread_mutex_init(&l->lock, NULL);
-	if (!per_ip)
-		return 0;
-	uint32_t size = 64;
-	while (size < TABLE_MAX && size < 2ull * max_conns)
-		size <<= 1;
-	l->table = calloc(size, sizeof(*l->table));
-	if (!l->table)
-		return -ENOMEM;
-	l->mask = size - 1;
 	if (getrandom(&l->seed, sizeof(l->seed), GRND_NONBLOCK) != sizeof(l->seed))
 		l->seed = (uint32_t)mono_ns();
+	return per_ip ? limits_prepare(l, max_conns) : 0;
+}
+
+static struct ip_count *find(struct limits *l, const struct ipaddr *ip);
+
+/* Move every entry into a table of size slots (under the lock). */
+static int rehash(struct limits *l, uint32_t size)
+{
+	struct ip_count *old = l->table, *t = calloc(size, sizeof(*t));
+	uint32_t old_size = old ? l->mask + 1 : 0;
+
+	if (!t)
+		return -ENOMEM;
+	l->table = t;
+	l->mask = size - 1;
+	for (uint32_t i = 0; i < old_size; i++)
+		if (old[i].count)
+			*find(l, &old[i].ip) = old[i];
+	free(old);
 	return 0;
+}
+
+int limits_prepare(struct limits *l, uint32_t max_conns)
+{
+	uint32_t size = table_size(max_conns);
+	int r = 0;
+
+	pthread_mutex_lock(&l->lock);
+	if (!l->table || l->mask + 1 < size)
+		r = rehash(l, size);
+	pthread_mutex_unlock(&l->lock);
+	return r;
 }
 
 void limits_fini(struct limits *l)
@@ -75,19 +106,21 @@ static void erase(struct limits *l, struct ip_count *e)
 	atomic_fetch_sub_explicit(&l->addrs, 1, memory_order_relaxed);
 }
 
-enum admit limits_take(struct limits *l, const struct ipaddr *ip)
+enum admit limits_take_with(struct limits *l, const struct ipaddr *ip, uint32_t max_conns,
+			   uint32_t per_ip, bool *counted)
 {
 	uint32_t n = atomic_fetch_add_explicit(&l->active, 1, memory_order_relaxed);
 
-	if (n >= l->max_conns) {
+	*counted = false;
+	if (n >= max_conns) {
 		atomic_fetch_sub_explicit(&l->active, 1, memory_order_relaxed);
 		return ADMIT_MAX_CONNS;
 	}
-	if (!l->per_ip)
+	if (!per_ip)
 		return ADMIT_OK;
 	pthread_mutex_lock(&l->lock);
-	struct ip_count *e = find(l, ip);
-	bool ok = e && e->count < l->per_ip;
+	struct ip_count *e = l->table ? find(l, ip) : NULL;
+	bool ok = e && e->count < per_ip;
 	if (ok) {
 		if (!e->count)
 			atomic_fetch_add_explicit(&l->addrs, 1, memory_order_relaxed);
@@ -99,17 +132,30 @@ enum admit limits_take(struct limits *l, const struct ipaddr *ip)
 		atomic_fetch_sub_explicit(&l->active, 1, memory_order_relaxed);
 		return ADMIT_PER_IP;
 	}
+	*counted = true;
 	return ADMIT_OK;
 }
 
-void limits_release(struct limits *l, const struct ipaddr *ip)
+void limits_release_with(struct limits *l, const struct ipaddr *ip, bool counted)
 {
 	atomic_fetch_sub_explicit(&l->active, 1, memory_order_relaxed);
-	if (!l->per_ip)
+	if (!counted)
 		return;
 	pthread_mutex_lock(&l->lock);
 	struct ip_count *e = find(l, ip);
 	if (e && e->count && --e->count == 0)
 		erase(l, e);
 	pthread_mutex_unlock(&l->lock);
+}
+
+enum admit limits_take(struct limits *l, const struct ipaddr *ip)
+{
+	bool counted;
+
+	return limits_take_with(l, ip, l->max_conns, l->per_ip, &counted);
+}
+
+void limits_release(struct limits *l, const struct ipaddr *ip)
+{
+	limits_release_with(l, ip, l->per_ip != 0);
 }

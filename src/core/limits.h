@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/addr.h"
@@ -46,5 +47,18 @@ enum admit {
 enum admit limits_take(struct limits *l, const struct ipaddr *ip);
 /* The connection from ip, admitted earlier, is gone. */
 void limits_release(struct limits *l, const struct ipaddr *ip);
+
+/* The same with the bounds of the caller's configuration (a reload changes
+ * them: each worker passes those of the configuration it runs, so it never
+ * mixes an old bound with a new one).  *counted says whether ip went into
+ * the per-address table; give it back to limits_release_with(), so that a
+ * connection admitted while the per-address limit was off is not taken
+ * off another's count when it closes after the limit was switched on. */
+enum admit limits_take_with(struct limits *l, const struct ipaddr *ip, uint32_t max_conns,
+			   uint32_t per_ip, bool *counted);
+void limits_release_with(struct limits *l, const struct ipaddr *ip, bool counted);
+/* Make the per-address table big enough for max_conns addresses, before a
+ * configuration with a per-address limit is put in force.  0 or -ENOMEM. */
+int limits_prepare(struct limits *l, uint32_t max_conns);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,11 @@
 _Atomic uint32_t trace_mask = TR_ERROR;
 
 static int out_fd = STDERR_FILENO;
+/* The trace file's path, a copy: a reload frees the configuration it came
+ * from.  The lock is for a reload changing it while the writer reopens. */
+static char path_buf[4096];
 static const char *out_path;
+static pthread_mutex_t path_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool journal;
 
 static const struct {
@@ -76,12 +81,36 @@ int trace_open(const char *path)
 	if (fd < 0)
 		return ERR();
 	out_fd = fd;
-	out_path = path;
+	snprintf(path_buf, sizeof(path_buf), "%s", path);
+	out_path = path_buf;
 	journal = false;
 	return 0;
 }
 
-static int reopen_file(void)
+int trace_switch(const char *path)
+{
+	if (!out_path || !path)
+		return -EOPNOTSUPP;	/* stderr <-> file: the writer has one descriptor */
+	if (strlen(path) >= sizeof(path_buf))
+		return -ENAMETOOLONG;
+	int fd = open_file(path);
+	if (fd < 0)
+		return ERR();
+	pthread_mutex_lock(&path_lock);
+	int r = dup3(fd, out_fd, O_CLOEXEC) < 0 ? ERR() : 0;
+	if (!r)
+		snprintf(path_buf, sizeof(path_buf), "%s", path);
+	pthread_mutex_unlock(&path_lock);
+	close(fd);
+	return r;
+}
+
+const char *trace_path(void)
+{
+	return out_path;
+}
+
+static int reopen_locked(void)
 {
 	int fd = open_file(out_path);
 	if (fd < 0)
@@ -101,10 +130,14 @@ static int reopen_file(void)
  * no reader) then stalls only the log, never the main thread. */
 static void reopen_and_log(void)
 {
-	int r = reopen_file();
+	char path[sizeof(path_buf)];
 
+	pthread_mutex_lock(&path_lock);
+	int r = reopen_locked();
+	snprintf(path, sizeof(path), "%s", out_path);	/* a reload may change it */
+	pthread_mutex_unlock(&path_lock);
 	if (r)
-		TRACE(TR_ERROR, "cannot reopen trace file %s: %s", out_path, strerror(-r));
+		TRACE(TR_ERROR, "cannot reopen trace file %s: %s", path, strerror(-r));
 	else
 		TRACE(TR_INFO, "trace file reopened");
 }

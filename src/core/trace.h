@@ -65,6 +65,13 @@ int trace_open(const char *path);
 /* SIGHUP: reopen the trace file (a no-op on stderr).  The writer thread
  * does it and logs the outcome; 0 or -errno. */
 int trace_reopen(void);
+/* A reload named another trace file: open it (as trace_open() does, no
+ * links, no foreign files) and write there from now on.  -EOPNOTSUPP when
+ * echosrv started without a trace file or path is NULL (the log then goes
+ * to stderr, and that needs a restart); -errno if it cannot be opened. */
+int trace_switch(const char *path);
+/* The trace file's path, NULL for stderr. */
+const char *trace_path(void);
 
 /* Hand output to the writer thread (until then lines are written by the
  * thread that logs them).  Also flushes at exit().  0 or -errno. */

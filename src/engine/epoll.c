@@ -140,7 +140,7 @@ static void echo(struct worker *w, struct conn *c, const uint8_t *data, uint32_t
 		worker_sent(w, c, (uint32_t)s);
 	if ((uint32_t)s == n)
 		return;
-	if (conn_hold(c, data + s, n - (uint32_t)s, w->srv->cfg.conn_buffer)) {
+	if (conn_hold(c, data + s, n - (uint32_t)s, c->cap)) {
 		ep_close(w, c, CLOSE_ERROR);
 		return;
 	}

@@ -30,6 +30,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ops/reload.h"
 #include "ops/report.h"
 #include "core/sbuf.h"
 #include "server/server.h"
@@ -197,12 +198,18 @@ static char *answer(struct client *c, const struct ctl_req *req, size_t *len)
 			sbuf_printf(&b, "already %s\n", phase == PHASE_DRAINING ? "draining" : "stopping");
 			break;
 		}
-		sbuf_printf(&b, "draining for up to %us\n", ctl.srv->cfg.drain_timeout);
+		sbuf_printf(&b, "draining for up to %us\n", reload_drain_timeout(ctl.srv));
 		c->action = SERVER_REQ_DRAIN;
 		break;
 	case CTL_STOP:
 		sbuf_printf(&b, "stopping\n");
 		c->action = SERVER_REQ_STOP;
+		break;
+	case CTL_SHOW_CONFIG:
+		reload_show(ctl.srv, &b);
+		break;
+	case CTL_RELOAD:
+		sbuf_printf(&b, "reloaded\n");	/* handle_request() ran it */
 		break;
 	}
 	char *s = sbuf_take(&b, len);
@@ -226,6 +233,23 @@ static void error_reply(struct client *c, const char *why)
 	set_reply(c, text, len);
 }
 
+/* Reload in this thread: the reply is its outcome, and the other clients
+ * wait at most the reload's bounded wait for the workers.  True when the
+ * reply (an error) is set. */
+static bool reload_now(struct client *c)
+{
+	char why[CTL_REQ_MAX - 16];
+
+	if (!ctl.srv->cfg.config_file) {
+		error_reply(c, "echosrv was started without --config: nothing to reload");
+		return true;
+	}
+	if (!reload_run(ctl.srv, why, sizeof(why)))
+		return false;
+	error_reply(c, why);
+	return true;
+}
+
 /* A whole line (or too much without one) has arrived. */
 static void handle_request(struct client *c, size_t line_len)
 {
@@ -239,6 +263,8 @@ static void handle_request(struct client *c, size_t line_len)
 		return;
 	}
 	TRACE(TR_INFO, "control: request %.*s", (int)MIN(line_len, 64), c->req);
+	if (req.cmd == CTL_RELOAD && reload_now(c))
+		return;
 	char *text = answer(c, &req, &len);
 	set_reply(c, text, len);
 }

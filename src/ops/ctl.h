@@ -27,6 +27,8 @@ enum ctl_cmd {
 	CTL_CONNS,
 	CTL_DRAIN,
 	CTL_STOP,
+	CTL_RELOAD,		/* read the --config file again (ops/reload.h) */
+	CTL_SHOW_CONFIG,	/* the configuration in force, as a file */
 };
 
 struct ctl_req {

@@ -72,7 +72,7 @@ int ctl_parse(const char *buf, size_t len, struct ctl_req *out, char *err, size_
 
 	static const struct { const char *name; enum ctl_cmd cmd; } simple[] = {
 		{ "stats", CTL_STATS }, { "conns", CTL_CONNS },
-		{ "drain", CTL_DRAIN }, { "stop", CTL_STOP },
+		{ "drain", CTL_DRAIN }, { "stop", CTL_STOP }, { "reload", CTL_RELOAD },
 	};
 	for (unsigned i = 0; i < ARRAY_SIZE(simple); i++) {
 		if (!word_is(&w[0], simple[i].name))
@@ -82,8 +82,15 @@ int ctl_parse(const char *buf, size_t len, struct ctl_req *out, char *err, size_
 		out->cmd = simple[i].cmd;
 		return 0;
 	}
+	if (word_is(&w[0], "show")) {
+		if (n != 2 || !word_is(&w[1], "config"))
+			return fail(err, errlen, "show takes one argument: config");
+		out->cmd = CTL_SHOW_CONFIG;
+		return 0;
+	}
 	if (!word_is(&w[0], "trace"))
-		return fail(err, errlen, "unknown command (stats, trace [FLAGS], conns, drain, stop)");
+		return fail(err, errlen, "unknown command (stats, trace [FLAGS], conns, drain, stop, "
+					 "reload, show config)");
 	if (n == 1) {
 		out->cmd = CTL_TRACE_GET;
 		return 0;

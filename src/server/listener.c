@@ -73,13 +73,14 @@ fail:
  * secs seconds, then 3 times every secs/3; TCP_USER_TIMEOUT bounds the same
  * total for a peer that stops acknowledging data we sent, which keepalive
  * alone would leave to the retransmission timer (about 15 minutes). */
-static int set_keepalive(int fd, uint32_t secs)
+int listener_set_keepalive(int fd, uint32_t secs)
 {
 	int intvl = (int)MAX(1, (secs + 2) / 3), cnt = 3;
 	int r;
 
-	if (!secs)
-		return 0;
+	if (!secs)	/* off, also after a reload turned it off */
+		return set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 0) ?:
+		       set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, 0);
 	if ((r = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1)) ||
 	    (r = set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)secs)) ||
 	    (r = set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, intvl)) ||
@@ -98,7 +99,7 @@ static int set_inherited(int fd, const struct config *cfg)
 {
 	int r = set_int(fd, SOL_SOCKET, SO_OOBINLINE, 1);
 
-	return r ? r : set_keepalive(fd, cfg->keepalive);
+	return r ? r : listener_set_keepalive(fd, cfg->keepalive);
 }
 
 static bool ipv6_missing(int err)
@@ -106,28 +107,61 @@ static bool ipv6_missing(int err)
 	return err == -EAFNOSUPPORT || err == -EADDRNOTAVAIL || err == -EPROTONOSUPPORT;
 }
 
-/* Bind one address for every worker; the first socket decides the port
- * when 0 was asked for, and the others join it. */
-static int open_addr(struct listeners *ls, const struct config *cfg, unsigned a,
-		     struct sockaddr_storage *ss, socklen_t len)
+/* Bind one address for every worker into fds[w * stride]; the first socket
+ * decides the port when 0 was asked for, and the others join it.  On a
+ * failure the sockets opened so far are closed again. */
+static int open_into(unsigned n_workers, const struct config *cfg, struct sockaddr_storage *ss,
+		     socklen_t len, int *fds, unsigned stride, struct sockaddr_storage *bound)
 {
-	int r;
+	int r = 0;
 
-	for (unsigned w = 0; w < ls->n_workers; w++) {
-		enum group g = ls->n_workers == 1 ? GROUP_NONE : w == 0 ? GROUP_FOUND : GROUP_JOIN;
-		r = listen_one(ss, len, g, (int)MIN(cfg->backlog, 0x7fffffffu),
-			       &ls->fds[w * ls->n_addr + a]);
-		if (!r)
-			r = set_inherited(ls->fds[w * ls->n_addr + a], cfg);
-		if (r)
+	for (unsigned w = 0; w < n_workers; w++) {
+		enum group g = n_workers == 1 ? GROUP_NONE : w == 0 ? GROUP_FOUND : GROUP_JOIN;
+		r = listen_one(ss, len, g, (int)MIN(cfg->backlog, 0x7fffffffu), &fds[w * stride]);
+		if (!r && (r = set_inherited(fds[w * stride], cfg))) {
+			close(fds[w * stride]);
+			fds[w * stride] = -1;
+		}
+		if (r) {
+			while (w--) {
+				close(fds[w * stride]);
+				fds[w * stride] = -1;
+			}
 			return r;
+		}
 		if (w == 0) {
-			socklen_t blen = sizeof(ls->bound[a]);
-			getsockname(ls->fds[a], (struct sockaddr *)&ls->bound[a], &blen);
-			*ss = ls->bound[a];	/* same port for the other workers */
+			socklen_t blen = sizeof(*bound);
+			getsockname(fds[0], (struct sockaddr *)bound, &blen);
+			*ss = *bound;	/* same port for the other workers */
 		}
 	}
 	return 0;
+}
+
+static int open_addr(struct listeners *ls, const struct config *cfg, unsigned a,
+		     struct sockaddr_storage *ss, socklen_t len)
+{
+	int r = open_into(ls->n_workers, cfg, ss, len, &ls->fds[a], ls->n_addr, &ls->bound[a]);
+
+	if (!r)
+		ls->used |= 1u << a;
+	return r;
+}
+
+int listeners_bind(const struct listeners *ls, const struct config *cfg,
+		   const struct listen_addr *want, int *fds, unsigned stride,
+		   struct sockaddr_storage *bound, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss = want->ss;
+	int r = open_into(ls->n_workers, cfg, &ss, want->len, fds, stride, bound);
+
+	if (r) {
+		char text[ADDR_TEXT_MAX];
+		addr_format((const struct sockaddr *)&want->ss, text, sizeof(text));
+		snprintf(err, errlen, "cannot listen on %s: %s%s", text, strerror(-r),
+			 r == -EADDRINUSE ? " (another process has this port)" : "");
+	}
+	return r;
 }
 
 /* The default [::]:40007 falls back to 0.0.0.0 where IPv6 is off. */
@@ -180,6 +214,7 @@ static int adopt(struct listeners *ls, const struct config *cfg, int n, char *er
 		return r;
 	ls->activated = true;
 	ls->shared = cfg->workers > 1;
+	ls->used = (1u << n) - 1;
 	for (unsigned a = 0; a < ls->n_addr; a++) {
 		int fd = SD_LISTEN_FDS_START + (int)a;
 		socklen_t blen = sizeof(ls->bound[a]);
@@ -228,11 +263,13 @@ int listeners_open(struct listeners *ls, const struct config *cfg, char *err, si
 		}
 		return r;
 	}
-	if ((r = alloc_fds(ls, cfg->n_listen, cfg->workers)))
+	/* Every slot a reload may fill, so a row never moves (listener.h). */
+	if ((r = alloc_fds(ls, CONFIG_MAX_LISTEN, cfg->workers)))
 		return r;
 
-	for (unsigned a = 0; a < ls->n_addr; a++) {
+	for (unsigned a = 0; a < cfg->n_listen; a++) {
 		struct sockaddr_storage ss = cfg->listen[a].ss;
+		ls->asked[a] = cfg->listen[a];
 		r = cfg->listen_default ? open_default(ls, cfg)
 					: open_addr(ls, cfg, a, &ss, cfg->listen[a].len);
 		if (r) {
@@ -274,6 +311,8 @@ int listeners_write_port_file(const struct listeners *ls, const char *path, stru
 	size_t n = 0;
 
 	for (unsigned a = 0; a < ls->n_addr; a++) {
+		if (!(ls->used & (1u << a)))
+			continue;
 		addr_format((const struct sockaddr *)&ls->bound[a], text + n, ADDR_TEXT_MAX);
 		n += strlen(text + n);
 		text[n++] = '\n';

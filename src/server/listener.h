@@ -7,7 +7,11 @@
  * cannot be multiplied that way; each worker then gets a dup() of the one
  * socket ("shared"), and whichever worker accepts a connection deals it
  * round-robin over the workers (handoff.h).  Either way a worker owns and
- * closes the descriptors in its own row. */
+ * closes the descriptors in its own row.
+ *
+ * A row has CONFIG_MAX_LISTEN slots (-1 where none serves), so that a reload
+ * can add and remove addresses without moving the others: engines arm
+ * accepts on the slots that hold a socket. */
 #ifndef ECHOSRV_LISTENER_H
 #define ECHOSRV_LISTENER_H
 
@@ -23,6 +27,11 @@ struct listeners {
 	bool shared;		/* every worker holds a dup of the same socket */
 	bool activated;		/* the sockets came from systemd */
 	struct sockaddr_storage bound[CONFIG_MAX_LISTEN];
+	/* Which slots serve, and the address each was asked for (a reload
+	 * keeps a slot whose address is still configured).  The main thread's
+	 * own view: a worker learns of a change through server.live. */
+	uint32_t used;
+	struct listen_addr asked[CONFIG_MAX_LISTEN];
 };
 
 /* Bind and listen on every configured address (or adopt systemd's sockets).
@@ -33,6 +42,17 @@ static inline int *listener_row(struct listeners *ls, unsigned worker)
 {
 	return &ls->fds[worker * ls->n_addr];
 }
+
+/* Bind want for every worker, into fds[worker * stride], its address into
+ * bound; for a reload, which hands the sockets to the workers.  0, or
+ * -errno with a message in err and nothing left open. */
+int listeners_bind(const struct listeners *ls, const struct config *cfg,
+		   const struct listen_addr *want, int *fds, unsigned stride,
+		   struct sockaddr_storage *bound, char *err, size_t errlen);
+
+/* --keepalive on a listening socket (accepted sockets inherit it); 0 turns
+ * it off.  0 or -errno. */
+int listener_set_keepalive(int fd, uint32_t secs);
 
 /* Close the descriptors of one worker's row (idempotent). */
 void listeners_close_row(struct listeners *ls, unsigned worker);

@@ -31,8 +31,22 @@ enum server_req {
 
 struct worker;
 
-struct server {
+/* One configuration in force as the workers see it.  Published whole by a
+ * reload (ops/reload.c) through server.live and never changed after, so a
+ * worker that loads the pointer at a loop turn has all of the old or all of
+ * the new, without a lock; the old one is freed once every worker has said
+ * (worker.live_gen) that it moved on. */
+struct live {
 	struct config cfg;
+	uint64_t gen;
+	uint32_t slots;		/* listener slots in use (bit a: listener_row()[a]) */
+	int *added;		/* [worker * CONFIG_MAX_LISTEN + a]: the socket of a slot
+				 * this generation bound, for that worker to take; else -1 */
+};
+
+struct server {
+	struct config cfg;		/* as started; what a reload changes is in live */
+	_Atomic(struct live *) live;
 	struct listeners ls;
 	struct limits limits;
 	const struct engine_ops *engine;

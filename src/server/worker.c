@@ -31,14 +31,19 @@ int worker_create(struct worker *w, struct server *srv, unsigned id)
 	memset(w, 0, sizeof(*w));
 	w->id = id;
 	w->srv = srv;
-	w->idle_ns = (uint64_t)srv->cfg.idle_timeout * NSEC_PER_SEC;
+	w->live = atomic_load(&srv->live);
+	w->cfg = &w->live->cfg;
+	atomic_store(&w->live_gen, w->live->gen);
+	w->idle_ns = (uint64_t)w->cfg->idle_timeout * NSEC_PER_SEC;
 	idle_init(&w->idle);
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->wake_fd < 0)
 		return ERR();
 	worker_query_init(&w->query);
 	int r = handoff_init(&w->handoff);
-	return r ? r : conn_table_init(&w->conns, srv->cfg.max_conns);
+	/* Sized for the most --max-conns allows (a few kB of pointers), so a
+	 * reload that raises the limit finds room. */
+	return r ? r : conn_table_init(&w->conns, CONFIG_MAX_CONNS);
 }
 
 void worker_destroy(struct worker *w)
@@ -203,13 +208,16 @@ struct conn *worker_admit(struct worker *w, int fd, const struct sockaddr *sa)
 	uint16_t port = ntohs(((const struct sockaddr_in *)sa)->sin_port);	/* same offset in in6 */
 	enum admit why = ADMIT_OK;
 
+	bool counted = false;
+
 	addr_to_ip(sa, &ip);
-	if (!acl_permits(&w->srv->cfg.acl, &ip))
+	if (!acl_permits(&w->cfg->acl, &ip))
 		why = ADMIT_ACL;
 	else if (w->conn_cap && w->conns.active >= w->conn_cap)
 		why = ADMIT_MAX_CONNS;	/* this worker's share is full */
 	else
-		why = limits_take(&w->srv->limits, &ip);
+		why = limits_take_with(&w->srv->limits, &ip, w->cfg->max_conns,
+				       w->cfg->max_conns_per_ip, &counted);
 	if (why != ADMIT_OK || trace_on(TR_CONN | TR_ERROR))
 		addr_format(sa, text, sizeof(text));
 	if (why != ADMIT_OK) {
@@ -218,7 +226,7 @@ struct conn *worker_admit(struct worker *w, int fd, const struct sockaddr *sa)
 	}
 	struct conn *c = conn_alloc(&w->conns);
 	if (!c) {
-		limits_release(&w->srv->limits, &ip);
+		limits_release_with(&w->srv->limits, &ip, counted);
 		STAT_ADD(&w->stats, errors, 1);
 		TRACE(TR_ERROR, "worker %u: no memory for a connection from %s", w->id, text);
 		return NULL;
@@ -227,6 +235,8 @@ struct conn *worker_admit(struct worker *w, int fd, const struct sockaddr *sa)
 	c->peer = ip;
 	c->port = port;
 	c->started = w->now;
+	c->cap = w->cfg->conn_buffer;
+	c->ip_counted = counted;
 	if (w->idle_ns)
 		idle_touch(&w->idle, &c->idle, w->now);
 	/* Echo each message as soon as it arrives, not when Nagle allows. */
@@ -277,7 +287,7 @@ void worker_closed(struct worker *w, struct conn *c)
 			   (unsigned long long)(d % NSEC_PER_SEC / NSEC_PER_MSEC),
 			   close_reason_name(c->reason));
 	}
-	limits_release(&w->srv->limits, &c->peer);
+	limits_release_with(&w->srv->limits, &c->peer, c->ip_counted);
 	conn_release(&w->conns, c);
 	if (w->accept_resume)
 		w->accept_resume = w->now;	/* a descriptor is free: try again */
@@ -433,7 +443,10 @@ void worker_tick(struct worker *w)
 {
 	const struct engine_ops *e = w->srv->engine;
 	struct idle_node *old;
+	const struct live *l = atomic_load_explicit(&w->srv->live, memory_order_acquire);
 
+	if (unlikely(l != w->live))
+		worker_take_live(w, l);
 	while (w->idle_ns && (old = idle_oldest(&w->idle)) && old->last_rx + w->idle_ns <= w->now)
 		e->close(w, (struct conn *)old, CLOSE_IDLE);
 	if (w->accept_resume && w->accept_resume <= w->now && !w->draining) {

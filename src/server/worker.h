@@ -30,6 +30,9 @@ struct reject_log {
 struct worker {
 	unsigned id;
 	struct server *srv;
+	const struct live *live;	/* the configuration this worker runs */
+	const struct config *cfg;	/* &live->cfg */
+	_Atomic uint64_t live_gen;	/* live->gen, once taken (for main) */
 	pthread_t thread;
 	void *eng;		/* engine-private state */
 	int wake_fd;		/* eventfd: main -> worker */
@@ -130,6 +133,10 @@ void worker_accepted(struct worker *w, int fd, const struct sockaddr *sa);
  * batch bound keeps accepting from starving the connections already
  * open. */
 void worker_accept_batch(struct worker *w, int lfd);
+
+/* A reload published l (server.live): take all of it now, at this loop
+ * turn, then set live_gen (worker_live.c; called by worker_tick()). */
+void worker_take_live(struct worker *w, const struct live *l);
 
 /* Milliseconds until the next timer (idle, drain, accept resume), -1 for
  * none.  Uses w->now. */

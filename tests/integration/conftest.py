@@ -60,15 +60,17 @@ class Server:
     """One running echosrv process."""
 
     def __init__(self, tmp_path, args, engine=None, env=None, preexec=None,
-                 wrapper=None):
+                 wrapper=None, cli_defaults=True):
         self.port_file = str(tmp_path / ("port.%d" % id(self)))
         self.log_path = str(tmp_path / ("stderr.%d" % id(self)))
         cmd = [ECHOSRV, "--port-file", self.port_file]
         if engine:
             cmd += ["--engine", engine]
-        if not any(a.startswith("--listen") for a in args):
+        # cli_defaults=False: a --config file says these (the command
+        # line would override the file's).
+        if cli_defaults and not any(a.startswith("--listen") for a in args):
             cmd += ["--listen", "127.0.0.1:0"]
-        if "--drain-timeout" not in args:
+        if cli_defaults and "--drain-timeout" not in args:
             cmd += ["--drain-timeout", "3"]   # keep teardown short
         cmd += list(args)
         # ECHOSRV_WRAPPER (e.g. "valgrind --error-exitcode=99 -q") runs

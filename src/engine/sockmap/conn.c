@@ -211,7 +211,7 @@ static bool user_echo(struct worker *w, struct conn *c, const uint8_t *data, uin
 	}
 	if ((uint32_t)r == n)
 		return true;
-	if (conn_hold(c, data + r, n - (uint32_t)r, w->srv->cfg.conn_buffer)) {
+	if (conn_hold(c, data + r, n - (uint32_t)r, c->cap)) {
 		sm_close(w, c, CLOSE_ERROR);
 		return false;
 	}

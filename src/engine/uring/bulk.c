@@ -263,12 +263,11 @@ static ssize_t urgent_in(struct uconn *uc)
  * when the connection was closed. */
 static int splice_in(struct worker *w, struct conn *c, struct uconn *uc)
 {
-	struct uring_engine *u = w->eng;
 	ssize_t n;
 
-	if (c->state != CONN_OPEN || uc->pipe_bytes >= u->cap)
+	if (c->state != CONN_OPEN || uc->pipe_bytes >= c->cap)
 		return 0;
-	n = splice(uc->bulk_fd, NULL, uc->pipe_w, NULL, u->cap - uc->pipe_bytes,
+	n = splice(uc->bulk_fd, NULL, uc->pipe_w, NULL, c->cap - uc->pipe_bytes,
 		   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 	if (n <= 0 && (n == 0 || errno == EAGAIN) && uc->urgent && !uc->pipe_bytes)
 		n = urgent_in(uc);

@@ -53,15 +53,14 @@ static void pause_recv(struct worker *w, struct conn *c, struct uconn *uc)
  * slow reader does not cancel and re-arm on every send. */
 static void maybe_resume(struct worker *w, struct conn *c, struct uconn *uc)
 {
-	struct uring_engine *u = w->eng;
 	uint32_t h = uring_held(c, uc);
 
 	if (uc->flags & UC_PAUSED) {
-		if (h > u->cap / 2)
+		if (h > c->cap / 2)
 			return;
 		uc->flags &= (uint16_t)~UC_PAUSED;
 	}
-	if (h < u->cap)
+	if (h < c->cap)
 		uring_arm_recv(w, c);
 }
 
@@ -74,12 +73,11 @@ static bool slow(const struct conn *c, const struct uconn *uc)
 	return c->len || uc->spill_len;
 }
 
-static int spill_append(struct uring_engine *u, struct uconn *uc, const uint8_t *data,
-			uint32_t n)
+static int spill_append(uint32_t limit, struct uconn *uc, const uint8_t *data, uint32_t n)
 {
 	if (uc->spill_len + n > uc->spill_cap) {
 		/* Never beyond --conn-buffer: held bytes never are. */
-		uint32_t cap = MAX(uc->spill_len + n, MIN(uc->spill_cap * 2, u->cap));
+		uint32_t cap = MAX(uc->spill_len + n, MIN(uc->spill_cap * 2, limit));
 		uint8_t *p = realloc(uc->spill, cap);
 		if (!p)
 			return -ENOMEM;
@@ -96,16 +94,16 @@ static uint32_t priv_fit(struct uring_engine *u, struct conn *c, struct uconn *u
 			 const uint8_t *data, uint32_t n)
 {
 	if (!c->buf) {
-		if (!(c->buf = malloc(u->cap)))
+		if (!(c->buf = malloc(c->cap)))
 			return 0;
 		c->off = c->len = 0;
 	}
 	/* Compact only while no send reads from the buffer. */
-	if (c->off + c->len + n > u->cap && c->off && !(uc->flags & UC_SEND_PRIV)) {
+	if (c->off + c->len + n > c->cap && c->off && !(uc->flags & UC_SEND_PRIV)) {
 		memmove(c->buf, c->buf + c->off, c->len);
 		c->off = 0;
 	}
-	uint32_t k = MIN(n, u->cap - (c->off + c->len));
+	uint32_t k = MIN(n, c->cap - (c->off + c->len));
 	memcpy(c->buf + c->off + c->len, data, k);
 	c->len += k;
 	return k;
@@ -120,7 +118,7 @@ static int stash(struct uring_engine *u, struct conn *c, struct uconn *uc, const
 		data += k;
 		n -= k;
 	}
-	return n ? spill_append(u, uc, data, n) : 0;
+	return n ? spill_append(c->cap, uc, data, n) : 0;
 }
 
 /* Move spilled bytes up into the private copy (no send in flight). */
@@ -220,7 +218,7 @@ static void take(struct worker *w, struct conn *c, struct uconn *uc, uint16_t bi
 	}
 	conn_note_held(c, uring_held(c, uc));
 	kick_send(w, c, uc);
-	if (uring_held(c, uc) >= u->cap)
+	if (uring_held(c, uc) >= c->cap)
 		pause_recv(w, c, uc);
 	uring_consider_bulk(w, c, uc, n);
 }

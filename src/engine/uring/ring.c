@@ -53,7 +53,7 @@ void uring_arm_recv(struct worker *w, struct conn *c)
 	if (c->state != CONN_OPEN ||
 	    (uc->flags & (UC_RECV | UC_STARVED | UC_BULK_WANT | UC_BULK)))
 		return;
-	if (uring_held(c, uc) >= u->cap) {	/* no room: wait for sends */
+	if (uring_held(c, uc) >= c->cap) {	/* no room: wait for sends */
 		uc->flags |= UC_PAUSED;
 		return;
 	}
@@ -67,7 +67,7 @@ void uring_arm_recv(struct worker *w, struct conn *c)
 	 * and a connection with less room than a buffer gets a single-shot
 	 * receive of exactly its room (as every receive does without the
 	 * limit). */
-	uint32_t room = u->cap - uring_held(c, uc);
+	uint32_t room = c->cap - uring_held(c, uc);
 	if (uring_mshot_limit && room >= u->bufs.size) {
 		io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
 		sqe->file_index = room - u->bufs.size + 1;	/* sqe->optlen */

@@ -102,7 +102,7 @@ struct uring_engine {
 	struct uconn **uc;		/* chunks of CONN_CHUNK, like the conn table */
 	uint32_t n_uc_chunks;
 	struct uconn starved;		/* sentinel of the starved list */
-	uint32_t cap;			/* --conn-buffer */
+	uint32_t cap;			/* --conn-buffer at start (sizes the ring buffers); a connection has its own, conn.cap */
 	uint32_t n_files;		/* registered file table slots; 0: none */
 	bool accepting;
 	bool accept_armed[CONFIG_MAX_LISTEN];
