@@ -54,6 +54,7 @@ int reload_init(struct server *srv, const struct config *cli, struct safefile *p
 	l->cfg.text = NULL;	/* srv->cfg keeps its text: its strings live on */
 	l->gen = 1;
 	l->slots = srv->ls.used;
+	memcpy(l->bound, srv->ls.bound, sizeof(l->bound));
 	rl.cli = cli;
 	rl.port_sf = port_sf;
 	atomic_store(&srv->live, l);
@@ -360,6 +361,12 @@ static int run_locked(struct server *srv, char *err, size_t errlen)
 	if ((r = prepare(srv, cur, nl, &p, err, errlen))) {
 		live_free(nl);
 		return r;
+	}
+	for (unsigned a = 0; a < CONFIG_MAX_LISTEN; a++) {
+		if (p.add & (1u << a))
+			nl->bound[a] = p.bound[a];
+		else if (nl->slots & (1u << a))
+			nl->bound[a] = cur->bound[a];
 	}
 	trace_set(nl->cfg.trace);
 	nl->gen = cur->gen + 1;

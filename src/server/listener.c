@@ -355,7 +355,7 @@ static bool bound_takes(const struct sockaddr *b, const struct sockaddr *l)
 					  (ib.family == AF_INET6 || il.family == AF_INET));
 }
 
-bool listeners_is_proxy(const struct listeners *ls, int fd)
+bool listeners_is_proxy(const struct listeners *ls, const struct sockaddr_storage *bound, int fd)
 {
 	struct sockaddr_storage local;
 	socklen_t len = sizeof(local);
@@ -366,12 +366,12 @@ bool listeners_is_proxy(const struct listeners *ls, int fd)
 	if (getsockname(fd, (struct sockaddr *)&local, &len))
 		return true;	/* unknown: the stricter kind */
 	/* An exact address wins over a wildcard on the same port. */
-	for (unsigned a = 0; a < ls->n_addr; a++) {
+	for (unsigned a = 0; a < CONFIG_MAX_LISTEN; a++) {
 		struct ipaddr ib;
-		if (!ls->bound[a].ss_family ||
-		    !bound_takes((const struct sockaddr *)&ls->bound[a], (struct sockaddr *)&local))
+		if (!bound[a].ss_family ||
+		    !bound_takes((const struct sockaddr *)&bound[a], (struct sockaddr *)&local))
 			continue;
-		addr_to_ip((const struct sockaddr *)&ls->bound[a], &ib);
+		addr_to_ip((const struct sockaddr *)&bound[a], &ib);
 		struct ipaddr any = { .family = ib.family };
 		if (!ipaddr_equal(&ib, &any))
 			return ls->proxy[a];

@@ -55,7 +55,7 @@ static inline int *listener_row(struct listeners *ls, unsigned worker)
  * an accept came from; no system call when there is no proxy listener.
  * Which listeners are proxy ones is fixed at start: a reload may not
  * change it (ops/reload.c refuses). */
-bool listeners_is_proxy(const struct listeners *ls, int fd);
+bool listeners_is_proxy(const struct listeners *ls, const struct sockaddr_storage *bound, int fd);
 /* Bind want for every worker, into fds[worker * stride], its address into
  * bound; for a reload, which hands the sockets to the workers.  0, or
  * -errno with a message in err and nothing left open. */

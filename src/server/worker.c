@@ -518,7 +518,7 @@ static void serve(struct worker *w, int fd, const struct sockaddr *sa)
 		}
 		sa = (const struct sockaddr *)&ss;
 	}
-	if (w->pre.epfd >= 0 && listeners_is_proxy(&w->srv->ls, fd)) {
+	if (w->pre.epfd >= 0 && listeners_is_proxy(&w->srv->ls, w->live->bound, fd)) {
 		proxy_accepted(w, fd, sa);
 		return;
 	}
