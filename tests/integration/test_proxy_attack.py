@@ -130,28 +130,39 @@ def test_header_split_at_every_byte(start_server, tmp_path, engine, kind):
     assert st["rejected"]["proxy_bad"] == 0
 
 
-@pytest.mark.parametrize("how", ["fin", "rst"])
-def test_header_then_fin_or_rst_before_data(start_server, tmp_path, engine, how):
+def test_header_then_fin_before_data(start_server, tmp_path, engine):
     """The header is whole, then the peer closes: a served connection that
     ends at once, not a bad header, and nothing is echoed."""
     srv = proxy_server(start_server, tmp_path, engine)
     s = srv.connect(srv.proxy_addr)
-    if how == "rst":
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.sendall(HEADERS["v2-ipv4"][0])
-    if how == "fin":
-        s.shutdown(socket.SHUT_WR)
-        assert closed_without_echo(s)
+    s.shutdown(socket.SHUT_WR)
+    assert closed_without_echo(s)
     s.close()
-    wait_for(lambda: stats(srv.ctl)["connections_closed_total"] +
-             rejected(srv, "proxy_bad") >= 1, what="the connection to end")
+    wait_for(lambda: stats(srv.ctl)["connections_closed_total"] == 1, what="the close")
     st = stats(srv.ctl)
     assert st["connections_active"] == 0
-    if how == "fin":
-        # Served: the header came in whole; it was the client who left.
-        assert st["proxy_connections_total"] == 1 and st["rejected"]["proxy_bad"] == 0
-        assert st["bytes_received_total"] == 0 and st["bytes_sent_total"] == 0
-    assert_echoes(srv.connect(srv.addrs[0]), b"still serving")
+    assert st["proxy_connections_total"] == 1 and st["rejected"]["proxy_bad"] == 0
+    assert st["bytes_received_total"] == 0 and st["bytes_sent_total"] == 0
+
+
+def test_header_then_rst_many_times(start_server, tmp_path, engine):
+    """Peers that send a header, or half of one, and reset: none stays
+    behind and the proxy listener keeps accepting.  (A peer that resets
+    before the server looks at it may go uncounted: io_uring's accept gives
+    no address, and getpeername() on a reset socket fails.)"""
+    srv = proxy_server(start_server, tmp_path, engine)
+    for i in range(50):
+        s = srv.connect(srv.proxy_addr)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.sendall(HEADERS["v2-ipv4"][0][:10 + i % 20 * 2])
+        s.close()
+    wait_for(lambda: stats(srv.ctl)["connections_active"] == 0, what="every one gone")
+    ok = srv.connect(srv.proxy_addr)
+    ok.sendall(HEADERS["v1-ipv4"][0])
+    assert_echoes(ok, b"still accepting")
+    st = stats(srv.ctl)
+    assert st["connections_active"] == 1 and st["rejected"]["proxy_timeout"] == 0
 
 
 def test_slowloris_held_to_the_timeout_from_accept(start_server, tmp_path, engine):
