@@ -141,6 +141,13 @@ static void announce(void)
 		log_notice("listening on %s%s%s", text, dual ? " (IPv4 and IPv6)" : "",
 			   srv.ls.activated ? " (socket from systemd)" : "");
 	}
+	for (unsigned a = 0; a < srv.ls.udp.n_addr; a++) {
+		char text[ADDR_TEXT_MAX];
+		addr_format((struct sockaddr *)&srv.ls.udp.bound[a], text, sizeof(text));
+		log_notice("UDP echo on %s%s (rate %u/s per source, max %u bytes)", text,
+			   srv.ls.udp.activated ? " (socket from systemd)" : "", srv.cfg.udp_rate,
+			   srv.cfg.udp_max_size);
+	}
 	trace_format_flags(trace_get(), flags, sizeof(flags));
 	log_notice("echosrv %s: engine %s, %u worker%s, max-conns %u, idle-timeout %us, trace %s",
 		   ECHOSRV_VERSION, srv.engine->name, srv.n_workers, srv.n_workers == 1 ? "" : "s",

@@ -92,6 +92,23 @@ static const struct opt_def opts[] = {
 	{ "busy-poll", 0, T_FLAG, NULL,
 	  "poll instead of sleeping: lowest latency, but each worker keeps a CPU 100% busy",
 	  NULL, 0, 0, F(busy_poll) },
+	{ "udp-listen", 0, T_UDP_LISTEN, "ADDR:PORT",
+	  "also echo UDP datagrams here (repeatable; default: no UDP)", NULL, 0, 0, 0 },
+	{ "udp-max-size", 0, T_SIZE, "BYTES",
+	  "largest UDP datagram echoed; larger ones are dropped", "65527", 0, UDP_PAYLOAD_MAX,
+	  F(udp_max_size) },
+	{ "udp-rate", 0, T_UINT, "N",
+	  "UDP datagrams per second per source address (burst N); 0 = unlimited",
+	  "1000", 0, 10000000, F(udp_rate) },
+	{ "udp-sources", 0, T_UINT, "N",
+	  "sources the UDP rate table tracks (a bounded table; the oldest entries go)",
+	  "65536", 64, 1u << 24, F(udp_sources) },
+	{ "udp-allow-low-ports", 0, T_FLAG, NULL,
+	  "echo UDP datagrams from source ports below 1024 too", NULL, 0, 0,
+	  F(udp_allow_low_ports) },
+	{ "udp-df", 0, T_FLAG, NULL,
+	  "UDP replies carry Don't Fragment; one that does not fit is dropped and counted",
+	  NULL, 0, 0, F(udp_df) },
 	{ "check", 0, T_FLAG, NULL, "validate the options and exit", NULL, 0, 0, F(check) },
 	{ "help", 'h', T_FLAG, NULL, "show this help", NULL, 0, 0, F(help) },
 	{ "version", 'V', T_FLAG, NULL, "show the version", NULL, 0, 0, F(version) },
@@ -171,23 +188,26 @@ static int set_number(const struct opt_def *o, const char *arg, struct config *c
 	return 0;
 }
 
-static int add_listen(struct config *cfg, const char *arg, bool proxy, char *err,
+static int add_listen(struct config *cfg, const char *arg, enum opt_type type, char *err,
 		      size_t errlen)
 {
-	const char *name = proxy ? "--proxy-listen" : "--listen";
+	bool udp = type == T_UDP_LISTEN, proxy = type == T_PROXY_LISTEN;
+	const char *name = udp ? "--udp-listen" : proxy ? "--proxy-listen" : "--listen";
+	unsigned *n = udp ? &cfg->n_udp_listen : &cfg->n_listen;
 	char why[160];
 
-	if (cfg->n_listen == CONFIG_MAX_LISTEN) {
-		snprintf(err, errlen, "%s: at most %d addresses in all", name, CONFIG_MAX_LISTEN);
+	if (*n == CONFIG_MAX_LISTEN) {
+		snprintf(err, errlen, "%s: at most %d addresses%s", name, CONFIG_MAX_LISTEN,
+			 udp ? "" : " in all");
 		return -EINVAL;
 	}
-	struct listen_addr *l = &cfg->listen[cfg->n_listen];
+	struct listen_addr *l = udp ? &cfg->udp_listen[*n] : &cfg->listen[*n];
 	if (addr_parse_listen(arg, &l->ss, &l->len, why, sizeof(why))) {
 		snprintf(err, errlen, "%s: %s", name, why);
 		return -EINVAL;
 	}
 	l->proxy = proxy;
-	cfg->n_listen++;
+	(*n)++;
 	return 0;
 }
 
@@ -232,8 +252,8 @@ static int apply(const struct opt_def *o, const char *arg, struct config *cfg,
 		}
 		*(const char **)field = arg;
 		return 0;
-	case T_LISTEN: case T_PROXY_LISTEN:
-		return add_listen(cfg, arg, o->type == T_PROXY_LISTEN, err, errlen);
+	case T_LISTEN: case T_PROXY_LISTEN: case T_UDP_LISTEN:
+		return add_listen(cfg, arg, o->type, err, errlen);
 	case T_ALLOW: case T_DENY: case T_PROXY_FROM:
 		return add_cidr(cfg, o->type, arg, err, errlen);
 	case T_ENGINE:
@@ -387,7 +407,7 @@ int config_parse(struct config *cfg, int argc, char **argv, char *err, size_t er
  * endpoint's (16 connections, listener, eventfd, libmicrohttpd's epoll). */
 static uint64_t fd_reserve(const struct config *cfg)
 {
-	return 32 + 48 + (uint64_t)cfg->workers * (cfg->n_listen + 4);
+	return 32 + 48 + (uint64_t)cfg->workers * (cfg->n_listen + cfg->n_udp_listen + 5);
 }
 
 /* Does a socket bound to a take connections meant for b (same port)?  The

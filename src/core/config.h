@@ -21,6 +21,7 @@
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_CONNS 10000000	/* --max-conns at most */
 #define CONFIG_AUTO UINT32_MAX	/* "auto"/"max": resolved by config_finish */
+#define UDP_PAYLOAD_MAX 65527	/* the largest UDP payload (IPv6; IPv4 allows 65507) */
 
 enum engine_kind {
 	ENGINE_AUTO,
@@ -58,6 +59,14 @@ struct config {
 	const char *ctl_group;		/* its group (name or number); NULL = ours */
 	struct listen_addr metrics;	/* len 0: no metrics endpoint */
 	bool busy_poll;
+	/* UDP echo (docs/udp.md); no --udp-listen: UDP is off. */
+	struct listen_addr udp_listen[CONFIG_MAX_LISTEN];
+	unsigned n_udp_listen;
+	uint32_t udp_max_size;	/* bytes: larger datagrams are dropped */
+	uint32_t udp_rate;	/* datagrams per second per source, 0 = unlimited */
+	uint32_t udp_sources;	/* entries of the per-source rate table */
+	bool udp_allow_low_ports;
+	bool udp_df;		/* replies carry Don't Fragment */
 	bool check;
 	bool help;
 	bool version;

@@ -45,7 +45,7 @@ static bool file_allows(const struct opt_def *o)
 static bool repeatable(const struct opt_def *o)
 {
 	return o->type == T_LISTEN || o->type == T_ALLOW || o->type == T_DENY ||
-	       o->type == T_PROXY_LISTEN || o->type == T_PROXY_FROM;
+	       o->type == T_PROXY_LISTEN || o->type == T_PROXY_FROM || o->type == T_UDP_LISTEN;
 }
 
 static bool blank(char c)
@@ -241,6 +241,10 @@ static void copy_opt(struct config *dst, const struct config *src, const struct 
 		memcpy(dst->proxy_from, src->proxy_from, sizeof(dst->proxy_from));
 		dst->n_proxy_from = src->n_proxy_from;
 		break;
+	case T_UDP_LISTEN:
+		memcpy(dst->udp_listen, src->udp_listen, sizeof(dst->udp_listen));
+		dst->n_udp_listen = src->n_udp_listen;
+		break;
 	case T_ALLOW:
 		memcpy(dst->acl.allow, src->acl.allow, sizeof(dst->acl.allow));
 		dst->acl.n_allow = src->acl.n_allow;
@@ -339,6 +343,10 @@ static void write_opt(struct sbuf *out, const struct config *cfg, const struct o
 	case T_PROXY_FROM:
 		for (unsigned i = 0; i < cfg->n_proxy_from; i++)
 			write_cidr(out, o->name, &cfg->proxy_from[i]);
+		break;
+	case T_UDP_LISTEN:
+		for (unsigned i = 0; i < cfg->n_udp_listen; i++)
+			write_addr(out, o->name, &cfg->udp_listen[i]);
 		break;
 	case T_ALLOW: case T_DENY: {
 		bool allow = o->type == T_ALLOW;

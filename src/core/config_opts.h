@@ -18,6 +18,7 @@ enum opt_type {
 	T_SECS,		/* whole seconds */
 	T_STRING,
 	T_LISTEN,	/* repeatable ADDR:PORT */
+	T_UDP_LISTEN,	/* repeatable ADDR:PORT, for UDP */
 	T_ALLOW,	/* repeatable CIDR */
 	T_DENY,
 	T_ENGINE,

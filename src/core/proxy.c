@@ -74,12 +74,14 @@ static int v1_port(const char *s, size_t n, uint16_t *port)
 }
 
 /* An address of the family the line named.  inet_pton() refuses leading
- * zeros in dotted quads and wants all 128 bits of an IPv6 address. */
+ * zeros in dotted quads and wants all 128 bits of an IPv6 address; it stops
+ * at a NUL, so one inside the field ("192.0.2.7\0junk") is refused here,
+ * or the rest of the field would go unread. */
 static int v1_addr(int family, const char *s, size_t n, struct sockaddr_storage *ss)
 {
 	char text[INET6_ADDRSTRLEN];
 
-	if (n == 0 || n >= sizeof(text))
+	if (n == 0 || n >= sizeof(text) || memchr(s, '\0', n))
 		return -EINVAL;
 	memcpy(text, s, n);
 	text[n] = '\0';

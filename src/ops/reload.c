@@ -113,6 +113,14 @@ static void keep_restart_only(struct server *srv, const struct config *cur, stru
 	KEEP(nc->cpu_affinity != st->cpu_affinity, "cpu-affinity", nc->cpu_affinity = st->cpu_affinity);
 	KEEP(nc->busy_poll != st->busy_poll, "busy-poll", nc->busy_poll = st->busy_poll);
 	KEEP(nc->backlog != st->backlog, "backlog", nc->backlog = st->backlog);
+	/* UDP (docs/udp.md): the sockets and the table's size are set at start;
+	 * the guard's ACL, size, rate and low-port rule follow a reload. */
+	KEEP(nc->n_udp_listen != cur->n_udp_listen ||
+	     memcmp(nc->udp_listen, cur->udp_listen, sizeof(nc->udp_listen)), "udp-listen",
+	     (memcpy(nc->udp_listen, cur->udp_listen, sizeof(nc->udp_listen)),
+	      nc->n_udp_listen = cur->n_udp_listen));
+	KEEP(nc->udp_sources != st->udp_sources, "udp-sources", nc->udp_sources = st->udp_sources);
+	KEEP(nc->udp_df != st->udp_df, "udp-df", nc->udp_df = st->udp_df);
 	KEEP(!!nc->ctl_path != !!st->ctl_path ||
 	     (nc->ctl_path && strcmp(nc->ctl_path, st->ctl_path)), "ctl", (void)0);
 	nc->ctl_path = st->ctl_path;

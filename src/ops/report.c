@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ops/health.h"
 #include "server/server.h"
 #include "core/trace.h"
 #include "core/util.h"
@@ -27,9 +28,11 @@ static uint64_t active_of(const struct stats_sum *s)
 	return s->accepted > s->closed ? s->accepted - s->closed : 0;
 }
 
-void report_refresh(struct server *srv)
+/* Ask every worker to refresh and wait for each until deadline; with
+ * stale_ns, not for a worker whose loop last turned longer ago than that. */
+static void refresh(struct server *srv, uint64_t wait_ns, uint64_t stale_ns)
 {
-	uint64_t deadline = mono_ns() + REPORT_WAIT_MS * NSEC_PER_MSEC;
+	uint64_t now = mono_ns(), deadline = now + wait_ns;
 	struct timespec pause = { .tv_nsec = 200 * 1000 };
 
 	if (!srv->engine->sync)
@@ -40,10 +43,23 @@ void report_refresh(struct server *srv)
 	}
 	for (unsigned i = 0; i < srv->n_workers; i++) {
 		struct worker *w = &srv->workers[i];
+		uint64_t turned = atomic_load_explicit(&w->alive, memory_order_relaxed);
+		if (stale_ns && turned && now - turned > stale_ns)
+			continue;	/* stuck: its counters stay as they were */
 		while (atomic_load(&w->sync_done) < atomic_load(&w->sync_req) &&
 		       server_phase(srv) == PHASE_RUNNING && mono_ns() < deadline)
 			nanosleep(&pause, NULL);
 	}
+}
+
+void report_refresh(struct server *srv)
+{
+	refresh(srv, REPORT_WAIT_MS * NSEC_PER_MSEC, 0);
+}
+
+void report_refresh_quick(struct server *srv)
+{
+	refresh(srv, REPORT_QUICK_WAIT_MS * NSEC_PER_MSEC, 2 * HEALTH_PERIOD_NS);
 }
 
 void report_sum(struct server *srv, struct stats_sum *sum, uint64_t *active)
@@ -66,6 +82,11 @@ static void counters_json(struct sbuf *out, const struct stats_sum *s, const cha
 	const char *sep = "";
 #define X(f, p, h) { sbuf_printf(out, "%s\"" p "\": %llu", sep, (unsigned long long)s->f); sep = ", "; }
 	STATS_REJECTS(X)
+#undef X
+	sbuf_printf(out, "},\n%s\"udp_dropped\": {", indent);
+	sep = "";
+#define X(f, p, h) { sbuf_printf(out, "%s\"" p "\": %llu", sep, (unsigned long long)s->f); sep = ", "; }
+	STATS_UDP_DROPS(X)
 #undef X
 	sbuf_printf(out, "}");
 }

@@ -210,6 +210,16 @@ static int alloc_fds(struct listeners *ls, unsigned n_addr, unsigned n_workers)
 	return 0;
 }
 
+/* The a-th stream socket among the n systemd passed: datagram ones are
+ * the UDP listeners' (udp_listener.c). */
+static int passed_stream_fd(int n, unsigned a)
+{
+	for (int i = 0; i < n; i++)
+		if (!udp_passed_is_datagram(SD_LISTEN_FDS_START + i) && a-- == 0)
+			return SD_LISTEN_FDS_START + i;
+	return -1;
+}
+
 /* Socket activation: adopt the n sockets systemd passed (from fd 3 on).
  * Worker 0 owns the originals and every other worker a dup of each, all
  * accepting from the same queue (the engines use EPOLLEXCLUSIVE or the
@@ -217,8 +227,10 @@ static int alloc_fds(struct listeners *ls, unsigned n_addr, unsigned n_workers)
 static int adopt(struct listeners *ls, const struct config *cfg, int n, char **names,
 		 char *err, size_t errlen)
 {
-	int r;
+	int r, passed = n;
 
+	for (int i = n = 0; i < passed; i++)
+		n += !udp_passed_is_datagram(SD_LISTEN_FDS_START + i);
 	if (n > CONFIG_MAX_LISTEN) {
 		snprintf(err, errlen, "socket activation: %d sockets passed, at most %d supported", n,
 			 CONFIG_MAX_LISTEN);
@@ -230,7 +242,7 @@ static int adopt(struct listeners *ls, const struct config *cfg, int n, char **n
 	ls->shared = cfg->workers > 1;
 	ls->used = (1u << n) - 1;
 	for (unsigned a = 0; a < ls->n_addr; a++) {
-		int fd = SD_LISTEN_FDS_START + (int)a;
+		int fd = passed_stream_fd(passed, a);
 		socklen_t blen = sizeof(ls->bound[a]);
 		ls->fds[a] = fd;
 		if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0 ||
@@ -240,7 +252,8 @@ static int adopt(struct listeners *ls, const struct config *cfg, int n, char **n
 				 "TCP socket (check ListenStream= in the .socket unit)", fd);
 			return -EINVAL;
 		}
-		if (names && names[a] && !strcmp(names[a], "proxy")) {
+		int i = fd - SD_LISTEN_FDS_START;	/* names are by position among all passed */
+		if (names && names[i] && !strcmp(names[i], "proxy")) {
 			ls->proxy[a] = true;	/* FileDescriptorName=proxy */
 			ls->n_proxy++;
 		}
@@ -279,6 +292,8 @@ int listeners_open(struct listeners *ls, const struct config *cfg, char *err, si
 		snprintf(err, errlen, "socket activation: %s", strerror(-n));
 		return n;
 	}
+	if ((r = udp_listeners_open(&ls->udp, cfg, n, err, errlen)))
+		return r;
 	if (n > 0) {
 		if ((r = adopt(ls, cfg, n, names, err, errlen))) {
 			if (!*err)
@@ -355,6 +370,7 @@ void listeners_close_row(struct listeners *ls, unsigned worker)
 {
 	int *row = listener_row(ls, worker);
 
+	udp_listeners_close_row(&ls->udp, worker);
 	for (unsigned a = 0; a < ls->n_addr; a++) {
 		if (row[a] >= 0)
 			close(row[a]);
@@ -364,6 +380,7 @@ void listeners_close_row(struct listeners *ls, unsigned worker)
 
 void listeners_free(struct listeners *ls)
 {
+	udp_listeners_free(&ls->udp);
 	if (!ls->fds)
 		return;
 	for (unsigned w = 0; w < ls->n_workers; w++)
@@ -374,13 +391,20 @@ void listeners_free(struct listeners *ls)
 
 int listeners_write_port_file(const struct listeners *ls, const char *path, struct safefile *f)
 {
-	char text[CONFIG_MAX_LISTEN * (ADDR_TEXT_MAX + 1)];
+	char text[2 * CONFIG_MAX_LISTEN * (ADDR_TEXT_MAX + 5)];
 	size_t n = 0;
 
 	for (unsigned a = 0; a < ls->n_addr; a++) {
 		if (!(ls->used & (1u << a)))
 			continue;
 		addr_format((const struct sockaddr *)&ls->bound[a], text + n, ADDR_TEXT_MAX);
+		n += strlen(text + n);
+		text[n++] = '\n';
+	}
+	/* UDP addresses follow, marked "udp:" (docs/udp.md). */
+	for (unsigned a = 0; a < ls->udp.n_addr; a++) {
+		memcpy(text + n, "udp:", 4);
+		addr_format((const struct sockaddr *)&ls->udp.bound[a], text + n + 4, ADDR_TEXT_MAX);
 		n += strlen(text + n);
 		text[n++] = '\n';
 	}

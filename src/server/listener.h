@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "core/config.h"
+#include "server/udp_listener.h"
 
 struct listeners {
 	int *fds;		/* fds[worker * n_addr + addr] */
@@ -27,6 +28,7 @@ struct listeners {
 	bool shared;		/* every worker holds a dup of the same socket */
 	bool activated;		/* the sockets came from systemd */
 	struct sockaddr_storage bound[CONFIG_MAX_LISTEN];
+	struct udp_listeners udp;	/* the datagram kind (--udp-listen) */
 	/* PROXY protocol listeners (--proxy-listen, or a passed socket named
 	 * "proxy" by FileDescriptorName=): their connections begin with a
 	 * header (server/preamble.h). */
@@ -65,7 +67,7 @@ int listeners_bind(const struct listeners *ls, const struct config *cfg,
  * it off.  0 or -errno. */
 int listener_set_keepalive(int fd, uint32_t secs);
 
-/* Close the descriptors of one worker's row (idempotent). */
+/* Close the descriptors of one worker's row, UDP ones included (idempotent). */
 void listeners_close_row(struct listeners *ls, unsigned worker);
 void listeners_free(struct listeners *ls);
 

@@ -111,10 +111,18 @@ struct preamble *preamble_add(struct preamble_set *s, int fd, const struct socka
 		free(e);
 		return NULL;
 	}
-	e->prev = s->head.prev;
-	e->next = &s->head;
-	s->head.prev->next = e;
-	s->head.prev = e;
+	/* Kept in deadline order.  That is arrival order until a reload
+	 * shortens --proxy-timeout (or the idle timeout): then a newcomer's
+	 * deadline is before those of the older ones, and at the tail it
+	 * would wait behind them, past its own timeout.  So walk back from
+	 * the tail, which costs nothing in the usual case. */
+	struct preamble *after = s->head.prev;
+	while (after != &s->head && after->deadline > deadline)
+		after = after->prev;
+	e->prev = after;
+	e->next = after->next;
+	after->next->prev = e;
+	after->next = e;
 	s->n++;
 	*err = 0;
 	return NULL;

@@ -19,8 +19,9 @@
  * the kernel), and no engine needs a "bytes already read" path.
  *
  * Every entry has one deadline (the accept time plus --proxy-timeout, or
- * the idle timeout if shorter) and they are kept in arrival order, which is
- * deadline order: the worker looks at the oldest only. */
+ * the idle timeout if shorter) and they are kept in deadline order (arrival
+ * order, unless a reload shortened a timeout): the worker looks at the
+ * first only. */
 #ifndef ECHOSRV_PREAMBLE_H
 #define ECHOSRV_PREAMBLE_H
 
@@ -49,7 +50,7 @@ struct preamble {
 
 struct preamble_set {
 	int epfd;		/* -1: no proxy listener, the set is unused */
-	struct preamble head;	/* sentinel: head.next is the oldest */
+	struct preamble head;	/* sentinel: head.next has the earliest deadline */
 	unsigned n;
 };
 
@@ -71,10 +72,10 @@ struct preamble *preamble_add(struct preamble_set *s, int fd, const struct socka
 void preamble_ready(struct preamble_set *s, void (*done)(struct preamble *e, void *arg),
 		    void *arg);
 
-/* The oldest entry if its deadline is past (taken off the set), else NULL. */
+/* The first entry (earliest deadline) if that is past (taken off the set), else NULL. */
 struct preamble *preamble_expired(struct preamble_set *s, uint64_t now);
 
-/* The oldest entry's deadline; UINT64_MAX when none waits. */
+/* The earliest deadline; UINT64_MAX when none waits. */
 uint64_t preamble_next_deadline(const struct preamble_set *s);
 
 /* Take e off the set (if on it) and free it; its fd is the caller's. */

@@ -36,6 +36,7 @@ struct worker {
 	_Atomic uint64_t live_gen;	/* live->gen, once taken (for main) */
 	pthread_t thread;
 	void *eng;		/* engine-private state */
+	void *udp;		/* the UDP echo state (engine/udp.c); NULL: no UDP */
 	int wake_fd;		/* eventfd: main -> worker */
 	int init_result;
 	struct conn_table conns;

@@ -121,7 +121,7 @@ def test_conns_show_client_sources(farm):
         socks.append((SOURCES[i % len(SOURCES)], s))
     seen = set()
     for srv in inst:
-        listed = json.loads(ctl(srv.ctl, "conns").stdout)["connections"]
+        listed = json.loads(ctl(srv.ctl, "conns", "--json").stdout)["connections"]
         for c in listed:
             if not c.get("via"):
                 continue	# a health check in flight
@@ -161,7 +161,7 @@ def test_drain_moves_new_connections(farm):
         assert exchange(s, b"before %d" % i) == b"before %d" % i
         held.append(s)
     victim = inst[0]
-    on_victim = len([c for c in json.loads(ctl(victim.ctl, "conns").stdout)["connections"]
+    on_victim = len([c for c in json.loads(ctl(victim.ctl, "conns", "--json").stdout)["connections"]
                      if c.get("via")])
     assert on_victim > 0
     victim.signal(signal.SIGTERM)

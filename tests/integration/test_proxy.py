@@ -57,7 +57,7 @@ def proxy_server(start_server, tmp_path, engine, *extra, proxy_from="127.0.0.0/8
 
 
 def conns(srv):
-    return json.loads(ctl(srv.ctl, "conns").stdout)["connections"]
+    return json.loads(ctl(srv.ctl, "conns", "--json").stdout)["connections"]
 
 
 def closed_without_echo(sock, timeout=10):
@@ -342,7 +342,7 @@ def test_socket_activation_named_proxy(engine, tmp_path):
         s.settimeout(10)
         assert s.recv(9) == b"activated"
         wait_for(lambda: path.exists(), what="the control socket")
-        assert [c["peer"] for c in json.loads(ctl(path, "conns").stdout)["connections"]] == \
+        assert [c["peer"] for c in json.loads(ctl(path, "conns", "--json").stdout)["connections"]] == \
             ["192.0.2.44:4444"]
         s.close()
     finally:

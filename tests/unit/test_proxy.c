@@ -192,6 +192,22 @@ static void test_v1_bad(void **state)
 	}
 }
 
+/* A NUL inside an address field: inet_pton() would stop at it and take
+ * "192.0.2.7" from "192.0.2.7\0junk"; the field is refused instead.  (After
+ * UNKNOWN anything goes, NUL included: the spec says to ignore it.) */
+static void test_v1_nul(void **state)
+{
+	static const char bad4[] = "PROXY TCP4 192.0.2.7\0junk 198.51.100.1 1 7\r\n";
+	static const char bad6[] = "PROXY TCP6 2001:db8::1 2001:db8::2\0 1 7\r\n";
+	static const char unknown[] = "PROXY UNKNOWN \0\r\n";
+	struct proxy_header h;
+	const char *why = NULL;
+
+	assert_int_equal(run((const uint8_t *)bad4, sizeof(bad4) - 1, &h, &why), PROXY_BAD);
+	assert_int_equal(run((const uint8_t *)bad6, sizeof(bad6) - 1, &h, &why), PROXY_BAD);
+	assert_int_equal(run((const uint8_t *)unknown, sizeof(unknown) - 1, &h, &why), PROXY_DONE);
+}
+
 /* No CRLF in 107 bytes: refused at the 108th, however the line goes on. */
 static void test_v1_too_long(void **state)
 {
@@ -334,6 +350,7 @@ int main(void)
 		cmocka_unit_test(test_v1_good),
 		cmocka_unit_test(test_v1_bad),
 		cmocka_unit_test(test_v1_too_long),
+		cmocka_unit_test(test_v1_nul),
 		cmocka_unit_test(test_v2_inet),
 		cmocka_unit_test(test_v2_inet6_tlvs),
 		cmocka_unit_test(test_v2_local),

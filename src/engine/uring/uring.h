@@ -37,6 +37,7 @@ enum uop {
 	UOP_POLLOUT,	/* bulk mode: one-shot poll for room to send */
 	UOP_INSTALL,	/* bulk mode: a plain descriptor for a registered socket */
 	UOP_PREAMBLE,	/* multishot poll on w->pre.epfd: PROXY headers readable */
+	UOP_UDP,	/* one-shot poll on the worker's UDP set (engine/udp.h) */
 };
 
 #define UD_IDX_BITS 24
