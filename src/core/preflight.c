@@ -124,7 +124,8 @@ int ctl_group_id(const char *name, gid_t *gid)
 	return 0;
 }
 
-void preflight_listen_error(char *err, size_t errlen, const char *text, unsigned port, int r)
+void preflight_listen_error(char *err, size_t errlen, bool udp, const char *text,
+			    unsigned port, int r)
 {
 	char hint[320] = "";
 
@@ -132,22 +133,25 @@ void preflight_listen_error(char *err, size_t errlen, const char *text, unsigned
 		snprintf(hint, sizeof(hint), " (another process has this port)");
 	else if (r == -EACCES && port < 1024)
 		snprintf(hint, sizeof(hint), " (a port below 1024 needs privilege: let systemd "
-			 "bind it (echosrv.socket with ListenStream=%u), or grant "
+			 "bind it (echosrv.socket with %s=%u), or grant "
 			 "CAP_NET_BIND_SERVICE (AmbientCapabilities=), or lower the sysctl "
-			 "net.ipv4.ip_unprivileged_port_start to %u)", port, port);
-	snprintf(err, errlen, "cannot listen on %s: %s%s", text, strerror(-r), hint);
+			 "net.ipv4.ip_unprivileged_port_start to %u)",
+			 udp ? "ListenDatagram" : "ListenStream", port, port);
+	snprintf(err, errlen, "cannot %s %s: %s%s", udp ? "bind UDP" : "listen on", text,
+		 strerror(-r), hint);
 }
 
 /* May this process bind its ports below 1024?  A trial bind tells: the
  * kernel checks the privilege before whether the port is taken, so an
  * instance already serving there (a --check before a restart) does not
  * fail this.  Sockets that systemd passes (LISTEN_FDS) are not bound. */
-static int low_ports(const struct config *cfg, char *err, size_t errlen)
+static int low_ports(const struct listen_addr *list, unsigned n, bool udp, char *err,
+		     size_t errlen)
 {
 	if (getenv("LISTEN_FDS"))
 		return 0;
-	for (unsigned a = 0; a < cfg->n_listen; a++) {
-		const struct listen_addr *l = &cfg->listen[a];
+	for (unsigned a = 0; a < n; a++) {
+		const struct listen_addr *l = &list[a];
 		/* The port sits at the same offset in sockaddr_in and sockaddr_in6. */
 		unsigned port = ntohs(((const struct sockaddr_in *)&l->ss)->sin_port);
 		char text[ADDR_TEXT_MAX];
@@ -155,14 +159,15 @@ static int low_ports(const struct config *cfg, char *err, size_t errlen)
 
 		if (port == 0 || port >= 1024)
 			continue;
-		if ((fd = socket(l->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		if ((fd = socket(l->ss.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC,
+				 0)) < 0)
 			continue;	/* start-up says why */
 		r = bind(fd, (const struct sockaddr *)&l->ss, l->len) ? ERR() : 0;
 		close(fd);
 		if (r != -EACCES)
 			continue;
 		addr_format((const struct sockaddr *)&l->ss, text, sizeof(text));
-		preflight_listen_error(err, errlen, text, port, r);
+		preflight_listen_error(err, errlen, udp, text, port, r);
 		return r;
 	}
 	return 0;
@@ -197,5 +202,7 @@ int preflight_check(const struct config *cfg, char *err, size_t errlen)
 		return r;
 	if (cfg->trace_file && (r = safe_to_make("trace-file", cfg->trace_file, true, err, errlen)))
 		return r;
-	return low_ports(cfg, err, errlen);
+	if ((r = low_ports(cfg->listen, cfg->n_listen, false, err, errlen)))
+		return r;
+	return low_ports(cfg->udp_listen, cfg->n_udp_listen, true, err, errlen);
 }

@@ -16,6 +16,7 @@
 #ifndef ECHOSRV_PREFLIGHT_H
 #define ECHOSRV_PREFLIGHT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -24,8 +25,10 @@
 /* --ctl-group: a group name or number as a gid; 0 or -ENOENT. */
 int ctl_group_id(const char *name, gid_t *gid);
 
-/* "cannot listen on TEXT: why (what to do)" for a bind that failed. */
-void preflight_listen_error(char *err, size_t errlen, const char *text, unsigned port, int r);
+/* "cannot listen on TEXT: why (what to do)" (udp: "cannot bind UDP ...")
+ * for a bind that failed. */
+void preflight_listen_error(char *err, size_t errlen, bool udp, const char *text,
+			    unsigned port, int r);
 
 /* 0, or -errno with "--OPTION PATH: what is wrong" in err (or, for a
  * port below 1024 this process may not bind, the words a start uses). */

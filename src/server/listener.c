@@ -318,7 +318,7 @@ int listeners_open(struct listeners *ls, const struct config *cfg, char *err, si
 		if (r) {
 			char text[ADDR_TEXT_MAX];
 			addr_format((const struct sockaddr *)&cfg->listen[a].ss, text, sizeof(text));
-			preflight_listen_error(err, errlen, text, addr_port_of(&cfg->listen[a]), r);
+			preflight_listen_error(err, errlen, false, text, addr_port_of(&cfg->listen[a]), r);
 			listeners_free(ls);
 			return r;
 		}

@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "core/preflight.h"
 #include "core/trace.h"
 #include "core/util.h"
 
@@ -189,8 +190,8 @@ int udp_listeners_open(struct udp_listeners *u, const struct config *cfg, int pa
 		if ((r = open_addr(u, cfg, a))) {
 			char text[ADDR_TEXT_MAX];
 			addr_format((const struct sockaddr *)&cfg->udp_listen[a].ss, text, sizeof(text));
-			snprintf(err, errlen, "cannot bind UDP %s: %s%s", text, strerror(-r),
-				 r == -EADDRINUSE ? " (another process has this port)" : "");
+			preflight_listen_error(err, errlen, true, text,
+					       ntohs(((struct sockaddr_in *)&cfg->udp_listen[a].ss)->sin_port), r);
 			udp_listeners_free(u);
 			return r;
 		}

@@ -149,7 +149,14 @@ def _unprivileged_start():
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become nobody")
-def test_low_port_without_privilege():
+@pytest.mark.parametrize("opt,words", [
+    ("--listen", "cannot listen on 127.0.0.1:7: Permission denied (a port below 1024 "
+                 "needs privilege: let systemd bind it (echosrv.socket with ListenStream=7)"),
+    ("--udp-listen", "cannot bind UDP 127.0.0.1:7: Permission denied (a port below 1024 "
+                     "needs privilege: let systemd bind it (echosrv.socket with "
+                     "ListenDatagram=7)"),
+])
+def test_low_port_without_privilege(opt, words):
     """A port below 1024 that a non-root echosrv may not bind: --check says
     what start-up says, with the same advice; root's --check passes, even
     with the port taken (a check before a restart)."""
@@ -157,23 +164,24 @@ def test_low_port_without_privilege():
         pytest.skip("net.ipv4.ip_unprivileged_port_start lets anyone bind port 7")
     if subprocess.run([ECHOSRV, "-V"], preexec_fn=as_nobody, capture_output=True).returncode:
         pytest.skip("nobody cannot run %s" % ECHOSRV)
-    args = ["--listen", "127.0.0.1:7"]
+    args = [opt, "127.0.0.1:7"]
     c = check(args, preexec=as_nobody)
-    words = "cannot listen on 127.0.0.1:7: Permission denied (a port below 1024 needs privilege"
     assert c.returncode == 2 and words in c.stderr, (c.returncode, c.stderr)
     rc, err = start(args, preexec=as_nobody)
     assert rc == 1 and words in err, (rc, err)
     import socket
-    taken = socket.socket()
+    taken = socket.socket(type=socket.SOCK_DGRAM if "udp" in opt else socket.SOCK_STREAM)
     taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         taken.bind(("127.0.0.1", 7))
-        taken.listen(1)
+        if "udp" not in opt:
+            taken.listen(1)
     except OSError:
         taken.close()
         taken = None
     try:
-        r = subprocess.run([ECHOSRV, "--check"] + args, capture_output=True, text=True,
+        r = subprocess.run([ECHOSRV, "--listen", "127.0.0.1:0", "--check"] + args,
+                           capture_output=True, text=True,
                            timeout=30)
         assert r.returncode == 0, r.stderr
     finally:
