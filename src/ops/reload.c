@@ -151,13 +151,35 @@ static void close_added(struct live *l, unsigned n_workers)
 			close(l->added[i]);
 }
 
-/* Match the new addresses to the slots in use, bind the others into free
- * slots for every worker.  0, or -errno with nothing left bound. */
+/* Does want name the socket of slot a, as asked (port 0 included) or as
+ * bound (the port the log and the port file gave)? */
+static bool slot_serves(const struct listeners *ls, unsigned a, const struct listen_addr *want)
+{
+	return same_addr(&ls->asked[a], want) ||
+	       (want->len && !memcmp(&ls->bound[a], &want->ss, want->len));
+}
+
+/* A slot for an added address: one no listener uses, else one whose
+ * listener goes (its worker closes the old socket and takes the new one in
+ * the same turn), so that a reload may replace all CONFIG_MAX_LISTEN. */
+static unsigned free_slot(const struct listeners *ls, const struct plan *p)
+{
+	for (unsigned pass = 0; pass < 2; pass++)
+		for (unsigned a = 0; a < CONFIG_MAX_LISTEN; a++)
+			if (!((p->keep | p->add | (pass ? 0 : ls->used)) & (1u << a)))
+				return a;
+	return CONFIG_MAX_LISTEN;
+}
+
+/* Match the new addresses to the slots in use (all of them first, so that
+ * no slot still wanted is handed to an added one), then bind the others
+ * into free slots for every worker.  0, or -errno with nothing left bound. */
 static int plan_listeners(struct server *srv, struct live *nl, struct plan *p, char *err,
 			  size_t errlen)
 {
 	struct listeners *ls = &srv->ls;
 	unsigned nw = srv->n_workers;
+	uint32_t matched = 0;	/* bit i: nl->cfg.listen[i] keeps a slot */
 
 	memset(p, 0, sizeof(*p));
 	nl->added = malloc(sizeof(int) * nw * CONFIG_MAX_LISTEN);
@@ -170,20 +192,25 @@ static int plan_listeners(struct server *srv, struct live *nl, struct plan *p, c
 		return 0;
 	}
 	for (unsigned i = 0; i < nl->cfg.n_listen; i++) {
-		const struct listen_addr *want = &nl->cfg.listen[i];
-		unsigned a;
-		for (a = 0; a < CONFIG_MAX_LISTEN; a++)
-			if ((ls->used & ~p->keep & (1u << a)) && same_addr(&ls->asked[a], want))
+		for (unsigned a = 0; a < CONFIG_MAX_LISTEN; a++) {
+			if ((ls->used & ~p->keep & (1u << a)) &&
+			    slot_serves(ls, a, &nl->cfg.listen[i])) {
+				p->keep |= 1u << a;
+				matched |= 1u << i;
 				break;
-		if (a < CONFIG_MAX_LISTEN) {
-			p->keep |= 1u << a;
-			continue;
+			}
 		}
-		for (a = 0; a < CONFIG_MAX_LISTEN; a++)
-			if (!((ls->used | p->add) & (1u << a)))
-				break;
-		int r = listeners_bind(ls, &nl->cfg, want, &nl->added[a], CONFIG_MAX_LISTEN,
-				       &p->bound[a], err, errlen);
+	}
+	for (unsigned i = 0; i < nl->cfg.n_listen; i++) {
+		const struct listen_addr *want = &nl->cfg.listen[i];
+		unsigned a = free_slot(ls, p);
+		if (matched & (1u << i))
+			continue;
+		/* n_listen <= CONFIG_MAX_LISTEN: there is always one */
+		int r = a < CONFIG_MAX_LISTEN
+			? listeners_bind(ls, &nl->cfg, want, &nl->added[a], CONFIG_MAX_LISTEN,
+					 &p->bound[a], err, errlen)
+			: -ENOSPC;
 		if (r) {
 			close_added(nl, nw);
 			return r;
@@ -192,12 +219,13 @@ static int plan_listeners(struct server *srv, struct live *nl, struct plan *p, c
 		p->asked[a] = *want;
 	}
 	nl->slots = p->keep | p->add;
+	nl->fresh = p->add;
 	return 0;
 }
 
 static void log_listeners(struct server *srv, const struct plan *p)
 {
-	uint32_t gone = srv->ls.used & ~(p->keep | p->add);
+	uint32_t gone = srv->ls.used & ~p->keep;	/* replaced ones too */
 	char text[ADDR_TEXT_MAX];
 
 	for (unsigned a = 0; a < CONFIG_MAX_LISTEN; a++) {

@@ -40,6 +40,8 @@ struct live {
 	struct config cfg;
 	uint64_t gen;
 	uint32_t slots;		/* listener slots in use (bit a: listener_row()[a]) */
+	uint32_t fresh;		/* slots this generation bound a socket for: unused
+				 * before, or replacing one that goes */
 	int *added;		/* [worker * CONFIG_MAX_LISTEN + a]: the socket of a slot
 				 * this generation bound, for that worker to take; else -1 */
 };

@@ -27,23 +27,24 @@ static void touch_all(struct conn *c, void *arg)
 		idle_touch(&w->idle, &c->idle, w->now);
 }
 
-/* Listener slots: close what l no longer has, take what it added (the
- * sockets main bound for us), and have the engine arm accepts again.  A
+/* Listener slots: close what l no longer has or replaces, take what it
+ * added (the sockets main bound for us), and have the engine arm accepts again.  A
  * slot's socket is only ever touched by its worker, so nothing is locked. */
 static void take_listeners(struct worker *w, const struct live *old, const struct live *l)
 {
 	const struct engine_ops *e = w->srv->engine;
 	int *row = listener_row(&w->srv->ls, w->id);
-	uint32_t gone = old->slots & ~l->slots, added = l->slots & ~old->slots;
+	uint32_t gone = old->slots & ~l->slots, added = l->fresh;
+	uint32_t replaced = added & old->slots;	/* a new socket in a slot that goes */
 	bool on = !w->draining && !w->accept_resume;
 
-	if (gone && on)
+	if ((gone | replaced) && on)
 		e->set_accepting(w, false);
 	/* Only a row of CONFIG_MAX_LISTEN slots changes (not under socket
 	 * activation, where gone and added are empty). */
 	for (unsigned a = 0; (gone | added) && a < CONFIG_MAX_LISTEN; a++) {
 		int fd = l->added ? l->added[w->id * CONFIG_MAX_LISTEN + a] : -1;
-		if ((gone & (1u << a)) && row[a] >= 0) {
+		if (((gone | added) & (1u << a)) && row[a] >= 0) {	/* gone or replaced */
 			close(row[a]);
 			row[a] = -1;
 		}
