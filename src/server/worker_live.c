@@ -70,11 +70,17 @@ void worker_take_live(struct worker *w, const struct live *l)
 
 	w->live = l;
 	w->cfg = &l->cfg;
-	/* Turned on (or changed from off): time every connection from now,
-	 * since those silent since before were never on the idle list. */
-	if (idle_ns && !w->idle_ns)
-		conn_table_each(&w->conns, touch_all, w);
-	w->idle_ns = idle_ns;
+	if (w->srv->engine->set_idle) {
+		/* Its own deadlines: w->idle_ns stays 0, or the worker's list
+		 * (never touched on a receive there) would close busy ones. */
+		w->srv->engine->set_idle(w, idle_ns);
+	} else {
+		/* Turned on (or changed from off): time every connection from
+		 * now, since those silent since before were never on the list. */
+		if (idle_ns && !w->idle_ns)
+			conn_table_each(&w->conns, touch_all, w);
+		w->idle_ns = idle_ns;
+	}
 	take_listeners(w, old, l);
 	TRACE(TR_INFO, "worker %u: configuration %llu in force", w->id,
 	      (unsigned long long)l->gen);

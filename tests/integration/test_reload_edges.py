@@ -3,6 +3,7 @@
 every listener replaced at once at the slot limit, a listener named by the
 port it was given, and a change past the 512th byte of a line in the log."""
 import socket
+import time
 
 from conftest import wait_for
 from ops_common import ctl
@@ -99,3 +100,39 @@ def test_log_names_a_change_past_512_bytes(start_server, tmp_path, engine):
     line = [l for l in t2.read_text().splitlines() if "configuration 3 in force" in l][0]
     # (Two such paths make a line longer than the log keeps: its end is cut.)
     assert "nothing changed" not in line and "in force: trace-file " in line, line
+
+
+def test_idle_timeout_reload_follows_every_engine(start_server, tmp_path, engine):
+    """A reload that raises the idle timeout keeps a silent connection past
+    the old one, and one that lowers it never closes a busy connection.
+    Under sockmap (its own idle heap) the first kept the start-up timeout
+    and the second closed busy connections: the worker's idle list, which
+    this engine never touches on a receive, was switched on by the reload."""
+    srv, conf, sock = start(start_server, tmp_path, engine, "listen 127.0.0.1:0",
+                            "idle-timeout 3")
+    silent = srv.connect()
+    silent.sendall(b"s")
+    assert silent.recv(1) == b"s"
+    r = reload(conf, sock, "listen 127.0.0.1:0", "idle-timeout 3600")
+    assert r.returncode == 0, r.stderr
+    busy = srv.connect()
+    # Busy for 5 s under a 2 s timeout: never idle.  The silent one is past
+    # its old 3 s by then.
+    r = reload(conf, sock, "listen 127.0.0.1:0", "idle-timeout 3600", "max-conns 500")
+    assert r.returncode == 0, r.stderr
+    for i in range(25):
+        busy.sendall(b"%d" % (i % 10))
+        assert busy.recv(1) == b"%d" % (i % 10), "busy connection closed at %d" % i
+        time.sleep(0.2)
+    silent.sendall(b"t")
+    assert silent.recv(1) == b"t", "closed by the old idle timeout"
+    r = reload(conf, sock, "listen 127.0.0.1:0", "idle-timeout 2")
+    assert r.returncode == 0, r.stderr
+    for i in range(25):
+        busy.sendall(b"b")
+        assert busy.recv(1) == b"b", "busy connection closed at %d" % i
+        time.sleep(0.2)
+    # The silent one goes within the new timeout (bounded wait).
+    silent.settimeout(30)
+    assert silent.recv(1) == b""
+    busy.close()
