@@ -72,11 +72,17 @@ class Server:
                                      stderr=self.log, preexec_fn=pin(cpu),
                                      start_new_session=True)
         self.pid = self.proc.pid
-        if port_file:
-            self.addr = self._wait(lambda: self._read(port_file), "write its port file")
-        else:
-            self.addr = "%s:%d" % (place.server_ip, port)
-            self._wait(lambda: self._listening(port), "listen on port %d" % port)
+        try:
+            if port_file:
+                self.addr = self._wait(lambda: self._read(port_file), "write its port file")
+            else:
+                self.addr = "%s:%d" % (place.server_ip, port)
+                self._wait(lambda: self._listening(port), "listen on port %d" % port)
+        except BaseException:
+            # Its own session, so no Ctrl-C reaches it: stop it here, or
+            # it outlives the bench in the namespace it keeps alive.
+            self.stop()
+            raise
 
     def _wait(self, probe, what):
         deadline = time.monotonic() + 10
@@ -147,6 +153,8 @@ class Server:
             self._group(signal.SIGSTOP if paused else signal.SIGCONT)
 
     def stop(self):
+        if self.log.closed:
+            return
         if self.proc.poll() is None:
             self._group(signal.SIGTERM)
             self._group(signal.SIGCONT)
@@ -159,19 +167,26 @@ class Server:
         self.log.close()
 
 
-def start_all(build, engines, server_args, place, outdir, cpu, peers=PEERS):
-    """Starts the baseline, echosrv per engine and the peers; a server that
-    cannot start is left out with a line on stderr, never silently."""
-    out = []
+def start_all(build, engines, server_args, place, outdir, cpu, peers=PEERS, out=None,
+              left=None):
+    """Starts the baseline, echosrv per engine and the peers into out (the
+    caller's list, so that what started before an interrupt is stopped); a
+    server that cannot start is left out with a line on stderr, never
+    silently: the line also goes into left, for the report."""
+    out = [] if out is None else out
+    left = [] if left is None else left
     ip = place.server_ip
+
+    def leave_out(name, why):
+        left.append("%s (%s): %s" % (name, place.name, why))
+        print("bench: %s left out: %s" % (name, why), file=sys.stderr)
 
     def add(name, kind, cmd, **kw):
         try:
             out.append(Server(name, kind, cmd, place, cpu,
                               os.path.join(outdir, name + ".log"), **kw))
         except (RuntimeError, OSError) as e:
-            print("bench: %s left out: %s (see %s.log)" % (name, e, name),
-                  file=sys.stderr)
+            leave_out(name, "%s (see %s.log)" % (e, name))
 
     pf = os.path.join(outdir, "baseline.port")
     add("baseline", "baseline", [os.path.join(build, "bench-baseline"), ip + ":0", pf],
@@ -183,8 +198,7 @@ def start_all(build, engines, server_args, place, outdir, cpu, peers=PEERS):
     for p in peers:
         prog = {"socat": "socat", "xinetd": "xinetd", "ncat": "ncat"}[p]
         if not shutil.which(prog):
-            print("bench: %s left out: %s is not installed (scripts/deps.sh bench)"
-                  % (p, prog), file=sys.stderr)
+            leave_out(p, "%s is not installed (scripts/deps.sh bench)" % prog)
             continue
         port = PEER_PORTS[p] if place.name == "netns" else free_port(ip)
         if p == "socat":

@@ -79,7 +79,7 @@ class Netns:
         self.created = []
         try:
             self._create()
-        except Exception:
+        except BaseException:       # a Ctrl-C half-way, too
             self.close()
             raise
 

@@ -255,7 +255,11 @@ def markdown(meta, runs, image):
                    meta.get("placements", {}).get(main, main),
                    (" echosrv arguments: `%s`." % " ".join(m["server_args"]))
                    if m["server_args"] else ""))
-    out += ["Made with `%s`." % meta["command"], "", LEGEND, ""]
+    out += ["Made with `%s`." % meta["command"], ""]
+    if meta.get("left_out"):
+        # A server that could not run is named, never silently missing.
+        out += ["Left out of this run: " + "; ".join(meta["left_out"]) + ".", ""]
+    out += [LEGEND, ""]
     t = table(runs, "matrix", main)
     cells = cells_in(runs, "matrix")
     out += ["## Summary (%s)" % main, "",

@@ -39,7 +39,9 @@ Settings come from the environment so that `make bench` can pass them:
   BENCH_SERVER_CPU=0, BENCH_CLIENT_CPU=1
 
 Exit status: 0 when every run of echosrv and the baseline passed its
-integrity check, 1 otherwise (a peer's failures are shown, not fatal).
+integrity check, 1 otherwise (a peer's failures are shown, not fatal), 2
+when a BENCH_* setting is not usable (said before anything starts) or a
+netns run lacks root.
 """
 import argparse
 import datetime
@@ -70,29 +72,71 @@ CHURN = dict(size=128, slots=200, lifetime=10)     # the churn cell
 COMPARE_SIZE = 1024                                 # the placement comparison's
 
 
-def env_list(name, default):
+class BadSetting(Exception):
+    pass
+
+
+def env_num(name, default, conv, lo, hi):
+    """An environment setting as a number in [lo, hi]; BadSetting names it."""
     v = os.environ.get(name)
-    return [int(x) for x in v.split(",")] if v else default
+    if v is None or v == "":
+        return default
+    try:
+        x = conv(v)
+    except ValueError:
+        raise BadSetting("%s: '%s' is not a number" % (name, v))
+    if not lo <= x <= hi:           # also refuses nan
+        raise BadSetting("%s: %s is out of range [%g, %g]" % (name, v, lo, hi))
+    return x
+
+
+def env_list(name, default, lo, hi):
+    v = os.environ.get(name)
+    if not v:
+        return default
+    out = []
+    for x in v.split(","):
+        if not x.strip().isdigit():
+            raise BadSetting("%s: '%s' is not a comma list of whole numbers" % (name, v))
+        if not lo <= int(x) <= hi:
+            raise BadSetting("%s: %s is out of range [%d, %d]" % (name, x, lo, hi))
+        out.append(int(x))
+    if len(set(out)) != len(out):
+        raise BadSetting("%s: '%s' names a value twice" % (name, v))
+    return out
 
 
 def settings():
+    """The run's settings, from the environment; BadSetting when one is not
+    usable, before anything is started (echosrv-bench's own limits)."""
     quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
     m = dict(QUICK if quick else FULL)
     m["quick"] = quick
-    m["sizes"] = env_list("BENCH_SIZES", m["sizes"])
-    m["conns"] = env_list("BENCH_CONNS", m["conns"])
-    m["pipelines"] = env_list("BENCH_PIPELINES", m["pipelines"])
-    m["duration"] = float(os.environ.get("BENCH_DURATION", m["duration"]))
-    m["warmup"] = float(os.environ.get("BENCH_WARMUP", m["warmup"]))
-    m["give_up"] = float(os.environ.get("BENCH_GIVE_UP", m["give_up"]))
-    m["repeat"] = int(os.environ.get("BENCH_REPEAT", "1"))
+    ncpu = os.cpu_count() or 1
+    m["sizes"] = env_list("BENCH_SIZES", m["sizes"], 1, 1 << 30)
+    m["conns"] = env_list("BENCH_CONNS", m["conns"], 1, 100000)
+    m["pipelines"] = env_list("BENCH_PIPELINES", m["pipelines"], 1, 4096)
+    m["duration"] = env_num("BENCH_DURATION", m["duration"], float, 0.001, 86400)
+    m["warmup"] = env_num("BENCH_WARMUP", m["warmup"], float, 0, 86400)
+    m["give_up"] = env_num("BENCH_GIVE_UP", m["give_up"], float, 0.001, 3600)
+    m["repeat"] = env_num("BENCH_REPEAT", 1, int, 1, 1000)
     m["engines"] = [e for e in os.environ.get("BENCH_ENGINES", "").split(",") if e]
     p = os.environ.get("BENCH_PEERS")
     m["peers"] = peers.PEERS if p is None else [x for x in p.split(",") if x and x != "none"]
+    for x in m["peers"]:
+        if x not in peers.PEERS:
+            raise BadSetting("BENCH_PEERS: '%s' is not one of %s (or none)"
+                             % (x, ",".join(peers.PEERS)))
     m["placement"] = os.environ.get("BENCH_PLACEMENT", "netns")
-    m["server_args"] = shlex.split(os.environ.get("BENCH_SERVER_ARGS", ""))
-    m["server_cpu"] = int(os.environ.get("BENCH_SERVER_CPU", "0"))
-    m["client_cpu"] = int(os.environ.get("BENCH_CLIENT_CPU", "1"))
+    if m["placement"] not in ("netns", "loopback"):
+        raise BadSetting("BENCH_PLACEMENT: '%s' is neither netns nor loopback"
+                         % m["placement"])
+    try:
+        m["server_args"] = shlex.split(os.environ.get("BENCH_SERVER_ARGS", ""))
+    except ValueError as e:
+        raise BadSetting("BENCH_SERVER_ARGS: %s" % e)
+    m["server_cpu"] = env_num("BENCH_SERVER_CPU", 0, int, 0, ncpu - 1)
+    m["client_cpu"] = env_num("BENCH_CLIENT_CPU", 1 if ncpu > 1 else 0, int, 0, ncpu - 1)
     m["compare"] = (m["placement"] == "netns"
                     and os.environ.get("BENCH_COMPARE", "1") not in ("", "0"))
     m["standard"] = not m["engines"] and not m["server_args"] and not any(
@@ -202,8 +246,9 @@ def measure(build, m, mode, outdir, runs, parts):
     try:
         sub = os.path.join(outdir, mode)
         os.makedirs(sub, exist_ok=True)
-        servers = peers.start_all(build, m["engines"], m["server_args"], place, sub,
-                                  cpu[0], peers=parts.get("peers", []))
+        peers.start_all(build, m["engines"], m["server_args"], place, sub,
+                        cpu[0], peers=parts.get("peers", []), out=servers,
+                        left=parts["left"])
         print("bench: %s: %s" % (mode, ", ".join(s.name for s in servers)), flush=True)
         for label, cells, extra in parts["runs"]:
             rounds(build, place, servers, m, cells, runs, label, extra)
@@ -219,7 +264,15 @@ def meta_of(m, started, argv_env):
             "settings": m, "command": ((argv_env + " ") if argv_env else "") + "make bench"}
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def on_signal(signum, frame):
+    # The first one interrupts; later ones would cut the cleanup in the
+    # finally: blocks short and leave namespaces and servers behind, and
+    # the cleanup is bounded (peers.Server.stop, placement._run).
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     raise KeyboardInterrupt("signal %d" % signum)
 
 
@@ -229,7 +282,11 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     a = ap.parse_args()
     build = os.path.join(ROOT, a.build) if not os.path.isabs(a.build) else a.build
-    m = settings()
+    try:
+        m = settings()
+    except BadSetting as e:
+        print("bench: %s" % e, file=sys.stderr)
+        return 2
     m["engines"] = engines_available(build, m["engines"])
     m["pinned"] = (os.cpu_count() or 1) >= 2
     m["churn"] = dict(CHURN)
@@ -240,7 +297,7 @@ def main():
     # 5000 connections need 5000 descriptors in the servers as well.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, on_signal)       # cleanup runs in the finally: blocks
 
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -254,22 +311,23 @@ def main():
     churn_args = ["--connect-rate", str(m["churn_rate"]), "--lifetime", str(CHURN["lifetime"])]
     csize = COMPARE_SIZE if COMPARE_SIZE in m["sizes"] else m["sizes"][len(m["sizes"]) // 2]
     compare = [c for c in cells if c[0] == csize and c[1] <= 500] if m["compare"] else []
-    runs, where = [], {}
+    runs, where, left = [], {}, []
     print("bench: %d cells + churn, %s placement%s; results in %s" % (
         len(cells), m["placement"], " (+ loopback comparison)" if compare else "",
         os.path.relpath(outdir, ROOT)), flush=True)
     interrupted = False
     try:
         where[m["placement"]] = measure(build, m, m["placement"], outdir, runs, {
-            "peers": m["peers"],
+            "peers": m["peers"], "left": left,
             "runs": [("matrix", cells, ()), ("churn", [churn_cell], churn_args)]})
         if compare:
             where["loopback"] = measure(build, m, "loopback", outdir, runs, {
-                "runs": [("compare", compare, ())]})
+                "left": left, "runs": [("compare", compare, ())]})
     except KeyboardInterrupt:
         interrupted = True
         print("bench: interrupted; writing what was measured", file=sys.stderr)
     meta["placements"] = where
+    meta["left_out"] = left
     meta["finished"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     with open(os.path.join(outdir, "results.json"), "w") as f:
         json.dump({"meta": meta, "runs": runs}, f, indent=1)

@@ -57,6 +57,7 @@ struct sock {
 
 struct tcp_sock {
 	__u32 write_seq;
+	__u32 copied_seq;
 } __attribute__((preserve_access_index));
 
 /* TCP keeps its per-skb state (struct tcp_skb_cb) in cb: seq first. */
@@ -149,8 +150,10 @@ static __always_inline int may_return(struct __sk_buff *skb, struct sm_state *st
 /* Sets *old to how many leading bytes of skb the program has handled
  * already (0 for every in-order skb); 0, or -1 if it cannot tell (the
  * read failed, or the skb starts past what it expects).
- * rcv_next starts at the first skb it sees: nothing was read from the
- * socket before it entered the map. */
+ * rcv_next starts at TCP's copied_seq, the first byte user space has not
+ * read: what it read before the socket entered the map (a PROXY header,
+ * server/preamble.h) is cut off the skb that holds it too, never echoed.
+ * Without a tcp_sock to look at, at the first skb. */
 static __always_inline int overlap(struct __sk_buff *skb, struct sm_state *st, __u32 *old)
 {
 	__u32 seq;
@@ -166,7 +169,15 @@ static __always_inline int overlap(struct __sk_buff *skb, struct sm_state *st, _
 				  (void *)skb + bpf_core_field_offset(struct sk_buff, cb)))
 		return -1;
 	if (!st->rcv_inited) {
-		st->rcv_next = seq;
+		struct bpf_sock *bsk = skb->sk;
+		struct tcp_sock *tp = bsk ? bpf_skc_to_tcp_sock(bsk) : NULL;
+		__u32 first = seq;
+
+		/* Read into the stack: a plain load here gets merged with the
+		 * one of seq, which the verifier refuses (two pointer types). */
+		if (tp && bpf_probe_read_kernel(&first, sizeof(first), &tp->copied_seq))
+			first = seq;
+		st->rcv_next = first;
 		st->rcv_inited = 1;
 	}
 	ahead = (__s32)(st->rcv_next - seq);

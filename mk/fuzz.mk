@@ -20,7 +20,7 @@ FUZZ_FLAGS     := -fsanitize=address,undefined -fno-sanitize-recover=all \
 # Only the parsers and what they call: the engines, BPF and the service
 # libraries have nothing to do with text parsing and would tie fuzzing to
 # their build steps.
-FUZZ_SRC       := $(addprefix src/core/,config.c config_file.c config_diff.c acl.c addr.c sbuf.c trace.c logq.c safefile.c) src/ops/ctl_parse.c
+FUZZ_SRC       := $(addprefix src/core/,config.c config_file.c config_diff.c acl.c addr.c sbuf.c trace.c logq.c safefile.c proxy.c) src/ops/ctl_parse.c
 FUZZ_CORE_OBJ  := $(FUZZ_SRC:%.c=$(FUZZ_O)/%.o)
 
 # The sources are held to -Werror by the gcc build; clang's extra warnings

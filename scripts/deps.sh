@@ -43,6 +43,7 @@ test  mandoc                 mandoc -T lint (man page test)
 test  bpftrace               bpftrace (USDT probe test)
 test  prometheus             promtool: check metrics (metrics tests), check and test rules (make rules-check)
 test  systemd                systemd-socket-activate (socket activation tests)
+test  haproxy                haproxy in front of echosrv (PROXY protocol tests)
 fuzz  libclang-rt-14-dev     libFuzzer and sanitizer runtimes for clang 14
 bench python3                Python 3 (bench/run.py)
 bench python3-matplotlib     matplotlib (the benchmark plots, bench/plot.py)

@@ -49,7 +49,7 @@ for rep in range(2):
     out["flood%d" % rep] = bench()
     for p in ps: p.join()
     out["flood%d_scrapes" % rep] = sum(q.get() for _ in ps)
-st = subprocess.run([build + "/echosrvctl", "--ctl", ctl, "stats"], capture_output=True, text=True).stdout
+st = subprocess.run([build + "/echosrvctl", "--ctl", ctl, "stats", "--json"], capture_output=True, text=True).stdout
 srv.terminate(); srv.wait()
 json.dump(out, open(d + "/out.json", "w"), indent=1)
 for k, v in out.items():

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -23,6 +24,7 @@
 #include "engine/engine.h"
 #include "server/listener.h"
 #include "ops/metrics.h"
+#include "core/preflight.h"
 #include "ops/reload.h"
 #include "core/safefile.h"
 #include "server/server.h"
@@ -67,12 +69,33 @@ static void block_signals(sigset_t *set)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* -V: what this binary is and what it can do here, as `haproxy -vv` says
+ * it: the version (git describe: the commit, and "-dirty" for local
+ * edits), the kernel, the engines that probe fine, the library versions. */
+static void print_version(FILE *out)
+{
+	const char *g = strstr(ECHOSRV_VERSION, "+g");
+	struct utsname u;
+
+	fprintf(out, "echosrv %s\n", ECHOSRV_VERSION);
+	if (g)
+		fprintf(out, "commit %.*s%s\n", (int)strcspn(g + 2, "-"), g + 2,
+			strstr(g, "-dirty") ? " (with local changes)" : "");
+	else
+		fprintf(out, "commit unknown (built from a release tarball)\n");
+	if (!uname(&u))
+		fprintf(out, "kernel %s %s %s\n", u.sysname, u.release, u.machine);
+	fflush(out);
+	engine_report(out, &srv.cfg);
+	fprintf(out, "libmicrohttpd %s\n", metrics_lib_version());
+}
+
 static int parse_options(int argc, char **argv)
 {
 	char err[512];
 
 	if (config_parse(&cli, argc, argv, err, sizeof(err))) {
-		fprintf(stderr, "echosrv: %s (see --help)\n", err);
+		log_fatal("%s (see --help)", err);
 		return EXIT_USAGE;
 	}
 	if (cli.help) {
@@ -80,15 +103,15 @@ static int parse_options(int argc, char **argv)
 		exit(EXIT_OK);
 	}
 	if (cli.version) {
-		printf("echosrv %s\n", ECHOSRV_VERSION);
+		print_version(stdout);
 		exit(EXIT_OK);
 	}
 	if (config_load(&srv.cfg, &cli, err, sizeof(err))) {
-		fprintf(stderr, "echosrv: %s\n", err);
+		log_fatal("%s", err);
 		return EXIT_USAGE;
 	}
 	if (config_finish(&srv.cfg, err, sizeof(err))) {
-		fprintf(stderr, "echosrv: %s\n", err);
+		log_fatal("%s", err);
 		return EXIT_USAGE;
 	}
 	return EXIT_OK;
@@ -107,6 +130,13 @@ static void announce(void)
 		bool dual = a6->sin6_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr);
 		log_notice("listening on %s%s%s", text, dual ? " (IPv4 and IPv6)" : "",
 			   srv.ls.activated ? " (socket from systemd)" : "");
+	}
+	for (unsigned a = 0; a < srv.ls.udp.n_addr; a++) {
+		char text[ADDR_TEXT_MAX];
+		addr_format((struct sockaddr *)&srv.ls.udp.bound[a], text, sizeof(text));
+		log_notice("UDP echo on %s%s (rate %u/s per source, max %u bytes)", text,
+			   srv.ls.udp.activated ? " (socket from systemd)" : "", srv.cfg.udp_rate,
+			   srv.cfg.udp_max_size);
 	}
 	trace_format_flags(trace_get(), flags, sizeof(flags));
 	log_notice("echosrv %s: engine %s, %u worker%s, max-conns %u, idle-timeout %us, trace %s",
@@ -157,7 +187,7 @@ static void begin_drain(const char *why)
 	if (server_phase(&srv) != PHASE_RUNNING)
 		return;
 	log_notice("%s: draining for up to %us", why, reload_drain_timeout(&srv));
-	service_stopping();
+	service_stopping(reload_drain_timeout(&srv));
 	stop_workers(PHASE_DRAINING);
 }
 
@@ -167,7 +197,7 @@ static void take_requests(void)
 
 	if (req & SERVER_REQ_STOP) {
 		log_notice("stop requested on the control socket: closing all connections now");
-		service_stopping();
+		service_stopping(0);
 		stop_workers(PHASE_STOPPING);
 	} else if (req & SERVER_REQ_DRAIN) {
 		begin_drain("drain requested on the control socket");
@@ -184,7 +214,7 @@ static void take_failure(void)
 		return;
 	log_notice("worker %u failed: closing every connection and exiting",
 		   (unsigned)(f >> 32) - 1);
-	service_stopping();
+	service_stopping(0);
 	stop_workers(PHASE_STOPPING);
 }
 
@@ -259,20 +289,20 @@ static int run(void)
 	service_init();
 	sem_init(&srv.ready, 0, 0);
 	if ((r = limits_init(&srv.limits, srv.cfg.max_conns, srv.cfg.max_conns_per_ip))) {
-		fprintf(stderr, "echosrv: %s\n", strerror(-r));
+		log_fatal("%s", strerror(-r));
 		return EXIT_RUNTIME;
 	}
 	if (listeners_open(&srv.ls, &srv.cfg, err, sizeof(err))) {
-		fprintf(stderr, "echosrv: %s\n", err);
+		log_fatal("%s", err);
 		return EXIT_RUNTIME;
 	}
 	if ((r = reload_init(&srv, &cli, &port_sf))) {
-		fprintf(stderr, "echosrv: %s\n", strerror(-r));
+		log_fatal("%s", strerror(-r));
 		listeners_free(&srv.ls);
 		return EXIT_RUNTIME;
 	}
 	if ((r = start_workers())) {
-		fprintf(stderr, "echosrv: cannot start workers: %s\n", strerror(-r));
+		log_fatal("cannot start workers: %s", strerror(-r));
 		stop_workers(PHASE_STOPPING);
 		cleanup();
 		return EXIT_RUNTIME;
@@ -280,11 +310,11 @@ static int run(void)
 	/* ctl_start changes the umask for a moment: no other thread creates
 	 * files (workers never do). */
 	if (srv.cfg.ctl_path && ctl_start(&srv, srv.cfg.ctl_path, err, sizeof(err))) {
-		fprintf(stderr, "echosrv: %s\n", err);
+		log_fatal("%s", err);
 		return abort_start();
 	}
 	if (srv.cfg.metrics.len && metrics_start(&srv, &srv.cfg.metrics, err, sizeof(err))) {
-		fprintf(stderr, "echosrv: %s\n", err);
+		log_fatal("%s", err);
 		return abort_start();
 	}
 	/* The port file is the signal that the server is up: write it after
@@ -294,7 +324,7 @@ static int run(void)
 	if (srv.cfg.port_file &&
 	    (r = listeners_write_port_file(&srv.ls, srv.cfg.port_file, &port_sf))) {
 		/* Whoever asked for the file waits for it: fail loudly. */
-		fprintf(stderr, "echosrv: cannot write port file %s: %s\n", srv.cfg.port_file,
+		log_fatal("cannot write port file %s: %s", srv.cfg.port_file,
 			strerror(-r));
 		return abort_start();
 	}
@@ -323,26 +353,36 @@ int main(int argc, char **argv)
 		return r;
 	trace_set(srv.cfg.trace);
 	if (uring_env_load(why, sizeof(why))) {
-		fprintf(stderr, "echosrv: %s\n", why);
+		log_fatal("%s", why);
 		return EXIT_USAGE;
 	}
 	srv.engine = engine_select(&srv.cfg, why, sizeof(why), note, sizeof(note));
 	if (!srv.engine) {
-		fprintf(stderr, "echosrv: --engine: %s\n", why);
+		log_fatal("--engine: %s", why);
 		return EXIT_USAGE;
 	}
+	/* The files start-up would create: refused by --check (exit 2) and
+	 * by a start (exit 1) in the same words, before anything is bound. */
+	if (preflight_check(&srv.cfg, why, sizeof(why))) {
+		log_fatal("%s", why);
+		return srv.cfg.check ? EXIT_USAGE : EXIT_RUNTIME;
+	}
 	if (srv.cfg.check) {
-		printf("echosrv: configuration OK (engine %s)\n", srv.engine->name);
+		if (note[0])
+			printf("echosrv: configuration OK (engine %s: %s)\n", srv.engine->name, note);
+		else
+			printf("echosrv: configuration OK (engine %s%s)\n", srv.engine->name,
+			       srv.cfg.engine == ENGINE_AUTO ? ", chosen by --engine auto" : "");
 		return EXIT_OK;
 	}
 	if ((r = trace_open(srv.cfg.trace_file))) {
-		fprintf(stderr, "echosrv: cannot open trace file %s: %s\n", srv.cfg.trace_file,
+		log_fatal("cannot open trace file %s: %s", srv.cfg.trace_file,
 			strerror(-r));
 		return EXIT_RUNTIME;
 	}
 	/* From here on no thread waits on the log sink (trace.h). */
 	if ((r = trace_start())) {
-		fprintf(stderr, "echosrv: cannot start the log writer: %s\n", strerror(-r));
+		log_fatal("cannot start the log writer: %s", strerror(-r));
 		return EXIT_RUNTIME;
 	}
 	if (note[0]) {

@@ -228,9 +228,16 @@ static void summarise(const struct bench_opts *o, const struct bench_shared *sh,
 	s->bytes_per_s = s->msgs_per_s * (double)o->size;
 	s->client_us = r->messages ? us(r->cpu_ns) / (double)r->messages : 0;
 	s->client_user_us = r->messages ? us(r->user_ns) / (double)r->messages : 0;
-	if (w->srv_cpu[0] >= 0 && w->srv_cpu[1] >= 0 && r->messages) {
+	/* The tree's time can shrink: a child reaped by no one in it (SIGCHLD
+	 * ignored) or moved out of it (its parent died) takes its time along.
+	 * Then the difference says nothing, and is not reported. */
+	if (w->srv_cpu[0] >= 0 && w->srv_cpu[1] >= w->srv_cpu[0] && r->messages) {
 		s->server_known = true;
 		s->server_us = us((uint64_t)(w->srv_cpu[1] - w->srv_cpu[0])) / (double)r->messages;
+	} else if (w->srv_cpu[0] >= 0 && w->srv_cpu[1] >= 0 && r->messages) {
+		fprintf(stderr, "echosrv-bench: --server-pid %d: its processes' CPU time "
+			"went down during the run (a child left the tree unreaped); "
+			"server CPU not reported\n", (int)o->server_pid);
 	}
 	if (w->stat_ok[0] && w->stat_ok[1]) {
 		s->machine_known = true;
@@ -268,11 +275,23 @@ int main(int argc, char **argv)
 	struct bench_shared sh = { .o = &o };
 	struct bench_summary s = { 0 };
 	struct bench_thread *th;
+	FILE *hist_f = NULL;
+	char msg[256];
 	int rc;
 
 	parse_options(&o, argc, argv);
 	if (o.server_pid && proc_tree_cpu_ns(o.server_pid) < 0)
 		usage_error("--server-pid %d: no such process", (int)o.server_pid);
+	/* What can fail before the load fails now, not after a long run. */
+	if (o.nbind && bench_check_bind(&o, msg, sizeof(msg)) < 0) {
+		fprintf(stderr, "echosrv-bench: %s\n", msg);
+		return EXIT_SETUP;
+	}
+	if (o.histogram && !(hist_f = fopen(o.histogram, "we"))) {
+		fprintf(stderr, "echosrv-bench: --histogram %s: %s\n", o.histogram,
+			strerror(errno));
+		return EXIT_SETUP;
+	}
 	raise_nofile();
 	w = (struct watch){ .o = &o, .srv_cpu = { -1, -1 } };
 	if (o.interval > 0) {
@@ -294,7 +313,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc;
 	summarise(&o, &sh, &r, &w, &s);
-	if (o.histogram && (rc = bench_write_histogram(o.histogram, &r.lat)) < 0) {
+	if (hist_f && (rc = bench_write_histogram(hist_f, &r.lat)) < 0) {
 		fprintf(stderr, "echosrv-bench: --histogram %s: %s\n", o.histogram,
 			strerror(-rc));
 		rc = EXIT_ERRORS;

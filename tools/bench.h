@@ -15,6 +15,7 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -174,6 +175,9 @@ struct bench_summary {
 };
 
 void *bench_thread_main(void *arg);
+/* bench_setup.c: can every --bind address be bound here?  0, or -errno with
+ * a line for the user in msg. */
+int bench_check_bind(const struct bench_opts *o, char *msg, size_t len);
 
 /* bench_opts.c */
 void parse_options(struct bench_opts *o, int argc, char **argv);
@@ -181,11 +185,13 @@ void usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1
 
 /* bench_out.c: the report, and the --interval and --histogram files. */
 uint64_t bench_total_errors(const struct bench_result *r);
+/* A percentile's JSON key: 99.9 -> "p999". */
+void bench_pct_key(double p, char *buf, size_t len);
 void bench_print_json(const struct bench_opts *o, const struct bench_result *r,
 		      const struct bench_summary *s);
 void bench_print_text(const struct bench_opts *o, const struct bench_result *r,
 		      const struct bench_summary *s, bool failed);
-int bench_write_histogram(const char *path, const struct hist *h);
+int bench_write_histogram(FILE *f, const struct hist *h);
 /* One --interval line on stdout, as it ends (text output only). */
 void bench_print_interval(const struct bench_interval *iv);
 

@@ -67,18 +67,24 @@ static uint64_t parse_count(const char *opt, const char *s, uint64_t lo, uint64_
 {
 	char *end;
 	unsigned long long v;
+	unsigned shift = 0;
 
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (end == s || errno || *s == '-')
 		usage_error("%s: '%s' is not a number", opt, s);
 	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
 	}
 	if (*end)
 		usage_error("%s: '%s' is not a number", opt, s);
+	/* A shift past 64 bits would wrap a huge value back into range. */
+	if (v > hi >> shift)
+		usage_error("%s: '%s' is out of range [%llu, %llu]", opt, s,
+			    (unsigned long long)lo, (unsigned long long)hi);
+	v <<= shift;
 	if (v < lo || v > hi)
 		usage_error("%s: %llu is out of range [%llu, %llu]", opt, v,
 			    (unsigned long long)lo, (unsigned long long)hi);
@@ -132,6 +138,28 @@ static void parse_address(struct bench_opts *o, const char *s)
 	snprintf(o->addr_text, sizeof(o->addr_text), "%s", s);
 }
 
+/*
+ * The report names a percentile by %g ("p99.9" in text, "p999" in JSON), so
+ * one with more digits than %g keeps would be shown as another (99.9999999
+ * as p100), and two whose names lose the dot alike (9.99 and 99.9 are both
+ * "p999") would be two JSON keys of one name: both are refused.
+ */
+static void check_pct_name(const struct bench_opts *o, const char *tok, double v)
+{
+	char text[32], key[40], prev[40];
+
+	snprintf(text, sizeof(text), "%g", v);
+	if (strtod(text, NULL) != v)
+		usage_error("--percentiles: '%s': at most 6 significant digits", tok);
+	bench_pct_key(v, key, sizeof(key));
+	for (unsigned i = 0; i < o->npcts; i++) {
+		bench_pct_key(o->pcts[i], prev, sizeof(prev));
+		if (!strcmp(key, prev))
+			usage_error("--percentiles: %g and %g would both be reported "
+				    "as %s", o->pcts[i], v, key);
+	}
+}
+
 /* A comma list of percentiles in (0, 100), kept ascending. */
 static void parse_pcts(struct bench_opts *o, const char *s)
 {
@@ -150,6 +178,7 @@ static void parse_pcts(struct bench_opts *o, const char *s)
 			usage_error("--percentiles: at most %d", BENCH_MAX_PCTS);
 		if (o->npcts && v <= o->pcts[o->npcts - 1])
 			usage_error("--percentiles: list them ascending, each once");
+		check_pct_name(o, tok, v);
 		o->pcts[o->npcts++] = v;
 	}
 	if (!o->npcts)
@@ -198,13 +227,21 @@ static void parse_cpus(struct bench_opts *o, const char *s)
 	char buf[256], *tok, *save;
 	long n = sysconf(_SC_NPROCESSORS_CONF);
 
+	if (strlen(s) >= sizeof(buf))
+		usage_error("--cpu: list too long");
 	snprintf(buf, sizeof(buf), "%s", s);
 	o->ncpus = 0;
 	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int cpu;
+
 		if (o->ncpus == BENCH_MAX_CPUS)
 			usage_error("--cpu: at most %d CPUs", BENCH_MAX_CPUS);
-		o->cpus[o->ncpus++] = (int)parse_count("--cpu", tok, 0,
-						       n > 0 ? (uint64_t)n - 1 : 0);
+		cpu = (int)parse_count("--cpu", tok, 0, n > 0 ? (uint64_t)n - 1 : 0);
+		/* The JSON keys its per-CPU figures by number: each once. */
+		for (unsigned i = 0; i < o->ncpus; i++)
+			if (o->cpus[i] == cpu)
+				usage_error("--cpu: CPU %d is listed twice", cpu);
+		o->cpus[o->ncpus++] = cpu;
 	}
 	if (!o->ncpus)
 		usage_error("--cpu: empty list");
@@ -247,6 +284,11 @@ static void check_combinations(struct bench_opts *o, bool pipeline_set, bool lif
 		usage_error("--connect-rate and --rate exclude each other (churn is a closed loop)");
 	if (life_set && o->connect_rate == 0)
 		usage_error("--lifetime needs --connect-rate");
+	/* A connection never has more in flight than it will ever send: the
+	 * report would show a window the run did not use. */
+	if (o->connect_rate > 0 && o->life_msgs && o->pipeline > o->life_msgs)
+		usage_error("--pipeline %u is more than --lifetime's %llu messages",
+			    o->pipeline, (unsigned long long)o->life_msgs);
 	if (o->interval > o->duration)
 		usage_error("--interval %g is longer than --duration %g", o->interval, o->duration);
 	if (o->interval > 0 && o->duration / o->interval > 100000)

@@ -55,25 +55,57 @@ static double us(uint64_t ns)
 	return (double)ns / 1000.0;
 }
 
-/* A JSON string: quotes, backslashes and control characters escaped. */
-static void json_str(const char *s)
+/* Length of the well-formed UTF-8 sequence at s, or 0 when it is not one
+ * (overlong forms, surrogates and values past U+10FFFF included). */
+static size_t utf8_len(const unsigned char *s)
 {
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
+	unsigned cp, n;
 
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
+	if (s[0] < 0xc2 || s[0] > 0xf4)
+		return 0;
+	n = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
+	cp = s[0] & (0x3f >> (n - 1));
+	for (unsigned i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped, and
+ * bytes that are not UTF-8 (a file name, --placement) written as U+FFFD,
+ * so the object stays valid JSON whatever the options held. */
+static void json_str(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	putchar('"');
+	while (*s) {
+		size_t n;
+
+		if (*s == '"' || *s == '\\') {
+			printf("\\%c", *s++);
+		} else if (*s < 0x20) {
+			printf("\\u%04x", *s++);
+		} else if (*s < 0x80) {
+			putchar(*s++);
+		} else if ((n = utf8_len(s))) {
+			fwrite(s, 1, n, stdout);
+			s += n;
+		} else {
+			fputs("\\ufffd", stdout);
+			s++;
+		}
 	}
 	putchar('"');
 }
 
 /* "p99.9" -> key "p999", the form the earlier reports used. */
-static void pct_key(double p, char *buf, size_t len)
+void bench_pct_key(double p, char *buf, size_t len)
 {
 	char num[32];
 	size_t j = 0;
@@ -181,7 +213,7 @@ static void json_latency(const char *key, const struct bench_opts *o, const stru
 
 	printf("\"%s\": {", key);
 	for (unsigned i = 0; i < o->npcts; i++) {
-		pct_key(o->pcts[i], k, sizeof(k));
+		bench_pct_key(o->pcts[i], k, sizeof(k));
 		printf("\"%s\": %.1f, ", k, us(hist_quantile(h, o->pcts[i] / 100)));
 	}
 	printf("\"max\": %.1f, \"mean\": %.1f}", us(h->count ? h->max : 0),
@@ -392,15 +424,14 @@ void bench_print_interval(const struct bench_interval *v)
 	fflush(stdout);
 }
 
-/* CSV: one line per non-empty bucket, its bounds in ns (inclusive) and count;
- * 0 or -errno. */
-int bench_write_histogram(const char *path, const struct hist *h)
+/* CSV: one line per non-empty bucket, its bounds in ns (inclusive) and count,
+ * into f (opened before the run, so a path that cannot be written ends the
+ * run before the load, not after it); closes f; 0 or -errno. */
+int bench_write_histogram(FILE *f, const struct hist *h)
 {
-	FILE *f = fopen(path, "we");
 	int bad;
 
-	if (!f)
-		return -errno;
+	errno = 0;
 	fprintf(f, "low_ns,high_ns,count\n");
 	for (unsigned i = 0; i < HIST_BUCKETS; i++)
 		if (h->bucket[i])

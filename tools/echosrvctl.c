@@ -3,7 +3,9 @@
  *
  * It sends one request line, prints the body of the reply to stdout and
  * exits 0, or prints the server's error (or why it could not ask) to stderr
- * and exits 1; 2 is bad usage.  The protocol is in echosrvctl(8): one line
+ * and exits 1; 2 is bad usage, found here before anything is sent (an
+ * unknown command, a wrong number of arguments).  `stats` and `conns` are
+ * shown as tables unless --json asks for the server's JSON as it is.  The protocol is in echosrvctl(8): one line
  * in, "ok" or "error MESSAGE" plus a body out, then the server closes.
  * Deliberately standalone (no code shared with the server) so it stays a
  * small, obviously correct tool. */
@@ -19,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl_table.h"
+
 #define DEFAULT_CTL "/run/echosrv/ctl"
 /* The server's limit is 256 bytes and the server is the one to say so
  * ("request too long"); this only bounds what the client will send. */
@@ -30,18 +34,20 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: echosrvctl [--ctl PATH] COMMAND\n"
+		"Usage: echosrvctl [OPTION]... COMMAND [ARG]... [OPTION]...\n"
 		"Ask a running echosrv through its control socket.\n\n"
 		"Commands:\n"
-		"  stats          statistics as JSON\n"
-		"  trace [FLAGS]  show or set the trace flags (0x3, error,info, none)\n"
-		"  conns          the open connections as JSON\n"
-		"  drain          stop accepting, let connections finish, exit (as SIGTERM)\n"
-		"  stop           close every connection and exit now\n"
-		"  reload         read the --config file again and apply it (as SIGHUP)\n"
-		"  show config    the configuration in force, as a --config file\n\n"
-		"Options:\n"
+		"  stats             statistics (a table; JSON with --json)\n"
+		"  conns             the open connections (a table; JSON with --json)\n"
+		"  trace [FLAGS]     show or set the trace flags (0x3, error,info, none)\n"
+		"  kill ID [WORKER]  close one connection (ID and WORKER as conns shows them)\n"
+		"  reload            read the --config file again and apply it (as SIGHUP)\n"
+		"  show config       the configuration in force, as a --config file\n"
+		"  drain             stop accepting, let connections finish, exit (as SIGTERM)\n"
+		"  stop              close every connection and exit now\n\n"
+		"Options (before or after the command):\n"
 		"  -c, --ctl PATH   control socket [$ECHOSRV_CTL or " DEFAULT_CTL "]\n"
+		"  -j, --json       stats and conns as the server's JSON\n"
 		"  -h, --help       show this help\n"
 		"  -V, --version    show the version\n");
 }
@@ -125,6 +131,45 @@ static char *read_reply(int fd, size_t *len)
 	return NULL;
 }
 
+/* The commands and how many arguments each takes: anything else is bad
+ * usage (exit 2), said here rather than sent.  reload and show belong to
+ * the configuration file; a server without it answers an error. */
+static const struct command {
+	const char *name;
+	int min_args, max_args;
+	const char *args;
+} commands[] = {
+	{ "stats", 0, 0, "" }, { "conns", 0, 0, "" }, { "trace", 0, 1, " [FLAGS]" },
+	{ "kill", 1, 2, " ID [WORKER]" }, { "reload", 0, 0, "" }, { "show", 1, 1, " config" },
+	{ "drain", 0, 0, "" }, { "stop", 0, 0, "" },
+};
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+static int check_usage(int argc, char **argv)
+{
+	const struct command *cmd = find_command(argv[0]);
+	int n = argc - 1;
+
+	if (!cmd) {
+		fprintf(stderr, "echosrvctl: unknown command '%s' (see --help)\n", argv[0]);
+		return -1;
+	}
+	if (n < cmd->min_args || n > cmd->max_args) {
+		fprintf(stderr, "echosrvctl: %s: %s; usage: echosrvctl %s%s\n", cmd->name,
+			n > cmd->max_args ? "too many arguments" : "missing argument",
+			cmd->name, cmd->args);
+		return -1;
+	}
+	return 0;
+}
+
 /* Join the command words into one request line. */
 static int build_request(int argc, char **argv, char *req, size_t len)
 {
@@ -145,19 +190,24 @@ int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "ctl", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
 	const char *path = getenv("ECHOSRV_CTL");
 	char req[REQ_MAX + 2];
+	bool json = false;
 	int c;
 
 	if (!path || !*path)
 		path = DEFAULT_CTL;
-	while ((c = getopt_long(argc, argv, "+c:hV", lo, NULL)) != -1) {
+	/* getopt permutes: options may come after the command ("stats --json");
+	 * "--" ends them, for a trace flag that would look like one. */
+	while ((c = getopt_long(argc, argv, "c:jhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 'c': path = optarg; break;
+		case 'j': json = true; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': printf("echosrvctl %s\n", ECHOSRV_VERSION); return EXIT_OK;
 		default: usage(stderr); return EXIT_USAGE;
@@ -168,6 +218,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (check_usage(argc - optind, argv + optind))
+		return EXIT_USAGE;
 	if (build_request(argc - optind, argv + optind, req, sizeof(req))) {
 		fprintf(stderr, "echosrvctl: request longer than %d bytes\n", REQ_MAX);
 		return EXIT_USAGE;
@@ -198,7 +250,13 @@ int main(int argc, char **argv)
 	}
 	int rc = EXIT_FAIL;
 	if (!strncmp(reply, "ok\n", 3)) {
-		fwrite(reply + 3, 1, reply_len - 3, stdout);
+		const char *cmd = argv[optind];
+		if (!json && !strcmp(cmd, "stats"))
+			table_stats(stdout, reply + 3);
+		else if (!json && !strcmp(cmd, "conns"))
+			table_conns(stdout, reply + 3);
+		else
+			fwrite(reply + 3, 1, reply_len - 3, stdout);
 		rc = EXIT_OK;
 	} else if (!strncmp(reply, "error ", 6)) {
 		fprintf(stderr, "echosrvctl: %s: %s", argv[optind], reply + 6);

@@ -61,6 +61,15 @@ static const struct opt_def opts[] = {
 	  NULL, 0, 0, 0 },
 	{ "deny", 0, T_DENY, "CIDR", "refuse peers matching (repeatable; deny wins)",
 	  NULL, 0, 0, 0 },
+	{ "proxy-listen", 0, T_PROXY_LISTEN, "ADDR:PORT",
+	  "listen here for connections that begin with a PROXY protocol v1/v2 header "
+	  "(repeatable; needs --proxy-from)", NULL, 0, 0, 0 },
+	{ "proxy-from", 0, T_PROXY_FROM, "CIDR",
+	  "load balancers trusted to send PROXY headers (repeatable); others are reset",
+	  NULL, 0, 0, 0 },
+	{ "proxy-timeout", 0, T_SECS, "SECS",
+	  "close a proxied connection whose header is not complete after SECS seconds",
+	  "3", 1, 3600, F(proxy_timeout) },
 	{ "drain-timeout", 0, T_SECS, "SECS",
 	  "on SIGTERM/SIGINT, let connections finish for up to SECS seconds",
 	  "10", 0, 86400, F(drain_timeout) },
@@ -70,13 +79,36 @@ static const struct opt_def opts[] = {
 	{ "trace-file", 0, T_STRING, "PATH", "trace to PATH instead of stderr (SIGHUP reopens)",
 	  NULL, 0, 0, F(trace_file) },
 	{ "ctl", 0, T_STRING, "PATH",
-	  "control socket for echosrvctl (created mode 0600; a stale one is replaced)",
+	  "control socket for echosrvctl (a stale one is replaced)",
 	  NULL, 0, 0, F(ctl_path) },
+	{ "ctl-mode", 0, T_MODE, "MODE",
+	  "permissions of the control socket: 0600 (owner), 0660 (and its group), 0666",
+	  "0600", 0, 0, F(ctl_mode) },
+	{ "ctl-group", 0, T_STRING, "GROUP",
+	  "group of the control socket (name or number; echosrv must be a member)",
+	  NULL, 0, 0, F(ctl_group) },
 	{ "metrics", 0, T_ADDR, "ADDR:PORT",
 	  "serve Prometheus metrics at http://ADDR:PORT/metrics", NULL, 0, 0, F(metrics) },
 	{ "busy-poll", 0, T_FLAG, NULL,
 	  "poll instead of sleeping: lowest latency, but each worker keeps a CPU 100% busy",
 	  NULL, 0, 0, F(busy_poll) },
+	{ "udp-listen", 0, T_UDP_LISTEN, "ADDR:PORT",
+	  "also echo UDP datagrams here (repeatable; default: no UDP)", NULL, 0, 0, 0 },
+	{ "udp-max-size", 0, T_SIZE, "BYTES",
+	  "largest UDP datagram echoed; larger ones are dropped", "65527", 0, UDP_PAYLOAD_MAX,
+	  F(udp_max_size) },
+	{ "udp-rate", 0, T_UINT, "N",
+	  "UDP datagrams per second per source address (burst N); 0 = unlimited",
+	  "1000", 0, 10000000, F(udp_rate) },
+	{ "udp-sources", 0, T_UINT, "N",
+	  "sources the UDP rate table tracks (a bounded table; the oldest entries go)",
+	  "65536", 64, 1u << 24, F(udp_sources) },
+	{ "udp-allow-low-ports", 0, T_FLAG, NULL,
+	  "echo UDP datagrams from source ports below 1024 too", NULL, 0, 0,
+	  F(udp_allow_low_ports) },
+	{ "udp-df", 0, T_FLAG, NULL,
+	  "UDP replies carry Don't Fragment; one that does not fit is dropped and counted",
+	  NULL, 0, 0, F(udp_df) },
 	{ "check", 0, T_FLAG, NULL, "validate the options and exit", NULL, 0, 0, F(check) },
 	{ "help", 'h', T_FLAG, NULL, "show this help", NULL, 0, 0, F(help) },
 	{ "version", 'V', T_FLAG, NULL, "show the version", NULL, 0, 0, F(version) },
@@ -156,36 +188,45 @@ static int set_number(const struct opt_def *o, const char *arg, struct config *c
 	return 0;
 }
 
-static int add_listen(struct config *cfg, const char *arg, char *err, size_t errlen)
+static int add_listen(struct config *cfg, const char *arg, enum opt_type type, char *err,
+		      size_t errlen)
 {
+	bool udp = type == T_UDP_LISTEN, proxy = type == T_PROXY_LISTEN;
+	const char *name = udp ? "--udp-listen" : proxy ? "--proxy-listen" : "--listen";
+	unsigned *n = udp ? &cfg->n_udp_listen : &cfg->n_listen;
 	char why[160];
 
-	if (cfg->n_listen == CONFIG_MAX_LISTEN) {
-		snprintf(err, errlen, "--listen: at most %d addresses", CONFIG_MAX_LISTEN);
+	if (*n == CONFIG_MAX_LISTEN) {
+		snprintf(err, errlen, "%s: at most %d addresses%s", name, CONFIG_MAX_LISTEN,
+			 udp ? "" : " in all");
 		return -EINVAL;
 	}
-	struct listen_addr *l = &cfg->listen[cfg->n_listen];
+	struct listen_addr *l = udp ? &cfg->udp_listen[*n] : &cfg->listen[*n];
 	if (addr_parse_listen(arg, &l->ss, &l->len, why, sizeof(why))) {
-		snprintf(err, errlen, "--listen: %s", why);
+		snprintf(err, errlen, "%s: %s", name, why);
 		return -EINVAL;
 	}
-	cfg->n_listen++;
+	l->proxy = proxy;
+	(*n)++;
 	return 0;
 }
 
-static int add_cidr(struct config *cfg, bool allow, const char *arg, char *err, size_t errlen)
+static int add_cidr(struct config *cfg, enum opt_type type, const char *arg, char *err,
+		    size_t errlen)
 {
-	struct cidr *list = allow ? cfg->acl.allow : cfg->acl.deny;
-	unsigned *n = allow ? &cfg->acl.n_allow : &cfg->acl.n_deny;
+	struct cidr *list = type == T_ALLOW ? cfg->acl.allow
+			  : type == T_DENY ? cfg->acl.deny : cfg->proxy_from;
+	unsigned *n = type == T_ALLOW ? &cfg->acl.n_allow
+		    : type == T_DENY ? &cfg->acl.n_deny : &cfg->n_proxy_from;
+	const char *name = type == T_ALLOW ? "allow" : type == T_DENY ? "deny" : "proxy-from";
 	char why[160];
 
 	if (*n == ACL_MAX_RULES) {
-		snprintf(err, errlen, "--%s: at most %d rules", allow ? "allow" : "deny",
-			 ACL_MAX_RULES);
+		snprintf(err, errlen, "--%s: at most %d rules", name, ACL_MAX_RULES);
 		return -EINVAL;
 	}
 	if (cidr_parse(arg, &list[*n], why, sizeof(why))) {
-		snprintf(err, errlen, "--%s: %s", allow ? "allow" : "deny", why);
+		snprintf(err, errlen, "--%s: %s", name, why);
 		return -EINVAL;
 	}
 	(*n)++;
@@ -211,10 +252,10 @@ static int apply(const struct opt_def *o, const char *arg, struct config *cfg,
 		}
 		*(const char **)field = arg;
 		return 0;
-	case T_LISTEN:
-		return add_listen(cfg, arg, err, errlen);
-	case T_ALLOW: case T_DENY:
-		return add_cidr(cfg, o->type == T_ALLOW, arg, err, errlen);
+	case T_LISTEN: case T_PROXY_LISTEN: case T_UDP_LISTEN:
+		return add_listen(cfg, arg, o->type, err, errlen);
+	case T_ALLOW: case T_DENY: case T_PROXY_FROM:
+		return add_cidr(cfg, o->type, arg, err, errlen);
 	case T_ENGINE:
 		for (unsigned i = 0; i < ARRAY_SIZE(engine_names); i++) {
 			if (!strcmp(arg, engine_names[i])) {
@@ -231,6 +272,16 @@ static int apply(const struct opt_def *o, const char *arg, struct config *cfg,
 			snprintf(err, errlen, "--%s: %s", o->name, why);
 			return -EINVAL;
 		}
+		return 0;
+	}
+	case T_MODE: {
+		char *end;
+		unsigned long m = strtoul(arg, &end, 8);
+		if (*arg < '0' || *arg > '7' || *end || (m != 0600 && m != 0660 && m != 0666)) {
+			snprintf(err, errlen, "--%s: '%s' is not 0600, 0660 or 0666", o->name, arg);
+			return -EINVAL;
+		}
+		*(uint32_t *)field = (uint32_t)m;
 		return 0;
 	}
 	case T_TRACE:
@@ -356,7 +407,7 @@ int config_parse(struct config *cfg, int argc, char **argv, char *err, size_t er
  * endpoint's (16 connections, listener, eventfd, libmicrohttpd's epoll). */
 static uint64_t fd_reserve(const struct config *cfg)
 {
-	return 32 + 48 + (uint64_t)cfg->workers * (cfg->n_listen + 4);
+	return 32 + 48 + (uint64_t)cfg->workers * (cfg->n_listen + cfg->n_udp_listen + 5);
 }
 
 /* Does a socket bound to a take connections meant for b (same port)?  The
@@ -443,6 +494,13 @@ int config_finish(struct config *cfg, char *err, size_t errlen)
 	}
 	if (check_listen_overlap(cfg, err, errlen))
 		return -EINVAL;
+	/* Trust is never implicit: a header from anyone would let anyone
+	 * claim any address, past every ACL and per-address limit. */
+	if (config_has_proxy(cfg) && !cfg->n_proxy_from) {
+		snprintf(err, errlen, "--proxy-listen needs --proxy-from CIDR: the load balancers "
+			 "trusted to send PROXY headers");
+		return -EINVAL;
+	}
 	/* --backlog max stays CONFIG_AUTO: listen() is then given INT_MAX,
 	 * which the kernel clamps to net.core.somaxconn of the listener's
 	 * network namespace.  No file to read, so it holds where /proc/sys is

@@ -21,6 +21,7 @@
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_CONNS 10000000	/* --max-conns at most */
 #define CONFIG_AUTO UINT32_MAX	/* "auto"/"max": resolved by config_finish */
+#define UDP_PAYLOAD_MAX 65527	/* the largest UDP payload (IPv6; IPv4 allows 65507) */
 
 enum engine_kind {
 	ENGINE_AUTO,
@@ -32,6 +33,7 @@ enum engine_kind {
 struct listen_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
+	bool proxy;	/* --proxy-listen: connections begin with a PROXY header */
 };
 
 struct config {
@@ -53,15 +55,38 @@ struct config {
 	uint32_t trace;
 	const char *trace_file;
 	const char *ctl_path;		/* control socket; NULL = none */
+	uint32_t ctl_mode;		/* its permissions (0600, 0660 or 0666) */
+	const char *ctl_group;		/* its group (name or number); NULL = ours */
 	struct listen_addr metrics;	/* len 0: no metrics endpoint */
 	bool busy_poll;
+	/* UDP echo (docs/udp.md); no --udp-listen: UDP is off. */
+	struct listen_addr udp_listen[CONFIG_MAX_LISTEN];
+	unsigned n_udp_listen;
+	uint32_t udp_max_size;	/* bytes: larger datagrams are dropped */
+	uint32_t udp_rate;	/* datagrams per second per source, 0 = unlimited */
+	uint32_t udp_sources;	/* entries of the per-source rate table */
+	bool udp_allow_low_ports;
+	bool udp_df;		/* replies carry Don't Fragment */
 	bool check;
 	bool help;
 	bool version;
 	struct acl acl;
+	/* PROXY protocol (core/proxy.h): the balancers trusted to send a
+	 * header on a --proxy-listen listener, and how long one may take. */
+	struct cidr proxy_from[ACL_MAX_RULES];
+	unsigned n_proxy_from;
+	uint32_t proxy_timeout;	/* seconds */
 	uint64_t given;		/* options set by the command line (bit: table row) */
 	char *text;		/* the file's text the strings point into (owned) */
 };
+
+static inline bool config_has_proxy(const struct config *cfg)
+{
+	for (unsigned i = 0; i < cfg->n_listen; i++)
+		if (cfg->listen[i].proxy)
+			return true;
+	return false;
+}
 
 int config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
 

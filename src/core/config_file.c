@@ -44,7 +44,8 @@ static bool file_allows(const struct opt_def *o)
 
 static bool repeatable(const struct opt_def *o)
 {
-	return o->type == T_LISTEN || o->type == T_ALLOW || o->type == T_DENY;
+	return o->type == T_LISTEN || o->type == T_ALLOW || o->type == T_DENY ||
+	       o->type == T_PROXY_LISTEN || o->type == T_PROXY_FROM || o->type == T_UDP_LISTEN;
 }
 
 static bool blank(char c)
@@ -198,6 +199,33 @@ out:
 	return r;
 }
 
+static bool has_listen(const struct config *cfg, const struct listen_addr *l)
+{
+	for (unsigned i = 0; i < cfg->n_listen; i++)
+		if (!memcmp(&cfg->listen[i], l, sizeof(*l)))
+			return true;
+	return false;
+}
+
+/* The command line's --listen (or --proxy-listen) addresses replace the
+ * file's of the same kind; the other kind's stay.  In the command line's
+ * order (the port file lists them so), the other kind's first if the
+ * command line gave those too (copied already), the file's last. */
+static void copy_listens(struct config *dst, const struct config *src, bool proxy)
+{
+	struct listen_addr out[CONFIG_MAX_LISTEN];
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < src->n_listen; i++)
+		if (src->listen[i].proxy == proxy || has_listen(dst, &src->listen[i]))
+			out[n++] = src->listen[i];
+	for (unsigned i = 0; i < dst->n_listen && n < CONFIG_MAX_LISTEN; i++)
+		if (dst->listen[i].proxy != proxy && !has_listen(src, &dst->listen[i]))
+			out[n++] = dst->listen[i];
+	memcpy(dst->listen, out, n * sizeof(out[0]));
+	dst->n_listen = n;
+}
+
 /* Copy option o's value from src to dst (a repeatable option: its whole
  * list, so the command line's --allow rules replace the file's). */
 static void copy_opt(struct config *dst, const struct config *src, const struct opt_def *o)
@@ -206,9 +234,16 @@ static void copy_opt(struct config *dst, const struct config *src, const struct 
 	const char *s = (const char *)src + o->off;
 
 	switch (o->type) {
-	case T_LISTEN:
-		memcpy(dst->listen, src->listen, sizeof(dst->listen));
-		dst->n_listen = src->n_listen;
+	case T_LISTEN: case T_PROXY_LISTEN:
+		copy_listens(dst, src, o->type == T_PROXY_LISTEN);
+		break;
+	case T_PROXY_FROM:
+		memcpy(dst->proxy_from, src->proxy_from, sizeof(dst->proxy_from));
+		dst->n_proxy_from = src->n_proxy_from;
+		break;
+	case T_UDP_LISTEN:
+		memcpy(dst->udp_listen, src->udp_listen, sizeof(dst->udp_listen));
+		dst->n_udp_listen = src->n_udp_listen;
 		break;
 	case T_ALLOW:
 		memcpy(dst->acl.allow, src->acl.allow, sizeof(dst->acl.allow));
@@ -300,9 +335,18 @@ static void write_opt(struct sbuf *out, const struct config *cfg, const struct o
 	const char *field = (const char *)cfg + o->off;
 
 	switch (o->type) {
-	case T_LISTEN:
+	case T_LISTEN: case T_PROXY_LISTEN:
 		for (unsigned i = 0; i < cfg->n_listen; i++)
-			write_addr(out, o->name, &cfg->listen[i]);
+			if (cfg->listen[i].proxy == (o->type == T_PROXY_LISTEN))
+				write_addr(out, o->name, &cfg->listen[i]);
+		break;
+	case T_PROXY_FROM:
+		for (unsigned i = 0; i < cfg->n_proxy_from; i++)
+			write_cidr(out, o->name, &cfg->proxy_from[i]);
+		break;
+	case T_UDP_LISTEN:
+		for (unsigned i = 0; i < cfg->n_udp_listen; i++)
+			write_addr(out, o->name, &cfg->udp_listen[i]);
 		break;
 	case T_ALLOW: case T_DENY: {
 		bool allow = o->type == T_ALLOW;
@@ -328,6 +372,9 @@ static void write_opt(struct sbuf *out, const struct config *cfg, const struct o
 		break;
 	case T_TRACE:
 		sbuf_printf(out, "%s 0x%x\n", o->name, *(const uint32_t *)field);
+		break;
+	case T_MODE:
+		sbuf_printf(out, "%s 0%o\n", o->name, *(const uint32_t *)field);
 		break;
 	default:
 		write_number(out, o, *(const uint32_t *)field);

@@ -18,11 +18,15 @@ enum opt_type {
 	T_SECS,		/* whole seconds */
 	T_STRING,
 	T_LISTEN,	/* repeatable ADDR:PORT */
+	T_UDP_LISTEN,	/* repeatable ADDR:PORT, for UDP */
 	T_ALLOW,	/* repeatable CIDR */
 	T_DENY,
 	T_ENGINE,
 	T_TRACE,
 	T_ADDR,		/* one ADDR:PORT into a struct listen_addr */
+	T_PROXY_LISTEN,	/* repeatable ADDR:PORT, a PROXY protocol listener */
+	T_PROXY_FROM,	/* repeatable CIDR */
+	T_MODE,		/* octal permissions of a socket: 0600, 0660 or 0666 */
 };
 
 struct opt_def {

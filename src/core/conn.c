@@ -17,6 +17,10 @@ static const char *const reason_names[] = {
 	[CLOSE_LIMIT] = "limit",
 	[CLOSE_ACL] = "acl",
 	[CLOSE_DRAIN] = "drain",
+	[CLOSE_PROXY_BAD] = "proxy-bad",
+	[CLOSE_PROXY_UNTRUSTED] = "proxy-untrusted",
+	[CLOSE_PROXY_TIMEOUT] = "proxy-timeout",
+	[CLOSE_ADMIN] = "admin",
 };
 
 const char *close_reason_name(enum close_reason r)

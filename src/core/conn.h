@@ -35,6 +35,10 @@ enum close_reason {
 	CLOSE_LIMIT,	/* rejected: --max-conns or --max-conns-per-ip */
 	CLOSE_ACL,	/* rejected: --allow/--deny */
 	CLOSE_DRAIN,	/* cut at the end of the drain timeout */
+	CLOSE_PROXY_BAD,	/* PROXY header malformed, or the peer left before it */
+	CLOSE_PROXY_UNTRUSTED,	/* PROXY listener, peer not in --proxy-from */
+	CLOSE_PROXY_TIMEOUT,	/* PROXY header not complete in --proxy-timeout */
+	CLOSE_ADMIN,	/* closed by the operator: echosrvctl kill */
 };
 
 const char *close_reason_name(enum close_reason r);
@@ -47,7 +51,12 @@ struct conn {
 	uint8_t state;		/* enum conn_state */
 	uint8_t reason;		/* enum close_reason, once closing */
 	uint16_t port;		/* peer port, host order */
-	struct ipaddr peer;
+	struct ipaddr peer;	/* the client (from a PROXY header, if any) */
+	struct ipaddr via;	/* the load balancer that sent the PROXY
+				 * header; family 0: a direct connection */
+	uint16_t via_port;
+	uint32_t pre_read;	/* bytes read before the engine adopted it (the
+				 * PROXY header): not part of the echoed stream */
 	uint64_t started;	/* ns, monotonic */
 	uint64_t bytes_in, bytes_out;
 	/* Unsent data (epoll engine): buf[off, off+len) waits to be sent. */

@@ -106,16 +106,26 @@ static void erase(struct limits *l, struct ip_count *e)
 	atomic_fetch_sub_explicit(&l->addrs, 1, memory_order_relaxed);
 }
 
-enum admit limits_take_with(struct limits *l, const struct ipaddr *ip, uint32_t max_conns,
-			   uint32_t per_ip, bool *counted)
+enum admit limits_reserve(struct limits *l, uint32_t max_conns)
 {
 	uint32_t n = atomic_fetch_add_explicit(&l->active, 1, memory_order_relaxed);
 
-	*counted = false;
 	if (n >= max_conns) {
 		atomic_fetch_sub_explicit(&l->active, 1, memory_order_relaxed);
 		return ADMIT_MAX_CONNS;
 	}
+	return ADMIT_OK;
+}
+
+void limits_unreserve(struct limits *l)
+{
+	atomic_fetch_sub_explicit(&l->active, 1, memory_order_relaxed);
+}
+
+enum admit limits_take_reserved(struct limits *l, const struct ipaddr *ip, uint32_t per_ip,
+				bool *counted)
+{
+	*counted = false;
 	if (!per_ip)
 		return ADMIT_OK;
 	pthread_mutex_lock(&l->lock);
@@ -129,11 +139,20 @@ enum admit limits_take_with(struct limits *l, const struct ipaddr *ip, uint32_t 
 	}
 	pthread_mutex_unlock(&l->lock);
 	if (!ok) {
-		atomic_fetch_sub_explicit(&l->active, 1, memory_order_relaxed);
+		limits_unreserve(l);
 		return ADMIT_PER_IP;
 	}
 	*counted = true;
 	return ADMIT_OK;
+}
+
+enum admit limits_take_with(struct limits *l, const struct ipaddr *ip, uint32_t max_conns,
+			   uint32_t per_ip, bool *counted)
+{
+	enum admit why = limits_reserve(l, max_conns);
+
+	*counted = false;
+	return why != ADMIT_OK ? why : limits_take_reserved(l, ip, per_ip, counted);
 }
 
 void limits_release_with(struct limits *l, const struct ipaddr *ip, bool counted)

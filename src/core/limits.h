@@ -57,6 +57,15 @@ void limits_release(struct limits *l, const struct ipaddr *ip);
 enum admit limits_take_with(struct limits *l, const struct ipaddr *ip, uint32_t max_conns,
 			   uint32_t per_ip, bool *counted);
 void limits_release_with(struct limits *l, const struct ipaddr *ip, bool counted);
+/* The same in two steps, for a connection whose address is known only
+ * later (a PROXY header): a place under max_conns at accept, then the
+ * address's share.  A refusal by take_reserved gives the place back;
+ * unreserve gives it back when the connection goes before its address is
+ * known. */
+enum admit limits_reserve(struct limits *l, uint32_t max_conns);
+enum admit limits_take_reserved(struct limits *l, const struct ipaddr *ip, uint32_t per_ip,
+				bool *counted);
+void limits_unreserve(struct limits *l);
 /* Make the per-address table big enough for max_conns addresses, before a
  * configuration with a per-address limit is put in force.  0 or -ENOMEM. */
 int limits_prepare(struct limits *l, uint32_t max_conns);

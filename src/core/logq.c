@@ -4,7 +4,9 @@
  * Positions (head, tail, gap) are byte counts since start, so "used" is
  * head - tail and a position maps into the ring modulo LOGQ_BYTES; a line
  * may wrap around the end of the ring.  Everything in `q` is guarded by
- * q.mu except `state` and `dropped`, which are read without it. */
+ * q.mu except `state`, `dropped` and the `shown_*` copies, which are read
+ * without it: a metrics scrape reads the queue's fill from them, so it
+ * never waits on (or delays) a worker putting a line. */
 #include "core/logq.h"
 
 #include <poll.h>
@@ -40,6 +42,7 @@ static struct {
 	struct logq_ops ops;
 	_Atomic int state;
 	_Atomic uint64_t dropped;
+	_Atomic uint64_t shown_lines, shown_bytes;	/* lines, head - tail */
 } q = {
 	.mu = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -58,6 +61,13 @@ static void ring_copy_out(uint64_t pos, char *dst, size_t n)
 
 	memcpy(dst, q.ring + off, first);
 	memcpy(dst + first, q.ring, n - first);
+}
+
+/* Under q.mu, after head, tail or lines changed. */
+static void show_fill(void)
+{
+	atomic_store_explicit(&q.shown_lines, q.lines, memory_order_relaxed);
+	atomic_store_explicit(&q.shown_bytes, q.head - q.tail, memory_order_relaxed);
 }
 
 int logq_put(const char *line, size_t len)
@@ -79,6 +89,7 @@ int logq_put(const char *line, size_t len)
 	ring_copy_in(q.head, line, len);
 	q.head += len;
 	q.lines++;
+	show_fill();
 	wake = q.sleeping;
 	q.sleeping = false;
 	pthread_mutex_unlock(&q.mu);
@@ -118,6 +129,7 @@ static size_t take(char *buf, uint64_t *report)
 	}
 	q.tail += n;
 	q.lines -= count_lines(buf, n);
+	show_fill();
 	return n;
 }
 
@@ -304,10 +316,8 @@ void logq_stop(unsigned ms)
 
 void logq_get_stats(struct logq_stats *st)
 {
-	pthread_mutex_lock(&q.mu);
-	st->lines = q.lines;
-	st->bytes = q.head - q.tail;
-	pthread_mutex_unlock(&q.mu);
+	st->lines = atomic_load_explicit(&q.shown_lines, memory_order_relaxed);
+	st->bytes = atomic_load_explicit(&q.shown_bytes, memory_order_relaxed);
 	st->dropped = atomic_load_explicit(&q.dropped, memory_order_relaxed);
 	st->capacity = LOGQ_BYTES;
 }

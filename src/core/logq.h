@@ -57,6 +57,9 @@ int logq_flush(unsigned ms);
  * after this are written only when the sink takes them at once. */
 void logq_stop(unsigned ms);
 
+/* From any thread, without taking the queue's lock (a scrape must not
+ * wait on a worker putting a line): each field is current, not all at one
+ * instant. */
 void logq_get_stats(struct logq_stats *st);
 
 #endif

@@ -25,14 +25,42 @@
 	X(errors, "errors_total", "Connections ended by a send or receive error")   \
 	X(drain_closes, "drain_closes_total", "Connections cut at the drain timeout") \
 	X(accept_pauses, "accept_pauses_total", "Accepting paused: out of descriptors") \
-	X(refreshes, "report_refreshes_total", "Counter refreshes a worker made for reports")
+	X(refreshes, "report_refreshes_total", "Counter refreshes a worker made for reports") \
+	X(proxied, "proxy_connections_total", "Connections admitted with a client address from a PROXY header") \
+	X(proxy_health, "proxy_health_checks_total", "PROXY connections without a client address (v2 LOCAL, v1 UNKNOWN): balancer health checks") \
+	STATS_UDP(X)
+
+/* UDP echo (docs/udp.md): datagrams and bytes received (all of them) and
+ * echoed. */
+#define STATS_UDP(X)                                                                 \
+	X(udp_in, "udp_datagrams_received_total", "UDP datagrams received")         \
+	X(udp_out, "udp_datagrams_sent_total", "UDP datagrams echoed")              \
+	X(udp_bytes_in, "udp_bytes_received_total", "UDP payload bytes received")   \
+	X(udp_bytes_out, "udp_bytes_sent_total", "UDP payload bytes echoed")
+
+/* UDP drops, one per reason of core/udp_guard.h: name is the reason, as
+ * echosrv_udp_dropped_total{reason="..."} and under "udp_dropped" in
+ * `stats`. */
+#define STATS_UDP_DROPS(X)                                                           \
+	X(udp_drop_low_port, "low-port", "source port below 1024")                  \
+	X(udp_drop_loop, "loop", "source port is one echosrv serves")               \
+	X(udp_drop_bad_source, "bad-source", "bad source or destination")           \
+	X(udp_drop_rate, "rate", "source over --udp-rate")                          \
+	X(udp_drop_acl, "acl", "refused by --allow/--deny")                         \
+	X(udp_drop_too_big, "too-big", "larger than --udp-max-size")                \
+	X(udp_drop_truncated, "truncated", "truncated by the kernel")               \
+	X(udp_drop_send_full, "send-full", "reply dropped: send queue full")        \
+	X(udp_drop_send_error, "send-error", "reply dropped: send failed")
 
 #define STATS_REJECTS(X)                                                             \
 	X(rej_max_conns, "max_conns", "--max-conns reached")                        \
 	X(rej_per_ip, "max_conns_per_ip", "--max-conns-per-ip reached")             \
-	X(rej_acl, "acl", "refused by --allow/--deny")
+	X(rej_acl, "acl", "refused by --allow/--deny")                              \
+	X(rej_proxy_bad, "proxy_bad", "PROXY header malformed, or the connection ended before it") \
+	X(rej_proxy_untrusted, "proxy_untrusted", "PROXY listener connection not from --proxy-from") \
+	X(rej_proxy_timeout, "proxy_timeout", "PROXY header not complete within --proxy-timeout")
 
-#define STATS_FIELDS(X) STATS_COUNTERS(X) STATS_REJECTS(X)
+#define STATS_FIELDS(X) STATS_COUNTERS(X) STATS_REJECTS(X) STATS_UDP_DROPS(X)
 
 /* Closes are counted per enum close_reason (conn.h), up to this many
  * reasons; the metrics name each by close_reason_name(). */

@@ -268,6 +268,30 @@ void trace_emit(uint32_t cat, const char *fmt, ...)
 	va_end(ap);
 }
 
+void trace_emit_as(int prio, const char *tag, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit(prio, tag, fmt, ap);
+	va_end(ap);
+}
+
+void log_fatal(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n = snprintf(line, sizeof(line), "%s", stderr_is_journal() ? "<3>echosrv: " : "echosrv: ");
+
+	va_start(ap, fmt);
+	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	n = m < 0 ? n : MIN(n + m, (int)sizeof(line) - 2);
+	line[n++] = '\n';
+	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+	(void)w;
+}
+
 void log_notice(const char *fmt, ...)
 {
 	va_list ap;

@@ -49,9 +49,27 @@ static inline bool trace_on(uint32_t cat)
 void trace_emit(uint32_t cat, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* A line of category cat written with another syslog priority and tag than
+ * the category's own: rejections are traced under ERROR (0x1, the sample's
+ * flag) but are expected events, so they go to the journal as warning (4,
+ * a limit reached) or notice (5, an ACL doing its job), not as errors. */
+#define TRACE_AS(cat, prio, tag, ...)                                          \
+	do {                                                                   \
+		if (trace_on(cat))                                             \
+			trace_emit_as((prio), (tag), __VA_ARGS__);             \
+	} while (0)
+
+void trace_emit_as(int prio, const char *tag, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Lifecycle lines an operator always needs (listening address, engine,
  * fallbacks, stop): printed whatever the mask. */
 void log_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Why echosrv cannot start (or --check refuses): one line "echosrv: ..."
+ * straight to stderr, whatever --trace-file says, with the <3> priority
+ * when stderr is the journal, so `journalctl -p err` shows it. */
+void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Parse "0x3", "3" or "error,info" (also "all", "none").  Returns 0, or
  * -EINVAL with a reason in err. */

@@ -6,8 +6,11 @@
  * start and --check fail with the reason when it cannot run. */
 #include "engine/engine.h"
 
+#include <bpf/libbpf.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "core/libinfo.h"
 
 const struct engine_ops *engine_select(const struct config *cfg, char *why, size_t len,
 				       char *note, size_t notelen)
@@ -37,4 +40,22 @@ const struct engine_ops *engine_select(const struct config *cfg, char *why, size
 			 engine_name((enum engine_kind)cfg->engine));
 		return NULL;
 	}
+}
+
+void engine_report(FILE *out, const struct config *cfg)
+{
+	const struct engine_ops *all[] = { &engine_epoll, &engine_uring, &engine_sockmap };
+	char why[300], uring[32], bpf[32];
+
+	fprintf(out, "engines in this build: epoll, io_uring, sockmap\n");
+	fprintf(out, "engines that can run here (this kernel, these privileges):\n");
+	for (unsigned i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		why[0] = '\0';
+		int r = all[i]->probe ? all[i]->probe(cfg, why, sizeof(why)) : 0;
+		fprintf(out, "  %-9s %s%s\n", all[i]->name, r ? "no: " : "yes", r ? why : "");
+	}
+	lib_loaded_version("liburing", uring, sizeof(uring));
+	if (lib_loaded_version("libbpf", bpf, sizeof(bpf)))
+		snprintf(bpf, sizeof(bpf), "%s", libbpf_version_string());
+	fprintf(out, "liburing %s, libbpf %s\n", uring, bpf);
 }

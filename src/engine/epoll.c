@@ -19,12 +19,15 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/udp.h"
 #include "core/util.h"
 #include "server/worker.h"
 
 #define EP_BATCH 256
 #define SCRATCH_MAX (256u << 10)
 #define TAG_WAKE UINT32_MAX
+#define TAG_PREAMBLE (UINT32_MAX - 1)	/* w->pre.epfd: PROXY headers */
+#define TAG_UDP (UINT32_MAX - 2)	/* the worker's UDP sockets (udp.h) */
 
 struct ep {
 	int epfd;
@@ -77,7 +80,10 @@ static int ep_init(struct worker *w)
 	e->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (!e->scratch || e->epfd < 0)
 		return e->scratch ? ERR() : -ENOMEM;
-	if ((r = ep_ctl(e, EPOLL_CTL_ADD, w->wake_fd, EPOLLIN, TAG_WAKE)))
+	if ((r = ep_ctl(e, EPOLL_CTL_ADD, w->wake_fd, EPOLLIN, TAG_WAKE)) || (r = udp_init(w)) ||
+	    (udp_fd(w) >= 0 && (r = ep_ctl(e, EPOLL_CTL_ADD, udp_fd(w), EPOLLIN, TAG_UDP))))
+		return r;
+	if (w->pre.epfd >= 0 && (r = ep_ctl(e, EPOLL_CTL_ADD, w->pre.epfd, EPOLLIN, TAG_PREAMBLE)))
 		return r;
 	ep_set_accepting(w, true);
 	return 0;
@@ -87,6 +93,7 @@ static void ep_fini(struct worker *w)
 {
 	struct ep *e = w->eng;
 
+	udp_fini(w);
 	if (!e)
 		return;
 	if (e->epfd >= 0)
@@ -205,6 +212,10 @@ static void dispatch(struct worker *w, const struct epoll_event *ev)
 		uint32_t idx = (uint32_t)tag;
 		if (idx == TAG_WAKE)
 			on_wake(w);
+		else if (idx == TAG_PREAMBLE)
+			worker_preamble_ready(w);
+		else if (idx == TAG_UDP)
+			udp_ready(w);
 		else if (!w->draining && !w->accept_resume)
 			worker_accept_batch(w, listener_row(&w->srv->ls, w->id)[idx]);
 		return;

@@ -30,6 +30,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/preflight.h"
+#include "ops/kill.h"
 #include "ops/reload.h"
 #include "ops/report.h"
 #include "core/sbuf.h"
@@ -110,7 +112,7 @@ static int bind_ctl(int fd, const struct sockaddr_un *addr, char *err, size_t er
 	for (int tries = 0; tries < 2; tries++) {
 		/* umask, not chmod after bind: no moment exists in which the
 		 * socket is open to others.  Workers have not started yet. */
-		mode_t old = umask(0177);
+		mode_t old = umask(0777 & ~(ctl.srv->cfg.ctl_mode ? ctl.srv->cfg.ctl_mode : 0600));
 		int r = bind(fd, (const struct sockaddr *)addr, sizeof(*addr)) ? ERR() : 0;
 		umask(old);
 		if (r != -EADDRINUSE) {
@@ -169,6 +171,23 @@ static void conns_json(struct sbuf *out)
 		out->failed = true;
 }
 
+static char *kill_answer(const struct ctl_req *req, size_t *len)
+{
+	char line[CTL_REQ_MAX], why[160];
+	unsigned by;
+
+	if (kill_conn(ctl.srv, req->conn, req->worker, &by, why, sizeof(why)))
+		snprintf(line, sizeof(line), "error %s\n", why);
+	else {
+		snprintf(line, sizeof(line), "ok\nclosed connection %llx on worker %u\n",
+			 (unsigned long long)req->conn, by);
+		log_notice("connection %llx on worker %u closed (control socket: kill)",
+			   (unsigned long long)req->conn, by);
+	}
+	ctl.conns_at = 0;	/* the next `conns` walks again: it is gone */
+	return dup_text(line, len);
+}
+
 /* Build the reply for one parsed request ("ok\n" + body, or an error). */
 static char *answer(struct client *c, const struct ctl_req *req, size_t *len)
 {
@@ -176,6 +195,8 @@ static char *answer(struct client *c, const struct ctl_req *req, size_t *len)
 	char flags[64];
 	int phase = server_phase(ctl.srv);
 
+	if (req->cmd == CTL_KILL)
+		return kill_answer(req, len);
 	sbuf_printf(&b, "ok\n");
 	switch (req->cmd) {
 	case CTL_STATS:
@@ -205,6 +226,8 @@ static char *answer(struct client *c, const struct ctl_req *req, size_t *len)
 		sbuf_printf(&b, "stopping\n");
 		c->action = SERVER_REQ_STOP;
 		break;
+	case CTL_KILL:
+		break;	/* kill_answer() */
 	case CTL_SHOW_CONFIG:
 		reload_show(ctl.srv, &b);
 		break;
@@ -493,6 +516,29 @@ static void *ctl_main(void *arg)
 
 /* --- start and stop ----------------------------------------------------------- */
 
+/* --ctl-group: the socket's group, for a monitoring group to reach it
+ * with --ctl-mode 0660.  The socket exists for a moment with our own
+ * group first, which is no wider than what was asked. */
+static int set_group(char *err, size_t errlen)
+{
+	const char *name = ctl.srv->cfg.ctl_group;
+	gid_t gid;
+
+	if (!name)
+		return 0;
+	if (ctl_group_id(name, &gid)) {
+		snprintf(err, errlen, "--ctl-group %s: no such group", name);
+		return -ENOENT;
+	}
+	if (lchown(ctl.path, (uid_t)-1, gid)) {
+		int r = ERR();
+		snprintf(err, errlen, "--ctl-group %s: cannot give %s to it: %s%s", name, ctl.path,
+			 strerror(-r), r == -EPERM ? " (echosrv must be a member of the group)" : "");
+		return r;
+	}
+	return 0;
+}
+
 int ctl_start(struct server *srv, const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -517,14 +563,17 @@ int ctl_start(struct server *srv, const char *path, char *err, size_t errlen)
 	if ((r = bind_ctl(ctl.fd, &addr, err, errlen)))
 		goto fail;
 	strcpy(ctl.path, path);
+	if ((r = set_group(err, errlen)))
+		goto fail_unlink;
 	r = listen(ctl.fd, CTL_CLIENTS) ? ERR() : -pthread_create(&ctl.thread, NULL, ctl_main, NULL);
 	if (r) {
 		snprintf(err, errlen, "--ctl %s: %s", path, strerror(-r));
-		unlink(ctl.path);
-		goto fail;
+		goto fail_unlink;
 	}
 	ctl.running = true;
 	return 0;
+fail_unlink:
+	unlink(ctl.path);
 fail:
 	if (ctl.fd >= 0)
 		close(ctl.fd);

@@ -29,11 +29,14 @@ enum ctl_cmd {
 	CTL_STOP,
 	CTL_RELOAD,		/* read the --config file again (ops/reload.h) */
 	CTL_SHOW_CONFIG,	/* the configuration in force, as a file */
+	CTL_KILL,
 };
 
 struct ctl_req {
 	enum ctl_cmd cmd;
 	uint32_t trace;		/* CTL_TRACE_SET */
+	uint64_t conn;		/* CTL_KILL: the connection id (hex in `conns`) */
+	uint32_t worker;	/* CTL_KILL: its worker, or UINT32_MAX for any */
 };
 
 /* Parse one request line: buf[0, len) without the "\n" (a trailing "\r" is

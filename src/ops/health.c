@@ -53,13 +53,19 @@ bool health_check(struct server *srv)
 	return !first;
 }
 
+/* Past PHASE_RUNNING: what the server does now, in the answers' words. */
+static const char *ending(struct server *srv)
+{
+	return server_phase(srv) == PHASE_DRAINING ? "draining" : "stopping";
+}
+
 bool health_alive(struct server *srv, char *why, size_t len)
 {
 	uint64_t now = mono_ns(), checked = atomic_load(&last_check);
 	unsigned w = atomic_load(&stuck);
 
 	if (server_phase(srv) != PHASE_RUNNING) {
-		snprintf(why, len, "alive: draining");
+		snprintf(why, len, "alive: %s", ending(srv));
 		return true;
 	}
 	if (w) {
@@ -80,7 +86,7 @@ bool health_alive(struct server *srv, char *why, size_t len)
 bool health_ready(struct server *srv, char *why, size_t len)
 {
 	if (server_phase(srv) != PHASE_RUNNING) {
-		snprintf(why, len, "not ready: draining");
+		snprintf(why, len, "not ready: %s", ending(srv));
 		return false;
 	}
 	if (!atomic_load(&srv->serving)) {

@@ -18,6 +18,7 @@
 #include "core/util.h"
 #include "ops/health.h"
 #include "ops/metrics_http.h"
+#include "ops/procmetrics.h"
 #include "server/server.h"
 
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
@@ -44,6 +45,9 @@ static enum MHD_Result reply(struct MHD_Connection *mc, unsigned code, const cha
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	/* Probes and scrapes must see the state now, never a cached one. */
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	/* A 405 must say which methods are allowed (RFC 9110, 15.5.6). */
+	if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 	enum MHD_Result ret = MHD_queue_response(mc, code, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -92,7 +96,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 	if (!known)
 		return reply_text(mc, MHD_HTTP_NOT_FOUND, "not found; see / for the endpoints\n");
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-		return reply_text(mc, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET\n");
+		return reply_text(mc, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET or HEAD\n");
 	if (!strcmp(url, "/healthz"))
 		return probe(mc, health_alive);
 	if (!strcmp(url, "/readyz"))
@@ -110,9 +114,13 @@ int metrics_start(struct server *srv, const struct listen_addr *addr, char *err,
 	int r;
 
 	msrv = srv;
+	if ((r = procmetrics_open()))
+		TRACE(TR_ERROR, "metrics: cannot open /proc/self: %s; process_* metrics left out",
+		      strerror(-r));
 	addr_format((const struct sockaddr *)&addr->ss, text, sizeof(text));
 	if ((r = mhttp_start(addr, on_request, &port, why, sizeof(why)))) {
 		snprintf(err, errlen, "--metrics: cannot serve on %s: %s", text, why);
+		procmetrics_close();
 		return r;
 	}
 	/* The port sits at the same offset in sockaddr_in and sockaddr_in6. */
@@ -125,4 +133,10 @@ int metrics_start(struct server *srv, const struct listen_addr *addr, char *err,
 void metrics_stop(void)
 {
 	mhttp_stop();
+	procmetrics_close();
+}
+
+const char *metrics_lib_version(void)
+{
+	return mhttp_lib_version();
 }

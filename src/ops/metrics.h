@@ -24,4 +24,7 @@ void metrics_stop(void);
 /* The exposition text (format 0.0.4); separate for testing. */
 void metrics_render(struct server *srv, struct sbuf *out);
 
+/* The libmicrohttpd version this process runs with (echosrv -V). */
+const char *metrics_lib_version(void);
+
 #endif

@@ -11,9 +11,17 @@
  *
  * A connection is ended early by shutdown(SHUT_RDWR) on its socket: the
  * socket stays libmicrohttpd's, which sees the end of the stream at its
- * next read and closes and frees the connection the usual way. */
+ * next read and closes and frees the connection the usual way.
+ *
+ * When the process runs out of descriptors (the workers' connections took
+ * them), a probe must still be answered: a liveness probe that times out
+ * gets the process killed for what is an overload.  So this thread holds
+ * one spare descriptor; on EMFILE or ENFILE it closes the spare and
+ * accepts into its place, and takes a descriptor back as the spare as soon
+ * as one is free again. */
 #include "ops/metrics_http.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -45,11 +53,12 @@ struct hconn {
 static struct {
 	struct MHD_Daemon *d;
 	int lfd, stop_fd;
+	int spare;		/* -1: lent to a connection accepted out of descriptors */
 	pthread_t thread;
 	bool running;
 	uint64_t accept_resume;	/* ns; 0 = accepting */
 	struct hconn conns[SLOTS];
-} h = { .lfd = -1, .stop_fd = -1 };
+} h = { .lfd = -1, .stop_fd = -1, .spare = -1 };
 
 /* --- the connection table ------------------------------------------------------ */
 
@@ -140,12 +149,24 @@ static void on_notify(void *cls, struct MHD_Connection *mc, void **socket_ctx,
 
 /* --- the loop ------------------------------------------------------------------ */
 
+static int take_spare(void)
+{
+	return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 static void accept_some(uint64_t now)
 {
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		int fd = accept4(h.lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE) && h.spare >= 0) {
+			TRACE(TR_INFO, "metrics: out of descriptors: accepting into the spare");
+			close(h.spare);
+			h.spare = -1;
+			len = sizeof(ss);
+			fd = accept4(h.lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		}
 		if (fd < 0) {
 			int e = errno;
 			if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
@@ -196,6 +217,8 @@ static void *mhttp_main(void *arg)
 	if (setpriority(PRIO_PROCESS, (id_t)gettid(), 10))
 		TRACE(TR_INFO, "metrics: cannot lower priority: %s", strerror(errno));
 	for (;;) {
+		if (h.spare < 0)	/* fails while descriptors are still short */
+			h.spare = take_spare();
 		int timeout = poll_timeout(mono_ns());
 		struct pollfd p[3] = {
 			{ .fd = h.stop_fd, .events = POLLIN },
@@ -266,14 +289,17 @@ int mhttp_start(const struct listen_addr *addr, MHD_AccessHandlerCallback handle
 	}
 	h.d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
 			       0, NULL, NULL, handler, NULL,
+			       /* First: libmicrohttpd warns (on its own logger)
+			        * about options given before its logger. */
+			       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			       MHD_OPTION_CONNECTION_LIMIT, (unsigned)SLOTS,
 			       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)MHTTP_IDLE_S,
 			       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_BYTES,
 			       MHD_OPTION_NOTIFY_CONNECTION, on_notify, NULL,
-			       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			       MHD_OPTION_END);
 	h.stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (!h.d || h.stop_fd < 0) {
+	h.spare = take_spare();
+	if (!h.d || h.stop_fd < 0 || h.spare < 0) {
 		snprintf(err, errlen, "%s", h.d ? strerror(errno) : "libmicrohttpd did not start");
 		r = -ENOMEM;
 		goto fail;
@@ -289,6 +315,11 @@ fail:
 	return r;
 }
 
+const char *mhttp_lib_version(void)
+{
+	return MHD_get_version();
+}
+
 void mhttp_stop(void)
 {
 	uint64_t one = 1;
@@ -302,6 +333,8 @@ void mhttp_stop(void)
 		close(h.lfd);
 	if (h.stop_fd >= 0)
 		close(h.stop_fd);
+	if (h.spare >= 0)
+		close(h.spare);
 	h.d = NULL;
-	h.lfd = h.stop_fd = -1;
+	h.lfd = h.stop_fd = h.spare = -1;
 }

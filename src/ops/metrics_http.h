@@ -31,4 +31,7 @@ int mhttp_start(const struct listen_addr *addr, MHD_AccessHandlerCallback handle
 /* Safe if never started. */
 void mhttp_stop(void);
 
+/* The version of the libmicrohttpd this process runs with (echosrv -V). */
+const char *mhttp_lib_version(void);
+
 #endif

@@ -11,8 +11,9 @@
  * Every value is a relaxed load of a counter some worker keeps for itself,
  * or a field of the shared state: rendering takes no lock a worker takes
  * and wakes no worker (except where an engine's byte counters lag and
- * report_refresh() asks, at most once per SYNC_MIN_NS however often we are
- * scraped). */
+ * report_refresh_quick() asks, at most once per SYNC_MIN_NS however often
+ * we are scraped, never waiting on a stuck worker: this thread answers the
+ * probes too). */
 #include "ops/metrics.h"
 
 #include <stdio.h>
@@ -143,6 +144,13 @@ static void worker_metrics(struct server *srv, struct sbuf *o)
 			    (unsigned long long)STAT_GET(&ws[i].stats, f));
 	STATS_COUNTERS(X)
 #undef X
+	family(o, "udp_dropped_total", "counter", "UDP datagrams dropped, by reason (docs/udp.md)");
+#define X(f, p, h)                                                                          \
+	for (unsigned i = 0; i < n; i++)                                                    \
+		sbuf_printf(o, "echosrv_udp_dropped_total{worker=\"%u\",reason=\"" p "\"} %llu\n", \
+			    i, (unsigned long long)STAT_GET(&ws[i].stats, f));
+	STATS_UDP_DROPS(X)
+#undef X
 	family(o, "worker_busy_seconds_total", "counter",
 	       "Time each worker loop spent working rather than waiting for events");
 	for (unsigned i = 0; i < n; i++) {
@@ -221,7 +229,7 @@ void metrics_render(struct server *srv, struct sbuf *o)
 	struct stats_sum s;
 	uint64_t active;
 
-	report_refresh(srv);
+	report_refresh_quick(srv);
 	report_sum(srv, &s, &active);
 	info_metrics(srv, o);
 	log_queue_metrics(o);

@@ -4,14 +4,23 @@
  * Names, types and units are those of the Prometheus client libraries'
  * process collectors, so dashboards written for any exporter work here.
  * Counting descriptors lists /proc/self/fd: one directory read per scrape,
- * in the metrics thread, never in a worker. */
+ * in the metrics thread, never in a worker.  The directory and
+ * /proc/self/stat stay open from procmetrics_open() on (procfs regenerates
+ * both when read again from the start), and the boot time is read once:
+ * a scrape opens nothing, so it still answers out of descriptors. */
 #include "ops/procmetrics.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
+
+static int stat_fd = -1;
+static DIR *fd_dir;
+static unsigned long long btime;	/* s since the epoch at boot; 0: unknown */
 
 struct procstat {
 	unsigned long long utime, stime, starttime, vsize;	/* ticks, ticks, ticks, bytes */
@@ -23,11 +32,10 @@ struct procstat {
 static int read_stat(struct procstat *ps)
 {
 	char buf[1024];
-	FILE *f = fopen("/proc/self/stat", "re");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	ssize_t n = stat_fd >= 0 ? pread(stat_fd, buf, sizeof(buf) - 1, 0) : -1;
 
-	if (f)
-		fclose(f);
+	if (n < 0)
+		return -1;
 	buf[n] = '\0';
 	char *p = strrchr(buf, ')');
 	/* After ")": state(3) ... utime(14) stime(15) ... starttime(22)
@@ -56,16 +64,37 @@ static unsigned long long boot_time(void)
 
 static long open_fds(void)
 {
-	DIR *d = opendir("/proc/self/fd");
 	struct dirent *e;
 	long n = 0;
 
-	if (!d)
+	if (!fd_dir)
 		return -1;
-	while ((e = readdir(d)))
+	rewinddir(fd_dir);	/* a fresh listing: procfs builds it at each read */
+	while ((e = readdir(fd_dir)))
 		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1;	/* not the one opendir() holds */
+	return n;	/* the directory's own descriptor is open too: counted */
+}
+
+int procmetrics_open(void)
+{
+	int r = 0;
+
+	btime = boot_time();
+	if ((stat_fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC)) < 0)
+		r = -errno;
+	if (!(fd_dir = opendir("/proc/self/fd")))
+		r = -errno;
+	return r;
+}
+
+void procmetrics_close(void)
+{
+	if (stat_fd >= 0)
+		close(stat_fd);
+	if (fd_dir)
+		closedir(fd_dir);
+	stat_fd = -1;
+	fd_dir = NULL;
 }
 
 static void family(struct sbuf *o, const char *name, const char *type, const char *help)
@@ -78,7 +107,7 @@ void procmetrics_render(struct sbuf *o)
 	struct procstat ps;
 	struct rlimit rl;
 	long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE), fds = open_fds();
-	unsigned long long bt = boot_time();
+	unsigned long long bt = btime;
 
 	if (ticks > 0 && !read_stat(&ps)) {
 		family(o, "cpu_seconds_total", "counter", "User and system CPU time spent in seconds");

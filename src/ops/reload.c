@@ -54,6 +54,7 @@ int reload_init(struct server *srv, const struct config *cli, struct safefile *p
 	l->cfg.text = NULL;	/* srv->cfg keeps its text: its strings live on */
 	l->gen = 1;
 	l->slots = srv->ls.used;
+	memcpy(l->bound, srv->ls.bound, sizeof(l->bound));
 	rl.cli = cli;
 	rl.port_sf = port_sf;
 	atomic_store(&srv->live, l);
@@ -112,9 +113,21 @@ static void keep_restart_only(struct server *srv, const struct config *cur, stru
 	KEEP(nc->cpu_affinity != st->cpu_affinity, "cpu-affinity", nc->cpu_affinity = st->cpu_affinity);
 	KEEP(nc->busy_poll != st->busy_poll, "busy-poll", nc->busy_poll = st->busy_poll);
 	KEEP(nc->backlog != st->backlog, "backlog", nc->backlog = st->backlog);
+	/* UDP (docs/udp.md): the sockets and the table's size are set at start;
+	 * the guard's ACL, size, rate and low-port rule follow a reload. */
+	KEEP(nc->n_udp_listen != cur->n_udp_listen ||
+	     memcmp(nc->udp_listen, cur->udp_listen, sizeof(nc->udp_listen)), "udp-listen",
+	     (memcpy(nc->udp_listen, cur->udp_listen, sizeof(nc->udp_listen)),
+	      nc->n_udp_listen = cur->n_udp_listen));
+	KEEP(nc->udp_sources != st->udp_sources, "udp-sources", nc->udp_sources = st->udp_sources);
+	KEEP(nc->udp_df != st->udp_df, "udp-df", nc->udp_df = st->udp_df);
 	KEEP(!!nc->ctl_path != !!st->ctl_path ||
 	     (nc->ctl_path && strcmp(nc->ctl_path, st->ctl_path)), "ctl", (void)0);
 	nc->ctl_path = st->ctl_path;
+	KEEP(nc->ctl_mode != st->ctl_mode, "ctl-mode", nc->ctl_mode = st->ctl_mode);
+	KEEP(!!nc->ctl_group != !!st->ctl_group ||
+	     (nc->ctl_group && strcmp(nc->ctl_group, st->ctl_group)), "ctl-group", (void)0);
+	nc->ctl_group = st->ctl_group;
 	KEEP(!!nc->port_file != !!st->port_file ||
 	     (nc->port_file && strcmp(nc->port_file, st->port_file)), "port-file", (void)0);
 	nc->port_file = st->port_file;
@@ -161,12 +174,15 @@ static bool slot_serves(const struct listeners *ls, unsigned a, const struct lis
 
 /* A slot for an added address: one no listener uses, else one whose
  * listener goes (its worker closes the old socket and takes the new one in
- * the same turn), so that a reload may replace all CONFIG_MAX_LISTEN. */
+ * the same turn), so that a reload may replace all CONFIG_MAX_LISTEN.  A
+ * PROXY listener's slot is never handed on: which slots read PROXY headers
+ * is fixed at start. */
 static unsigned free_slot(const struct listeners *ls, const struct plan *p)
 {
 	for (unsigned pass = 0; pass < 2; pass++)
 		for (unsigned a = 0; a < CONFIG_MAX_LISTEN; a++)
-			if (!((p->keep | p->add | (pass ? 0 : ls->used)) & (1u << a)))
+			if (!((p->keep | p->add | (pass ? 0 : ls->used)) & (1u << a)) &&
+			    !ls->proxy[a])	/* that slot stays a PROXY one */
 				return a;
 	return CONFIG_MAX_LISTEN;
 }
@@ -195,6 +211,8 @@ static int plan_listeners(struct server *srv, struct live *nl, struct plan *p, c
 		for (unsigned a = 0; a < CONFIG_MAX_LISTEN; a++) {
 			if ((ls->used & ~p->keep & (1u << a)) &&
 			    slot_serves(ls, a, &nl->cfg.listen[i])) {
+				if (ls->proxy[a] != nl->cfg.listen[i].proxy)
+					goto proxy_changed;
 				p->keep |= 1u << a;
 				matched |= 1u << i;
 				break;
@@ -206,11 +224,16 @@ static int plan_listeners(struct server *srv, struct live *nl, struct plan *p, c
 		unsigned a = free_slot(ls, p);
 		if (matched & (1u << i))
 			continue;
-		/* n_listen <= CONFIG_MAX_LISTEN: there is always one */
-		int r = a < CONFIG_MAX_LISTEN
-			? listeners_bind(ls, &nl->cfg, want, &nl->added[a], CONFIG_MAX_LISTEN,
-					 &p->bound[a], err, errlen)
-			: -ENOSPC;
+		if (want->proxy)
+			goto proxy_changed;
+		if (a == CONFIG_MAX_LISTEN) {	/* only where proxy slots go */
+			snprintf(err, errlen, "--listen: no free slot (at most %d, and a PROXY "
+				 "listener's slot is not reused until a restart)", CONFIG_MAX_LISTEN);
+			close_added(nl, nw);
+			return -ENOSPC;
+		}
+		int r = listeners_bind(ls, &nl->cfg, want, &nl->added[a], CONFIG_MAX_LISTEN,
+				       &p->bound[a], err, errlen);
 		if (r) {
 			close_added(nl, nw);
 			return r;
@@ -221,6 +244,12 @@ static int plan_listeners(struct server *srv, struct live *nl, struct plan *p, c
 	nl->slots = p->keep | p->add;
 	nl->fresh = p->add;
 	return 0;
+proxy_changed:
+	/* Which listeners read PROXY headers is fixed at start (the workers'
+	 * sets exist only then; listener.h). */
+	snprintf(err, errlen, "--proxy-listen cannot change in a reload; restart echosrv for that");
+	close_added(nl, nw);
+	return -EINVAL;
 }
 
 static void log_listeners(struct server *srv, const struct plan *p)
@@ -367,6 +396,12 @@ static int run_locked(struct server *srv, char *err, size_t errlen)
 	if ((r = prepare(srv, cur, nl, &p, err, errlen))) {
 		live_free(nl);
 		return r;
+	}
+	for (unsigned a = 0; a < CONFIG_MAX_LISTEN; a++) {
+		if (p.add & (1u << a))
+			nl->bound[a] = p.bound[a];
+		else if (nl->slots & (1u << a))
+			nl->bound[a] = cur->bound[a];
 	}
 	trace_set(nl->cfg.trace);
 	nl->gen = cur->gen + 1;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ops/health.h"
 #include "server/server.h"
 #include "core/trace.h"
 #include "core/util.h"
@@ -27,9 +28,11 @@ static uint64_t active_of(const struct stats_sum *s)
 	return s->accepted > s->closed ? s->accepted - s->closed : 0;
 }
 
-void report_refresh(struct server *srv)
+/* Ask every worker to refresh and wait for each until deadline; with
+ * stale_ns, not for a worker whose loop last turned longer ago than that. */
+static void refresh(struct server *srv, uint64_t wait_ns, uint64_t stale_ns)
 {
-	uint64_t deadline = mono_ns() + REPORT_WAIT_MS * NSEC_PER_MSEC;
+	uint64_t now = mono_ns(), deadline = now + wait_ns;
 	struct timespec pause = { .tv_nsec = 200 * 1000 };
 
 	if (!srv->engine->sync)
@@ -40,10 +43,23 @@ void report_refresh(struct server *srv)
 	}
 	for (unsigned i = 0; i < srv->n_workers; i++) {
 		struct worker *w = &srv->workers[i];
+		uint64_t turned = atomic_load_explicit(&w->alive, memory_order_relaxed);
+		if (stale_ns && turned && now - turned > stale_ns)
+			continue;	/* stuck: its counters stay as they were */
 		while (atomic_load(&w->sync_done) < atomic_load(&w->sync_req) &&
 		       server_phase(srv) == PHASE_RUNNING && mono_ns() < deadline)
 			nanosleep(&pause, NULL);
 	}
+}
+
+void report_refresh(struct server *srv)
+{
+	refresh(srv, REPORT_WAIT_MS * NSEC_PER_MSEC, 0);
+}
+
+void report_refresh_quick(struct server *srv)
+{
+	refresh(srv, REPORT_QUICK_WAIT_MS * NSEC_PER_MSEC, 2 * HEALTH_PERIOD_NS);
 }
 
 void report_sum(struct server *srv, struct stats_sum *sum, uint64_t *active)
@@ -66,6 +82,11 @@ static void counters_json(struct sbuf *out, const struct stats_sum *s, const cha
 	const char *sep = "";
 #define X(f, p, h) { sbuf_printf(out, "%s\"" p "\": %llu", sep, (unsigned long long)s->f); sep = ", "; }
 	STATS_REJECTS(X)
+#undef X
+	sbuf_printf(out, "},\n%s\"udp_dropped\": {", indent);
+	sep = "";
+#define X(f, p, h) { sbuf_printf(out, "%s\"" p "\": %llu", sep, (unsigned long long)s->f); sep = ", "; }
+	STATS_UDP_DROPS(X)
 #undef X
 	sbuf_printf(out, "}");
 }
@@ -107,20 +128,20 @@ void report_stats_json(struct server *srv, struct sbuf *out)
 
 /* --- connections ----------------------------------------------------------- */
 
-static void peer_text(const struct conn *c, char *buf, size_t len)
+static void peer_text(const struct ipaddr *ip, uint16_t port, char *buf, size_t len)
 {
 	struct sockaddr_storage ss = { 0 };
 
-	if (c->peer.family == AF_INET) {
+	if (ip->family == AF_INET) {
 		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
 		a->sin_family = AF_INET;
-		a->sin_port = htons(c->port);
-		memcpy(&a->sin_addr, c->peer.bytes, 4);
+		a->sin_port = htons(port);
+		memcpy(&a->sin_addr, ip->bytes, 4);
 	} else {
 		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
 		a->sin6_family = AF_INET6;
-		a->sin6_port = htons(c->port);
-		memcpy(&a->sin6_addr, c->peer.bytes, 16);
+		a->sin6_port = htons(port);
+		memcpy(&a->sin6_addr, ip->bytes, 16);
 	}
 	addr_format((struct sockaddr *)&ss, buf, len);
 }
@@ -139,25 +160,30 @@ struct listing {
 static void list_one(struct conn *c, void *arg)
 {
 	struct listing *l = arg;
-	char peer[ADDR_TEXT_MAX];
+	char peer[ADDR_TEXT_MAX], via[ADDR_TEXT_MAX + 12] = "";
 	uint64_t age = l->w->now - c->started;
 
 	if (l->total++ >= REPORT_CONNS_MAX)
 		return;
 	l->listed++;
-	peer_text(c, peer, sizeof(peer));
+	peer_text(&c->peer, c->port, peer, sizeof(peer));
+	if (c->via.family) {	/* came through a PROXY header: the balancer */
+		memcpy(via, "\"via\": \"", 8);
+		peer_text(&c->via, c->via_port, via + 8, ADDR_TEXT_MAX);
+		strcat(via, "\", ");
+	}
 	sbuf_printf(&l->out,
-		    "%s\n    {\"id\": \"%llx\", \"worker\": %u, \"peer\": \"%s\", \"state\": \"%s\", "
+		    "%s\n    {\"id\": \"%llx\", \"worker\": %u, \"peer\": \"%s\", %s\"state\": \"%s\", "
 		    "\"age_seconds\": %llu.%03llu, \"bytes_received\": %llu, \"bytes_sent\": %llu, "
 		    "\"held_max_bytes\": %u}",
-		    l->out.len ? "," : "", (unsigned long long)conn_id(c), l->w->id, peer,
+		    l->out.len ? "," : "", (unsigned long long)conn_id(c), l->w->id, peer, via,
 		    state_names[c->state], (unsigned long long)(age / NSEC_PER_SEC),
 		    (unsigned long long)(age % NSEC_PER_SEC / NSEC_PER_MSEC),
 		    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out, c->held_max);
 }
 
 /* The question put to each worker's mailbox (runs in its thread). */
-static char *list_conns(struct worker *w, uint32_t *listed, uint32_t *total)
+static char *list_conns(struct worker *w, uint64_t arg, uint32_t *listed, uint32_t *total)
 {
 	struct listing l = { .w = w, .out = { .max = 4u << 20 } };
 	char *reply;
@@ -165,7 +191,7 @@ static char *list_conns(struct worker *w, uint32_t *listed, uint32_t *total)
 	conn_table_each(&w->conns, list_one, &l);
 	reply = sbuf_take(&l.out, NULL);
 	sbuf_free(&l.out);
-	*listed = l.listed;
+	*listed = reply ? l.listed : 0;	/* out of memory: nothing listed */
 	*total = l.total;
 	return reply;
 }
@@ -185,7 +211,7 @@ void report_conns_json(struct server *srv, struct sbuf *out)
 		deadline.tv_nsec -= 1000000000L;
 	}
 	for (unsigned i = 0; i < srv->n_workers; i++) {
-		worker_query_ask(&srv->workers[i].query, list_conns);
+		worker_query_ask(&srv->workers[i].query, list_conns, 0);
 		worker_wake(&srv->workers[i]);
 	}
 	sbuf_printf(out, "{\n  \"connections\": [");

@@ -72,9 +72,15 @@ void service_ready(struct server *srv)
 		sd_notify(0, "WATCHDOG=1");
 }
 
-void service_stopping(void)
+void service_stopping(unsigned drain_s)
 {
-	sd_notify(0, "STOPPING=1\nSTATUS=Draining");
+	char msg[96];
+
+	/* Ask for the drain's time and a margin for the exit, so that the
+	 * unit's TimeoutStopSec never cuts a drain short (systemd 236+). */
+	snprintf(msg, sizeof(msg), "STOPPING=1\nSTATUS=Draining\nEXTEND_TIMEOUT_USEC=%llu",
+		 (unsigned long long)(drain_s + SERVICE_STOP_MARGIN_S) * 1000000ULL);
+	sd_notify(0, msg);
 	strcpy(last_status, "Draining");
 }
 

@@ -13,7 +13,10 @@ struct server;
 /* Read the watchdog settings; call once at start. */
 void service_init(void);
 void service_ready(struct server *srv);
-void service_stopping(void);
+/* STOPPING=1, and EXTEND_TIMEOUT_USEC= for drain_s seconds of draining
+ * plus SERVICE_STOP_MARGIN_S to exit: TimeoutStopSec follows the drain. */
+#define SERVICE_STOP_MARGIN_S 5
+void service_stopping(unsigned drain_s);
 /* Refresh STATUS= (when it changed) and ping the watchdog (when due).
  * Called from main's loop at least every service_period_ms(). */
 void service_tick(struct server *srv);

@@ -102,6 +102,27 @@ static int set_inherited(int fd, const struct config *cfg)
 	return r ? r : listener_set_keepalive(fd, cfg->keepalive);
 }
 
+static unsigned addr_port_of(const struct listen_addr *l)
+{
+	/* The port sits at the same offset in sockaddr_in and sockaddr_in6. */
+	return ntohs(((const struct sockaddr_in *)&l->ss)->sin_port);
+}
+
+/* Why a bind failed, and what to do about it when that is not obvious. */
+static void listen_error(char *err, size_t errlen, const char *text, unsigned port, int r)
+{
+	char hint[320] = "";
+
+	if (r == -EADDRINUSE)
+		snprintf(hint, sizeof(hint), " (another process has this port)");
+	else if (r == -EACCES && port < 1024)
+		snprintf(hint, sizeof(hint), " (a port below 1024 needs privilege: let systemd "
+			 "bind it (echosrv.socket with ListenStream=%u), or grant "
+			 "CAP_NET_BIND_SERVICE (AmbientCapabilities=), or lower the sysctl "
+			 "net.ipv4.ip_unprivileged_port_start to %u)", port, port);
+	snprintf(err, errlen, "cannot listen on %s: %s%s", text, strerror(-r), hint);
+}
+
 static bool ipv6_missing(int err)
 {
 	return err == -EAFNOSUPPORT || err == -EADDRNOTAVAIL || err == -EPROTONOSUPPORT;
@@ -184,6 +205,13 @@ static int open_default(struct listeners *ls, const struct config *cfg)
 	return open_addr(ls, cfg, 0, &ss, sizeof(a4));
 }
 
+static void free_names(char **names)
+{
+	for (char **p = names; p && *p; p++)
+		free(*p);
+	free(names);
+}
+
 static int alloc_fds(struct listeners *ls, unsigned n_addr, unsigned n_workers)
 {
 	ls->n_addr = n_addr;
@@ -196,15 +224,27 @@ static int alloc_fds(struct listeners *ls, unsigned n_addr, unsigned n_workers)
 	return 0;
 }
 
+/* The a-th stream socket among the n systemd passed: datagram ones are
+ * the UDP listeners' (udp_listener.c). */
+static int passed_stream_fd(int n, unsigned a)
+{
+	for (int i = 0; i < n; i++)
+		if (!udp_passed_is_datagram(SD_LISTEN_FDS_START + i) && a-- == 0)
+			return SD_LISTEN_FDS_START + i;
+	return -1;
+}
+
 /* Socket activation: adopt the n sockets systemd passed (from fd 3 on).
  * Worker 0 owns the originals and every other worker a dup of each, all
  * accepting from the same queue (the engines use EPOLLEXCLUSIVE or the
  * ring's equivalent, so one connection wakes one worker). */
-static int adopt(struct listeners *ls, const struct config *cfg, int n, char *err,
-		 size_t errlen)
+static int adopt(struct listeners *ls, const struct config *cfg, int n, char **names,
+		 char *err, size_t errlen)
 {
-	int r;
+	int r, passed = n;
 
+	for (int i = n = 0; i < passed; i++)
+		n += !udp_passed_is_datagram(SD_LISTEN_FDS_START + i);
 	if (n > CONFIG_MAX_LISTEN) {
 		snprintf(err, errlen, "socket activation: %d sockets passed, at most %d supported", n,
 			 CONFIG_MAX_LISTEN);
@@ -216,7 +256,7 @@ static int adopt(struct listeners *ls, const struct config *cfg, int n, char *er
 	ls->shared = cfg->workers > 1;
 	ls->used = (1u << n) - 1;
 	for (unsigned a = 0; a < ls->n_addr; a++) {
-		int fd = SD_LISTEN_FDS_START + (int)a;
+		int fd = passed_stream_fd(passed, a);
 		socklen_t blen = sizeof(ls->bound[a]);
 		ls->fds[a] = fd;
 		if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0 ||
@@ -225,6 +265,11 @@ static int adopt(struct listeners *ls, const struct config *cfg, int n, char *er
 			snprintf(err, errlen, "socket activation: descriptor %d is not a listening "
 				 "TCP socket (check ListenStream= in the .socket unit)", fd);
 			return -EINVAL;
+		}
+		int i = fd - SD_LISTEN_FDS_START;	/* names are by position among all passed */
+		if (names && names[i] && !strcmp(names[i], "proxy")) {
+			ls->proxy[a] = true;	/* FileDescriptorName=proxy */
+			ls->n_proxy++;
 		}
 		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) ||
 		    fcntl(fd, F_SETFD, FD_CLOEXEC))
@@ -238,6 +283,11 @@ static int adopt(struct listeners *ls, const struct config *cfg, int n, char *er
 			ls->fds[w * ls->n_addr + a] = d;
 		}
 	}
+	if (ls->n_proxy && !cfg->n_proxy_from) {
+		snprintf(err, errlen, "socket activation: a socket named \"proxy\" needs --proxy-from "
+			 "CIDR, the load balancers trusted to send PROXY headers");
+		return -EINVAL;
+	}
 	if (!cfg->listen_default)
 		log_notice("socket activation: using the %d socket%s systemd passed; --listen ignored",
 			   n, n == 1 ? "" : "s");
@@ -247,7 +297,8 @@ static int adopt(struct listeners *ls, const struct config *cfg, int n, char *er
 int listeners_open(struct listeners *ls, const struct config *cfg, char *err, size_t errlen)
 {
 	/* unset_environment: LISTEN_* must not leak to anything we start. */
-	int n = sd_listen_fds(1);
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names);
 	int r;
 
 	memset(ls, 0, sizeof(*ls));
@@ -255,28 +306,33 @@ int listeners_open(struct listeners *ls, const struct config *cfg, char *err, si
 		snprintf(err, errlen, "socket activation: %s", strerror(-n));
 		return n;
 	}
+	if ((r = udp_listeners_open(&ls->udp, cfg, n, err, errlen)))
+		return r;
 	if (n > 0) {
-		if ((r = adopt(ls, cfg, n, err, errlen))) {
+		if ((r = adopt(ls, cfg, n, names, err, errlen))) {
 			if (!*err)
 				snprintf(err, errlen, "socket activation: %s", strerror(-r));
 			listeners_free(ls);
 		}
+		free_names(names);
 		return r;
 	}
+	free_names(names);
 	/* Every slot a reload may fill, so a row never moves (listener.h). */
 	if ((r = alloc_fds(ls, CONFIG_MAX_LISTEN, cfg->workers)))
 		return r;
 
 	for (unsigned a = 0; a < cfg->n_listen; a++) {
 		struct sockaddr_storage ss = cfg->listen[a].ss;
+		ls->proxy[a] = cfg->listen[a].proxy;
+		ls->n_proxy += ls->proxy[a];
 		ls->asked[a] = cfg->listen[a];
 		r = cfg->listen_default ? open_default(ls, cfg)
 					: open_addr(ls, cfg, a, &ss, cfg->listen[a].len);
 		if (r) {
 			char text[ADDR_TEXT_MAX];
 			addr_format((const struct sockaddr *)&cfg->listen[a].ss, text, sizeof(text));
-			snprintf(err, errlen, "cannot listen on %s: %s%s", text, strerror(-r),
-				 r == -EADDRINUSE ? " (another process has this port)" : "");
+			listen_error(err, errlen, text, addr_port_of(&cfg->listen[a]), r);
 			listeners_free(ls);
 			return r;
 		}
@@ -284,10 +340,51 @@ int listeners_open(struct listeners *ls, const struct config *cfg, char *err, si
 	return 0;
 }
 
+/* Does a socket bound to b take connections to local address l?  Same
+ * port, and the same address or b's family wildcard ([::] is dual-stack). */
+static bool bound_takes(const struct sockaddr *b, const struct sockaddr *l)
+{
+	struct ipaddr ib, il, any = { 0 };
+
+	if (((const struct sockaddr_in *)b)->sin_port != ((const struct sockaddr_in *)l)->sin_port)
+		return false;	/* sin_port and sin6_port share their offset */
+	addr_to_ip(b, &ib);
+	addr_to_ip(l, &il);
+	any.family = ib.family;
+	return ipaddr_equal(&ib, &il) || (ipaddr_equal(&ib, &any) &&
+					  (ib.family == AF_INET6 || il.family == AF_INET));
+}
+
+bool listeners_is_proxy(const struct listeners *ls, const struct sockaddr_storage *bound, int fd)
+{
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+	int wild = -1;
+
+	if (ls->n_proxy == 0)
+		return false;
+	if (getsockname(fd, (struct sockaddr *)&local, &len))
+		return true;	/* unknown: the stricter kind */
+	/* An exact address wins over a wildcard on the same port. */
+	for (unsigned a = 0; a < CONFIG_MAX_LISTEN; a++) {
+		struct ipaddr ib;
+		if (!bound[a].ss_family ||
+		    !bound_takes((const struct sockaddr *)&bound[a], (struct sockaddr *)&local))
+			continue;
+		addr_to_ip((const struct sockaddr *)&bound[a], &ib);
+		struct ipaddr any = { .family = ib.family };
+		if (!ipaddr_equal(&ib, &any))
+			return ls->proxy[a];
+		wild = (int)a;
+	}
+	return wild < 0 || ls->proxy[wild];
+}
+
 void listeners_close_row(struct listeners *ls, unsigned worker)
 {
 	int *row = listener_row(ls, worker);
 
+	udp_listeners_close_row(&ls->udp, worker);
 	for (unsigned a = 0; a < ls->n_addr; a++) {
 		if (row[a] >= 0)
 			close(row[a]);
@@ -297,6 +394,7 @@ void listeners_close_row(struct listeners *ls, unsigned worker)
 
 void listeners_free(struct listeners *ls)
 {
+	udp_listeners_free(&ls->udp);
 	if (!ls->fds)
 		return;
 	for (unsigned w = 0; w < ls->n_workers; w++)
@@ -307,13 +405,20 @@ void listeners_free(struct listeners *ls)
 
 int listeners_write_port_file(const struct listeners *ls, const char *path, struct safefile *f)
 {
-	char text[CONFIG_MAX_LISTEN * (ADDR_TEXT_MAX + 1)];
+	char text[2 * CONFIG_MAX_LISTEN * (ADDR_TEXT_MAX + 5)];
 	size_t n = 0;
 
 	for (unsigned a = 0; a < ls->n_addr; a++) {
 		if (!(ls->used & (1u << a)))
 			continue;
 		addr_format((const struct sockaddr *)&ls->bound[a], text + n, ADDR_TEXT_MAX);
+		n += strlen(text + n);
+		text[n++] = '\n';
+	}
+	/* UDP addresses follow, marked "udp:" (docs/udp.md). */
+	for (unsigned a = 0; a < ls->udp.n_addr; a++) {
+		memcpy(text + n, "udp:", 4);
+		addr_format((const struct sockaddr *)&ls->udp.bound[a], text + n + 4, ADDR_TEXT_MAX);
 		n += strlen(text + n);
 		text[n++] = '\n';
 	}

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "core/config.h"
+#include "server/udp_listener.h"
 
 struct listeners {
 	int *fds;		/* fds[worker * n_addr + addr] */
@@ -27,6 +28,12 @@ struct listeners {
 	bool shared;		/* every worker holds a dup of the same socket */
 	bool activated;		/* the sockets came from systemd */
 	struct sockaddr_storage bound[CONFIG_MAX_LISTEN];
+	struct udp_listeners udp;	/* the datagram kind (--udp-listen) */
+	/* PROXY protocol listeners (--proxy-listen, or a passed socket named
+	 * "proxy" by FileDescriptorName=): their connections begin with a
+	 * header (server/preamble.h). */
+	bool proxy[CONFIG_MAX_LISTEN];
+	unsigned n_proxy;
 	/* Which slots serve, and the address each was asked for (a reload
 	 * keeps a slot whose address is still configured).  The main thread's
 	 * own view: a worker learns of a change through server.live. */
@@ -43,6 +50,12 @@ static inline int *listener_row(struct listeners *ls, unsigned worker)
 	return &ls->fds[worker * ls->n_addr];
 }
 
+/* Was connection fd accepted on a proxy listener?  Tells by the address it
+ * was accepted on (getsockname), so no engine has to say which listener
+ * an accept came from; no system call when there is no proxy listener.
+ * Which listeners are proxy ones is fixed at start: a reload may not
+ * change it (ops/reload.c refuses). */
+bool listeners_is_proxy(const struct listeners *ls, const struct sockaddr_storage *bound, int fd);
 /* Bind want for every worker, into fds[worker * stride], its address into
  * bound; for a reload, which hands the sockets to the workers.  0, or
  * -errno with a message in err and nothing left open. */
@@ -54,7 +67,7 @@ int listeners_bind(const struct listeners *ls, const struct config *cfg,
  * it off.  0 or -errno. */
 int listener_set_keepalive(int fd, uint32_t secs);
 
-/* Close the descriptors of one worker's row (idempotent). */
+/* Close the descriptors of one worker's row, UDP ones included (idempotent). */
 void listeners_close_row(struct listeners *ls, unsigned worker);
 void listeners_free(struct listeners *ls);
 

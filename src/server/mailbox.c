@@ -11,22 +11,24 @@ void worker_query_answer(struct worker *w)
 {
 	struct worker_query *q = &w->query;
 	worker_question *ask;
+	uint64_t arg;
 	uint32_t listed = 0, total = 0;
 	char *reply;
 
 	pthread_mutex_lock(&q->lock);
 	ask = atomic_load(&q->pending) ? q->ask : NULL;
+	arg = q->arg;
 	pthread_mutex_unlock(&q->lock);
 	if (!ask)
 		return;
 	w->now = mono_ns();
-	reply = ask(w, &listed, &total);
+	reply = ask(w, arg, &listed, &total);
 	pthread_mutex_lock(&q->lock);
-	if (atomic_load(&q->pending) && q->ask == ask) {	/* not given up on meanwhile */
+	if (atomic_load(&q->pending) && q->ask == ask && q->arg == arg) {	/* not given up on meanwhile */
 		free(q->reply);
 		q->reply = reply;
 		reply = NULL;
-		q->listed = q->reply ? listed : 0;
+		q->listed = listed;
 		q->total = total;
 		q->answered = true;
 		atomic_store(&q->pending, false);
@@ -66,13 +68,14 @@ void worker_query_fini(struct worker_query *q)
 	pthread_mutex_destroy(&q->lock);
 }
 
-void worker_query_ask(struct worker_query *q, worker_question *ask)
+void worker_query_ask(struct worker_query *q, worker_question *ask, uint64_t arg)
 {
 	pthread_mutex_lock(&q->lock);
 	free(q->reply);
 	q->reply = NULL;
 	q->answered = false;
 	q->ask = ask;
+	q->arg = arg;
 	if (!q->gone)
 		atomic_store(&q->pending, true);
 	pthread_mutex_unlock(&q->lock);

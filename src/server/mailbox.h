@@ -19,9 +19,10 @@
 
 struct worker;
 
-/* Runs in the worker's thread: a malloc'ed answer (or NULL), with how many
- * connections it lists (*listed) of how many are open (*total). */
-typedef char *worker_question(struct worker *w, uint32_t *listed, uint32_t *total);
+/* Runs in the worker's thread with the asker's argument (a connection id,
+ * say): a malloc'ed answer (or NULL), with how many connections it lists
+ * or found (*listed) of how many are open (*total). */
+typedef char *worker_question(struct worker *w, uint64_t arg, uint32_t *listed, uint32_t *total);
 
 struct worker_query {
 	pthread_mutex_t lock;
@@ -30,6 +31,7 @@ struct worker_query {
 	bool answered;
 	bool gone;		/* the loop has ended: answer nothing, at once */
 	worker_question *ask;	/* set with pending, under lock */
+	uint64_t arg;		/* its argument, under lock */
 	char *reply;		/* the question's answer */
 	uint32_t listed, total;
 };
@@ -43,7 +45,7 @@ void worker_query_gone(struct worker *w);	/* the loop has ended */
 /* Asker side: leave the question (then wake the worker: worker_wake()),
  * and wait for the answer until deadline (CLOCK_MONOTONIC); true if it
  * answered (q->reply, q->listed and q->total are then its answer). */
-void worker_query_ask(struct worker_query *q, worker_question *ask);
+void worker_query_ask(struct worker_query *q, worker_question *ask, uint64_t arg);
 bool worker_query_await(struct worker_query *q, const struct timespec *deadline);
 
 #endif

@@ -42,6 +42,10 @@ struct live {
 	uint32_t slots;		/* listener slots in use (bit a: listener_row()[a]) */
 	uint32_t fresh;		/* slots this generation bound a socket for: unused
 				 * before, or replacing one that goes */
+	/* The address of each slot in use, as this generation has it: the
+	 * workers read it (listeners_is_proxy) while a reload writes the
+	 * main thread's copy in srv->ls, so they get a copy of their own. */
+	struct sockaddr_storage bound[CONFIG_MAX_LISTEN];
 	int *added;		/* [worker * CONFIG_MAX_LISTEN + a]: the socket of a slot
 				 * this generation bound, for that worker to take; else -1 */
 };

@@ -41,6 +41,8 @@ int worker_create(struct worker *w, struct server *srv, unsigned id)
 		return ERR();
 	worker_query_init(&w->query);
 	int r = handoff_init(&w->handoff);
+	if (!r)
+		r = preamble_set_init(&w->pre, srv->ls.n_proxy > 0);
 	/* Sized for the most --max-conns allows (a few kB of pointers), so a
 	 * reload that raises the limit finds room. */
 	return r ? r : conn_table_init(&w->conns, CONFIG_MAX_CONNS);
@@ -51,6 +53,7 @@ void worker_destroy(struct worker *w)
 	conn_table_free(&w->conns);
 	worker_query_fini(&w->query);
 	handoff_fini(&w->handoff);
+	preamble_set_fini(&w->pre);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
 	w->wake_fd = -1;
@@ -162,7 +165,7 @@ static void reject_log_flush(struct worker *w)
 	uint32_t total = reject_log_pending(l);
 
 	if (total)
-		TRACE(TR_ERROR,
+		TRACE_AS(TR_ERROR, 4, "WARNING",
 		      "worker %u: %u more connections rejected (max-conns %u, max-conns-per-ip %u, acl %u)",
 		      w->id, total, l->suppressed[ADMIT_MAX_CONNS], l->suppressed[ADMIT_PER_IP],
 		      l->suppressed[ADMIT_ACL]);
@@ -188,7 +191,12 @@ static void reject(struct worker *w, enum admit why, const struct ipaddr *ip, ui
 		return;
 	}
 	reject_log_flush(w);
-	TRACE(TR_ERROR, "worker %u: rejected connection from %s: %s", w->id, text, admit_names[why]);
+	if (why == ADMIT_ACL)
+		TRACE_AS(TR_ERROR, 5, "NOTICE", "worker %u: rejected connection from %s: %s", w->id,
+			 text, admit_names[why]);
+	else
+		TRACE_AS(TR_ERROR, 4, "WARNING", "worker %u: rejected connection from %s: %s", w->id,
+			 text, admit_names[why]);
 }
 
 void worker_reject_close(int fd)
@@ -201,10 +209,34 @@ void worker_reject_close(int fd)
 	close(fd);
 }
 
-struct conn *worker_admit(struct worker *w, int fd, const struct sockaddr *sa)
+/* " via=BALANCER", and " id=..." for a v2 UNIQUE_ID (as it is when it is
+ * printable without spaces, else in hex), for the accept line. */
+static void via_text(const struct preamble *pre, char *out, size_t len)
+{
+	const struct proxy_header *h = &pre->parser.hdr;
+	bool plain = true;
+	size_t n;
+
+	memcpy(out, " via=", 5);
+	addr_format((const struct sockaddr *)&pre->via, out + 5, ADDR_TEXT_MAX);
+	if (!h->unique_id_len)
+		return;
+	for (unsigned i = 0; i < h->unique_id_len; i++)
+		plain &= h->unique_id[i] > 0x20 && h->unique_id[i] < 0x7f;
+	n = strlen(out);
+	n += (size_t)snprintf(out + n, len - n, " id=%s", plain ? "" : "0x");
+	for (unsigned i = 0; i < h->unique_id_len && n + 3 < len; i++)
+		n += (size_t)snprintf(out + n, len - n, plain ? "%c" : "%02x", h->unique_id[i]);
+}
+
+/* Admit fd from sa.  pre: it came through a PROXY header (sa is the
+ * client's address, or the balancer's for a health check): its place under
+ * --max-conns was taken at accept (limits_reserve()). */
+static struct conn *admit(struct worker *w, int fd, const struct sockaddr *sa,
+			  const struct preamble *pre)
 {
 	struct ipaddr ip;
-	char text[ADDR_TEXT_MAX];
+	char text[ADDR_TEXT_MAX], via[ADDR_TEXT_MAX + 5 + 4 + 2 * PROXY_UNIQUE_ID_MAX] = "";
 	uint16_t port = ntohs(((const struct sockaddr_in *)sa)->sin_port);	/* same offset in in6 */
 	enum admit why = ADMIT_OK;
 
@@ -216,8 +248,12 @@ struct conn *worker_admit(struct worker *w, int fd, const struct sockaddr *sa)
 	else if (w->conn_cap && w->conns.active >= w->conn_cap)
 		why = ADMIT_MAX_CONNS;	/* this worker's share is full */
 	else
-		why = limits_take_with(&w->srv->limits, &ip, w->cfg->max_conns,
-				       w->cfg->max_conns_per_ip, &counted);
+		why = pre ? limits_take_reserved(&w->srv->limits, &ip, w->cfg->max_conns_per_ip,
+						 &counted)
+			  : limits_take_with(&w->srv->limits, &ip, w->cfg->max_conns,
+					     w->cfg->max_conns_per_ip, &counted);
+	if (pre && (why == ADMIT_ACL || why == ADMIT_MAX_CONNS))
+		limits_unreserve(&w->srv->limits);
 	if (why != ADMIT_OK || trace_on(TR_CONN | TR_ERROR))
 		addr_format(sa, text, sizeof(text));
 	if (why != ADMIT_OK) {
@@ -234,7 +270,15 @@ struct conn *worker_admit(struct worker *w, int fd, const struct sockaddr *sa)
 	c->fd = fd;
 	c->peer = ip;
 	c->port = port;
-	c->started = w->now;
+	c->started = pre ? pre->accepted : w->now;
+	memset(&c->via, 0, sizeof(c->via));
+	c->pre_read = pre ? pre->parser.got : 0;
+	if (pre) {
+		addr_to_ip((const struct sockaddr *)&pre->via, &c->via);
+		c->via_port = ntohs(((const struct sockaddr_in *)&pre->via)->sin_port);
+		if (trace_on(TR_CONN))
+			via_text(pre, via, sizeof(via));
+	}
 	c->cap = w->cfg->conn_buffer;
 	c->ip_counted = counted;
 	if (w->idle_ns)
@@ -244,9 +288,29 @@ struct conn *worker_admit(struct worker *w, int fd, const struct sockaddr *sa)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	STAT_ADD(&w->stats, accepted, 1);
 	PROBE(accept, conn_id(c), w->id, ip.family, ip.bytes, port);
-	TRACE(TR_CONN, "accept conn=%llx peer=%s worker=%u", (unsigned long long)conn_id(c), text,
-	      w->id);
+	TRACE(TR_CONN, "accept conn=%llx peer=%s%s worker=%u", (unsigned long long)conn_id(c), text,
+	      via, w->id);
 	return c;
+}
+
+struct conn *worker_admit(struct worker *w, int fd, const struct sockaddr *sa)
+{
+	return admit(w, fd, sa, NULL);
+}
+
+/* An address as the CONN lines write it (a v4 one as [::ffff:a.b.c.d]
+ * turns back into a.b.c.d in addr_format()). */
+static void format_ip(const struct ipaddr *ip, uint16_t port, char *text, size_t len)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+
+	if (ip->family == AF_INET) {
+		sa.sin6_addr.s6_addr[10] = sa.sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&sa.sin6_addr.s6_addr[12], ip->bytes, 4);
+	} else {
+		memcpy(&sa.sin6_addr, ip->bytes, 16);
+	}
+	addr_format((struct sockaddr *)&sa, text, len);
 }
 
 void worker_closing(struct worker *w, struct conn *c, enum close_reason why)
@@ -269,19 +333,16 @@ void worker_closed(struct worker *w, struct conn *c)
 	stats_closed(&w->stats, c->reason, w->now - c->started);
 	PROBE(close, conn_id(c), w->id, c->bytes_in, c->bytes_out, close_reason_name(c->reason));
 	if (trace_on(TR_CONN)) {
-		char text[ADDR_TEXT_MAX];
-		struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(c->port) };
-		if (c->peer.family == AF_INET) {
-			sa.sin6_addr.s6_addr[10] = sa.sin6_addr.s6_addr[11] = 0xff;
-			memcpy(&sa.sin6_addr.s6_addr[12], c->peer.bytes, 4);
-		} else {
-			memcpy(&sa.sin6_addr, c->peer.bytes, 16);
+		char text[ADDR_TEXT_MAX], via[ADDR_TEXT_MAX + 5] = "";
+		format_ip(&c->peer, c->port, text, sizeof(text));
+		if (c->via.family) {
+			memcpy(via, " via=", 5);
+			format_ip(&c->via, c->via_port, via + 5, sizeof(via) - 5);
 		}
-		addr_format((struct sockaddr *)&sa, text, sizeof(text));
 		uint64_t d = w->now - c->started;
 		trace_emit(TR_CONN,
-			   "close conn=%llx peer=%s worker=%u in=%llu out=%llu duration=%llu.%03llus reason=%s",
-			   (unsigned long long)conn_id(c), text, w->id,
+			   "close conn=%llx peer=%s%s worker=%u in=%llu out=%llu duration=%llu.%03llus reason=%s",
+			   (unsigned long long)conn_id(c), text, via, w->id,
 			   (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
 			   (unsigned long long)(d / NSEC_PER_SEC),
 			   (unsigned long long)(d % NSEC_PER_SEC / NSEC_PER_MSEC),
@@ -323,6 +384,127 @@ static bool deal(struct worker *w, int fd)
 	return true;
 }
 
+/* --- proxy listeners: the PROXY header before admission (preamble.h) --- */
+
+/* A connection from a proxy listener that is not served: counted, traced
+ * as the balancer's, closed (untrusted ones reset, like other refusals). */
+static void proxy_refuse(struct worker *w, int fd, const struct sockaddr *via,
+			 enum close_reason why, uint64_t since, const char *detail)
+{
+	char text[ADDR_TEXT_MAX];
+	uint64_t d = w->now - since;
+
+	switch (why) {
+	case CLOSE_PROXY_UNTRUSTED: STAT_ADD(&w->stats, rej_proxy_untrusted, 1); break;
+	case CLOSE_PROXY_TIMEOUT:   STAT_ADD(&w->stats, rej_proxy_timeout, 1); break;
+	default:                    STAT_ADD(&w->stats, rej_proxy_bad, 1); break;
+	}
+	if (trace_on(TR_CONN | TR_INFO))
+		addr_format(via, text, sizeof(text));
+	TRACE(TR_CONN, "close conn=- peer=%s worker=%u in=0 out=0 duration=%llu.%03llus reason=%s",
+	      text, w->id, (unsigned long long)(d / NSEC_PER_SEC),
+	      (unsigned long long)(d % NSEC_PER_SEC / NSEC_PER_MSEC), close_reason_name(why));
+	if (detail)
+		TRACE(TR_INFO, "worker %u: PROXY header from %s refused: %s", w->id, text, detail);
+	if (why == CLOSE_PROXY_UNTRUSTED)
+		worker_reject_close(fd);
+	else
+		close(fd);
+	if (w->accept_resume)
+		w->accept_resume = w->now;	/* a descriptor is free: try again */
+}
+
+/* The header is complete or refused: admit the client, or close. */
+static void proxy_finished(struct preamble *e, void *arg)
+{
+	struct worker *w = arg;
+	const struct proxy_header *h = &e->parser.hdr;
+	struct conn *c;
+
+	if (e->state != PRE_DONE) {
+		limits_unreserve(&w->srv->limits);
+		proxy_refuse(w, e->fd, (const struct sockaddr *)&e->via, CLOSE_PROXY_BAD, e->accepted,
+			     e->state == PRE_BAD ? e->parser.reason : "closed before the header ended");
+	} else {
+		/* A health check (LOCAL, UNKNOWN) is served as the balancer's own. */
+		if (h->local)
+			STAT_ADD(&w->stats, proxy_health, 1);
+		else
+			STAT_ADD(&w->stats, proxied, 1);
+		const struct sockaddr *sa = (const struct sockaddr *)(h->local ? &e->via : &h->src);
+		if ((c = admit(w, e->fd, sa, e)))
+			w->srv->engine->adopt(w, c);
+		else
+			worker_reject_close(e->fd);
+	}
+	preamble_free(e);
+}
+
+static bool proxy_trusted(const struct config *cfg, const struct sockaddr *sa)
+{
+	struct ipaddr ip;
+
+	addr_to_ip(sa, &ip);
+	for (unsigned i = 0; i < cfg->n_proxy_from; i++)
+		if (cidr_match(&cfg->proxy_from[i], &ip))
+			return true;
+	return false;
+}
+
+/* Accepted on a proxy listener: only from a trusted balancer, and it takes
+ * its place under --max-conns now (the per-address share waits for the
+ * address).  The wait for the header is bounded by --proxy-timeout, and by
+ * the idle timeout if that is shorter: it runs from the accept. */
+static void proxy_accepted(struct worker *w, int fd, const struct sockaddr *sa)
+{
+	const struct config *cfg = w->cfg;	/* the one in force (a reload may change it) */
+	uint64_t wait = (uint64_t)cfg->proxy_timeout * NSEC_PER_SEC;
+	struct ipaddr ip;
+	int err;
+
+	if (!proxy_trusted(cfg, sa)) {
+		proxy_refuse(w, fd, sa, CLOSE_PROXY_UNTRUSTED, w->now, NULL);
+		return;
+	}
+	addr_to_ip(sa, &ip);
+	if (limits_reserve(&w->srv->limits, cfg->max_conns) != ADMIT_OK) {
+		char text[ADDR_TEXT_MAX];
+		addr_format(sa, text, sizeof(text));
+		reject(w, ADMIT_MAX_CONNS, &ip, ntohs(((const struct sockaddr_in *)sa)->sin_port), text);
+		worker_reject_close(fd);
+		return;
+	}
+	if (w->idle_ns)
+		wait = MIN(wait, w->idle_ns);
+	struct preamble *e = preamble_add(&w->pre, fd, sa, w->now, w->now + wait, &err);
+	if (e) {
+		proxy_finished(e, w);
+	} else if (err) {
+		limits_unreserve(&w->srv->limits);
+		STAT_ADD(&w->stats, errors, 1);
+		TRACE(TR_ERROR, "worker %u: cannot wait for a PROXY header: %s", w->id, strerror(-err));
+		worker_reject_close(fd);
+	}
+}
+
+void worker_preamble_ready(struct worker *w)
+{
+	preamble_ready(&w->pre, proxy_finished, w);
+}
+
+/* Headers past their deadline; at the end of a drain, every one. */
+static void proxy_expire(struct worker *w, uint64_t until)
+{
+	struct preamble *e;
+
+	while ((e = preamble_expired(&w->pre, until))) {
+		limits_unreserve(&w->srv->limits);
+		proxy_refuse(w, e->fd, (const struct sockaddr *)&e->via, CLOSE_PROXY_TIMEOUT,
+			     e->accepted, "not complete in time");
+		preamble_free(e);
+	}
+}
+
 static void serve(struct worker *w, int fd, const struct sockaddr *sa)
 {
 	struct sockaddr_storage ss;
@@ -335,6 +517,10 @@ static void serve(struct worker *w, int fd, const struct sockaddr *sa)
 			return;
 		}
 		sa = (const struct sockaddr *)&ss;
+	}
+	if (w->pre.epfd >= 0 && listeners_is_proxy(&w->srv->ls, w->live->bound, fd)) {
+		proxy_accepted(w, fd, sa);
+		return;
 	}
 	if ((c = worker_admit(w, fd, sa)))
 		w->srv->engine->adopt(w, c);
@@ -420,6 +606,7 @@ int worker_timeout_ms(const struct worker *w)
 		next = MIN(next, old->last_rx + w->idle_ns);
 	if (w->accept_resume)
 		next = MIN(next, w->accept_resume);
+	next = MIN(next, preamble_next_deadline(&w->pre));
 	if (w->draining)
 		next = MIN(next, atomic_load(&w->srv->drain_deadline));
 	if (reject_log_pending(&w->rlog))
@@ -449,6 +636,8 @@ void worker_tick(struct worker *w)
 		worker_take_live(w, l);
 	while (w->idle_ns && (old = idle_oldest(&w->idle)) && old->last_rx + w->idle_ns <= w->now)
 		e->close(w, (struct conn *)old, CLOSE_IDLE);
+	if (w->pre.n)
+		proxy_expire(w, w->now);
 	if (w->accept_resume && w->accept_resume <= w->now && !w->draining) {
 		w->accept_resume = 0;
 		atomic_store_explicit(&w->paused, false, memory_order_relaxed);
@@ -477,6 +666,8 @@ void worker_tick(struct worker *w)
 		listeners_close_row(&w->srv->ls, w->id);
 		TRACE(TR_INFO, "worker %u: draining %u connections", w->id, w->conns.active);
 	}
+	if (w->draining && w->now >= atomic_load(&w->srv->drain_deadline) && w->pre.n)
+		proxy_expire(w, UINT64_MAX);
 	if (w->draining && w->now >= atomic_load(&w->srv->drain_deadline) && w->conns.active)
 		conn_table_each(&w->conns, close_for_drain, w);
 }

@@ -16,6 +16,7 @@
 #include "core/conn.h"
 #include "server/handoff.h"
 #include "server/mailbox.h"
+#include "server/preamble.h"
 #include "core/idle.h"
 #include "server/server.h"
 #include "core/stats.h"
@@ -35,6 +36,7 @@ struct worker {
 	_Atomic uint64_t live_gen;	/* live->gen, once taken (for main) */
 	pthread_t thread;
 	void *eng;		/* engine-private state */
+	void *udp;		/* the UDP echo state (engine/udp.c); NULL: no UDP */
 	int wake_fd;		/* eventfd: main -> worker */
 	int init_result;
 	struct conn_table conns;
@@ -59,6 +61,7 @@ struct worker {
 						 * buffers, if it has such a pool */
 	struct handoff handoff;	/* socket activation: connections dealt to us */
 	unsigned dealt;		/* connections this worker accepted from a shared socket */
+	struct preamble_set pre;	/* proxy listeners: waiting for the header */
 };
 
 int worker_create(struct worker *w, struct server *srv, unsigned id);
@@ -127,6 +130,12 @@ bool worker_accept_failed(struct worker *w, int err);
  * engine's adopt(), or is refused and reset. */
 void worker_accepted(struct worker *w, int fd, const struct sockaddr *sa);
 
+/* Proxy listeners: w->pre.epfd (when >= 0) is readable.  Every engine
+ * watches that descriptor for input, as it watches wake_fd, and calls this;
+ * connections whose PROXY header is complete are admitted here and handed
+ * to the engine's adopt() like any other (preamble.h). */
+void worker_preamble_ready(struct worker *w);
+
 /* For readiness engines (epoll, sockmap): accept up to a batch from lfd,
  * which is readable, each through worker_accepted(); descriptor
  * exhaustion pauses accepting through the engine's set_accepting().  The
@@ -153,7 +162,8 @@ static inline bool worker_done(struct worker *w)
 {
 	if (server_phase(w->srv) == PHASE_STOPPING)
 		return true;
-	return w->draining && w->conns.active == 0 && handoff_seal(&w->handoff);
+	return w->draining && w->conns.active == 0 && w->pre.n == 0 &&
+	       handoff_seal(&w->handoff);
 }
 
 #endif

@@ -82,7 +82,8 @@ class Server:
                                      env=env, preexec_fn=preexec)
         lines = wait_for(self._read_port_file, what="echosrv to write its port file "
                          "(stderr: %s)" % self._tail)
-        self.addrs = [_parse_addr(l) for l in lines]
+        self.addrs = [_parse_addr(l) for l in lines if not l.startswith("udp:")]
+        self.udp_addrs = [_parse_addr(l[4:]) for l in lines if l.startswith("udp:")]
         self.host, self.port = self.addrs[0]
 
     def _tail(self):

@@ -23,7 +23,7 @@ def ctl(path, *words, check=True, timeout=20):
 
 
 def stats(path):
-    return json.loads(ctl(path, "stats").stdout)
+    return json.loads(ctl(path, "stats", "--json").stdout)
 
 
 def raw_ctl(path, data, timeout=10, eof=False):

@@ -99,6 +99,86 @@ def test_interrupted_run_removes_its_namespaces(tmp_path):
     assert "interrupted" in out
 
 
+def strays(tag, pids=()):
+    """Processes of a run still alive: by a path of its own in their command
+    line (port files, logs), or by pid."""
+    r = subprocess.run(["pgrep", "-f", tag], capture_output=True, text=True, timeout=10)
+    left = [int(x) for x in r.stdout.split()]
+    return left + [p for p in pids if os.path.exists("/proc/%d" % p)]
+
+
+@pytest.mark.root
+def test_interrupted_while_the_servers_start(tmp_path):
+    """SIGTERM while a peer is still coming up (this socat never listens):
+    the servers already started (the baseline, echosrv) and the peer itself
+    must go too, or they outlive the bench in its deleted namespace."""
+    require_netns()
+    bindir, mark = tmp_path / "bin", tmp_path / "socat.pid"
+    bindir.mkdir()
+    (bindir / "socat").write_text("#!/bin/sh\necho $$ > %s\nexec sleep 60\n" % mark)
+    (bindir / "socat").chmod(0o755)
+    out_dir = tmp_path / "out"
+    p = start(out_dir, BENCH_PEERS="socat", BENCH_COMPARE="0",
+              PATH="%s:%s" % (bindir, os.environ["PATH"]))
+    try:
+        wait_for(lambda: mark.exists() and mark.read_text().strip(), timeout=60,
+                 what="the fake socat to start")
+        fake = int(mark.read_text())
+        assert strays(str(out_dir)), "the baseline and echosrv should be up"
+        p.send_signal(signal.SIGTERM)
+        out, _ = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode != 0 and "interrupted" in out, out
+    assert our_namespaces(p.pid) == []
+    assert strays(str(out_dir), [fake]) == []
+
+
+STUBBORN_SOCAT = """#!/usr/bin/python3
+# A socat that listens where it is told but ignores SIGTERM, like a peer
+# with children stuck in a write: stopping it takes the bench's full wait.
+import signal, socket, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+spec = sys.argv[3].split(":", 1)[1].split(",")
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((spec[1].split("=")[1], int(spec[0])))
+s.listen()
+open("%s", "w").write("up")
+time.sleep(120)
+"""
+
+
+@pytest.mark.root
+def test_a_second_signal_does_not_cut_the_cleanup_short(tmp_path):
+    """An impatient operator: SIGTERM, then another while the bench waits
+    for a slow peer to stop; the cleanup must still finish."""
+    require_netns()
+    bindir, mark = tmp_path / "bin", tmp_path / "socat.up"
+    bindir.mkdir()
+    (bindir / "socat").write_text(STUBBORN_SOCAT % mark)
+    (bindir / "socat").chmod(0o755)
+    out_dir = tmp_path / "out"
+    p = start(out_dir, BENCH_DURATION="30", BENCH_PEERS="socat", BENCH_COMPARE="0",
+              PATH="%s:%s" % (bindir, os.environ["PATH"]))
+    try:
+        wait_for(mark.exists, timeout=60, what="the stubborn socat to listen")
+        time.sleep(1)
+        p.send_signal(signal.SIGTERM)
+        time.sleep(2)                   # now in the wait for socat to stop
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode != 0, out
+    assert our_namespaces(p.pid) == []
+    assert strays(str(out_dir)) == [] and strays(str(bindir)) == []
+
+
 def fake_run(server, kind="echosrv", failure=None, msgs=1000.0, skipped=None):
     r = {"server": server, "kind": kind, "placement": "netns", "part": "matrix",
          "size": 64, "connections": 2, "pipeline": 1, "failure": failure, "rc": 0,
@@ -136,3 +216,46 @@ def test_a_failed_peer_is_shown_not_dropped():
     summary = "\n".join(report.summary_rows(t, report.cells_in(runs, "matrix"),
                                             report.servers_in(runs)))
     assert "| socat | 0 of 1 |" in summary and "| ncat | 0 of 0 |" in summary
+
+
+@pytest.mark.parametrize("env", [
+    {"BENCH_SIZES": "abc"}, {"BENCH_SIZES": "0"}, {"BENCH_CONNS": "1,,2"},
+    {"BENCH_CONNS": "200000"}, {"BENCH_PIPELINES": "1,1"}, {"BENCH_REPEAT": "0"},
+    {"BENCH_REPEAT": "x"}, {"BENCH_DURATION": "-1"}, {"BENCH_DURATION": "nan"},
+    {"BENCH_GIVE_UP": "0"}, {"BENCH_PLACEMENT": "bogus"}, {"BENCH_PEERS": "nginx"},
+    {"BENCH_SERVER_CPU": "4096"}, {"BENCH_SERVER_ARGS": "--trace 'unclosed"},
+])
+def test_bad_settings_are_refused_before_anything_starts(tmp_path, env):
+    """A typo in a BENCH_* variable: one line naming it and exit status 2,
+    no traceback, no namespaces, no results directory."""
+    p = start(tmp_path, **dict({"BENCH_PEERS": "none"}, **env))
+    out, _ = p.communicate(timeout=60)
+    (name,) = env
+    assert p.returncode == 2, out
+    assert "Traceback" not in out and ("bench: %s: " % name) in out, out
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_a_missing_peer_is_named_in_the_report(tmp_path, monkeypatch):
+    """socat not installed: the run goes on without it, and the report says
+    so rather than showing a table that simply lacks it."""
+    import peers
+    import placement
+    monkeypatch.setenv("PATH", str(tmp_path))         # no socat in it
+    left, servers = [], []
+    try:
+        peers.start_all(BUILD, [], [], placement.Loopback(None, None), str(tmp_path),
+                        None, peers=["socat"], out=servers, left=left)
+    finally:
+        for s in servers:
+            s.stop()
+    assert [s.name for s in servers] == ["baseline"]
+    assert left == ["socat (loopback): socat is not installed (scripts/deps.sh bench)"]
+    meta = {"settings": dict(bench_run.QUICK, quick=True, repeat=1, server_cpu=0,
+                             client_cpu=1, placement="netns", server_args=[],
+                             churn=bench_run.CHURN, churn_rate=1000),
+            "machine": {"commit": "x", "cpu": "y", "cpus": 2, "memory_gib": 1,
+                        "kernel": "6.1"},
+            "started": "now", "command": "make bench", "left_out": left}
+    md = report.markdown(meta, [fake_run("baseline", "baseline")], "p.png")
+    assert "Left out of this run: socat (loopback): socat is not installed" in md

@@ -68,7 +68,7 @@ def test_deb_holds_binaries_man_pages_and_units(deb):
         assert files.get("/usr/bin/" + b, "").startswith("-rwxr-xr-x"), b
     for m in ("man8/echosrv.8.gz", "man8/echosrvctl.8.gz", "man1/echosrv-bench.1.gz"):
         assert "/usr/share/man/" + m in files, m
-    for u in ("echosrv.service", "echosrv.socket"):
+    for u in ("echosrv.service", "echosrv@.service", "echosrv.socket"):
         assert ("/lib/systemd/system/" + u in files
                 or "/usr/lib/systemd/system/" + u in files), u
     assert "/usr/share/doc/echosrv/copyright" in files
@@ -77,6 +77,12 @@ def test_deb_holds_binaries_man_pages_and_units(deb):
     r = subprocess.run("dpkg-deb --fsys-tarfile '%s' | tar -xOf - '.%s'" % (deb, unit),
                        shell=True, capture_output=True, text=True, timeout=60)
     assert "ExecStart=/usr/bin/echosrv " in r.stdout and "/usr/local/" not in r.stdout
+    # The example configuration, a conffile: an administrator's edits
+    # survive an upgrade.
+    assert "/etc/echosrv/echosrv.conf" in files
+    r = subprocess.run("dpkg-deb --ctrl-tarfile '%s' | tar -xOf - ./conffiles" % deb,
+                       shell=True, capture_output=True, text=True, timeout=60)
+    assert "/etc/echosrv/echosrv.conf" in r.stdout.split(), r.stdout
     # The package's metadata.
     info = run("dpkg-deb", "-f", deb, "Section", "Priority", "Depends").stdout
     assert "Section: net" in info and "Priority: optional" in info

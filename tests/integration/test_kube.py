@@ -185,6 +185,31 @@ def test_args_are_options_echosrv_accepts():
         assert r.returncode == 0, (path, args, r.stderr)
 
 
+def mebibytes(q):
+    """A Kubernetes memory quantity in MiB (the suffixes the manifests use)."""
+    m = re.fullmatch(r"(\d+)(Ki|Mi|Gi)", q)
+    assert m, q
+    return int(m.group(1)) * {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}[m.group(2)]
+
+
+def test_connections_fit_the_memory_limit():
+    """--max-conns auto is what the descriptor limit allows (a runtime's is
+    a million), so many clients that send and never read would grow
+    echosrv past the pod's memory limit: an OOM kill drops every connection
+    of the pod at once, where a bound refuses only the ones too many.  The
+    bound leaves half the limit to the kernel's socket buffers (charged to
+    the pod's cgroup too) and the process itself."""
+    for path in ("base", "overlays/sockmap"):
+        kinds, _ = render(os.path.join(KUBE, path))
+        (c,) = kinds["Deployment"]["spec"]["template"]["spec"]["containers"]
+        limit = mebibytes(c["resources"]["limits"]["memory"])
+        conns = arg(c["args"], "--max-conns")
+        assert conns and conns.isdigit(), (path, c["args"])
+        buf = arg(c["args"], "--conn-buffer") or "64k"
+        buf_mib = int(buf.rstrip("kK")) / 1024 if buf[-1] in "kK" else int(buf) / 2 ** 20
+        assert int(conns) * buf_mib <= limit / 2, (path, conns, buf, limit)
+
+
 # --- the sockmap overlay ------------------------------------------------------
 def test_sockmap_overlay_adds_only_the_engines_capabilities():
     kinds, objs = render(os.path.join(KUBE, "overlays", "sockmap"))

@@ -33,7 +33,8 @@ def test_stats_counts_the_echo_path(start_server, engine, tmp_path):
     assert j["workers"] == 1 and len(j["per_worker"]) == 1
     assert j["connections_total"] == 4 and j["connections_active"] == 1
     assert j["bytes_received_total"] == 300001 == j["bytes_sent_total"]
-    assert j["rejected"] == {"max_conns": 0, "max_conns_per_ip": 0, "acl": 0}
+    assert j["rejected"] == {"max_conns": 0, "max_conns_per_ip": 0, "acl": 0, "proxy_bad": 0,
+                             "proxy_untrusted": 0, "proxy_timeout": 0}
     assert j["uptime_seconds"] >= 0 and j["phase"] == "running"
     for key in ("idle_closes_total", "errors_total", "resets_total"):
         assert key in j and key in j["per_worker"][0]
@@ -116,7 +117,7 @@ def test_conns_lists_open_connections_of_every_worker(start_server, engine, tmp_
         s = srv.connect()
         assert echo_roundtrip(s, b"y" * (i + 1)) == b"y" * (i + 1)
         socks.append(s)
-    j = json.loads(ctl(path, "conns").stdout)
+    j = json.loads(ctl(path, "conns", "--json").stdout)
     assert j["open"] == 6 and j["listed"] == 6 and j["workers_not_answering"] == 0
     mine = {s.getsockname()[1]: i + 1 for i, s in enumerate(socks)}
     seen = {}

@@ -262,7 +262,11 @@ def test_echosrvctl_shows_too_many_clients(start_server, tmp_path):
 def test_echosrvctl_shows_request_too_long(start_server, tmp_path):
     path = tmp_path / "ctl"
     start_server("--ctl", str(path))
-    for words in (["x" * 300], ["trace", "y" * 1000], ["s"] * 600):
+    # Commands echosrvctl knows, with too long an argument: the server says.
+    for words in (["kill", "a" * 300], ["trace", "y" * 1000]):
         r = ctl(path, *words, check=False)
         assert r.returncode == 1 and "request too long" in r.stderr, r.stderr
+    # An unknown command, however long, is bad usage found before asking.
+    r = ctl(path, "x" * 300, check=False)
+    assert r.returncode == 2 and "unknown command" in r.stderr, r.stderr
     assert ctl(path, "trace").returncode == 0

@@ -20,6 +20,7 @@ def test_install_into_destdir(tmp_path):
         "share/man/man8/echosrv.8": 0o644, "share/man/man8/echosrvctl.8": 0o644,
         "lib/systemd/system/echosrv.service": 0o644,
         "lib/systemd/system/echosrv.socket": 0o644,
+        "lib/systemd/system/echosrv@.service": 0o644,
         "share/doc/echosrv/operations.md": 0o644,
     }
     if os.path.exists(os.path.join(BUILD, "echosrv-bench")):
@@ -29,17 +30,47 @@ def test_install_into_destdir(tmp_path):
     for rel, mode in expect.items():
         st = os.stat(root / rel)
         assert stat.S_IMODE(st.st_mode) == mode, rel
-    # Nothing lands outside DESTDIR/PREFIX.
-    assert os.listdir(dest) == ["usr"]
-    # The units name the installed binary, not the source tree's default.
+    # Nothing lands outside DESTDIR/PREFIX but the configuration file.
+    assert sorted(os.listdir(dest)) == ["etc", "usr"]
+    conf = dest / "etc/echosrv/echosrv.conf"
+    assert stat.S_IMODE(os.stat(conf).st_mode) == 0o644
+    assert conf.read_text() == open(os.path.join(ROOT, "dist", "echosrv.conf")).read()
+    # The units and the installed docs name the installed binary, not the
+    # source tree's default.
     unit = (root / "lib/systemd/system/echosrv.service").read_text()
-    assert "ExecStart=/usr/bin/echosrv --ctl /run/echosrv/ctl" in unit
-    assert "/usr/local/" not in unit
+    assert "ExecStart=/usr/bin/echosrv --config /etc/echosrv/echosrv.conf " \
+        "--ctl /run/echosrv/ctl" in unit
+    tmpl = (root / "lib/systemd/system/echosrv@.service").read_text()
+    assert "ExecStart=/usr/bin/echosrv --config /etc/echosrv/%i.conf " \
+        "--ctl /run/echosrv-%i/ctl" in tmpl and "RuntimeDirectory=echosrv-%i" in tmpl
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in tmpl
+    for text in (unit, tmpl, (root / "share/doc/echosrv/operations.md").read_text()):
+        assert "/usr/local/" not in text
     # The installed binaries are the built ones and run.
     r = subprocess.run([str(root / "bin/echosrv"), "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("echosrv ")
     r = subprocess.run([str(root / "bin/echosrvctl"), "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("echosrvctl ")
+
+
+def test_install_keeps_an_existing_configuration(tmp_path):
+    dest = tmp_path / "dest"
+    conf = dest / "etc/echosrv/echosrv.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("max-conns 5\n")
+    r = make_install(DESTDIR=str(dest), PREFIX="/usr")
+    assert conf.read_text() == "max-conns 5\n"
+    assert "keeping" in r.stdout
+    make_install("uninstall", DESTDIR=str(dest), PREFIX="/usr")
+    assert conf.read_text() == "max-conns 5\n"     # edited: the operator's
+
+
+def test_install_with_another_sysconfdir(tmp_path):
+    dest = tmp_path / "dest"
+    make_install(DESTDIR=str(dest), PREFIX="/opt/es", SYSCONFDIR="/opt/es/etc")
+    unit = (dest / "opt/es/lib/systemd/system/echosrv.service").read_text()
+    assert "/opt/es/bin/echosrv --config /opt/es/etc/echosrv/echosrv.conf" in unit
+    assert (dest / "opt/es/etc/echosrv/echosrv.conf").exists()
 
 
 def _files(top):
@@ -104,5 +135,5 @@ def test_man_page_documents_every_option_and_probe():
     for probe in ("accept", "close", "recv", "send", "reject"):
         assert "Sy %s" % probe in text, "probe %s missing from echosrv.8" % probe
     ctl_text = open(os.path.join(ROOT, "man", "echosrvctl.8")).read()
-    for cmd in ("stats", "trace", "conns", "drain", "stop"):
+    for cmd in ("stats", "trace", "conns", "kill", "drain", "stop"):
         assert "Cm %s" % cmd in ctl_text

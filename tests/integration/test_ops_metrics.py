@@ -181,7 +181,8 @@ def test_every_family_has_its_value_after_a_known_sequence(start_server, engine)
         want["reset"] = closes['{reason="reset"}']
     assert closes == {'{reason="%s"}' % k: v for k, v in want.items()}, closes
     assert samples(text, "echosrv_rejected_total") == {
-        '{reason="max_conns"}': 0, '{reason="max_conns_per_ip"}': 1, '{reason="acl"}': 1}
+        '{reason="max_conns"}': 0, '{reason="max_conns_per_ip"}': 1, '{reason="acl"}': 1,
+        '{reason="proxy_bad"}': 0, '{reason="proxy_untrusted"}': 0, '{reason="proxy_timeout"}': 0}
 
     # Per worker: every worker has its series, and they add up.
     for fam, value in (("connections_total", 6), ("connections_closed_total", 6),

@@ -160,8 +160,12 @@ def test_units_verify(tmp_path):
     # Install for real (no DESTDIR) under a temporary prefix so the units
     # name a binary that exists, as they do after `make install`.
     prefix = tmp_path / "prefix"
-    make_install(PREFIX=str(prefix))
-    units = [str(prefix / "lib/systemd/system" / u) for u in ("echosrv.service", "echosrv.socket")]
+    make_install(PREFIX=str(prefix), SYSCONFDIR=str(prefix / "etc"))
+    unit_dir = prefix / "lib/systemd/system"
+    # A template is verified as one of its instances.
+    shutil.copy(unit_dir / "echosrv@.service", unit_dir / "echosrv@check.service")
+    units = [str(unit_dir / u)
+             for u in ("echosrv.service", "echosrv@check.service", "echosrv.socket")]
     r = subprocess.run([exe, "verify", "--man=no"] + units, capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0 and r.stderr.strip() == "", r.stderr

@@ -272,7 +272,7 @@ def test_bulk_slow_reader_holds_at_most_conn_buffer(start_server, tmp_path):
     s = srv.connect()
     written = _fill_until_blocked([s])[0]
     assert "bulk mode: splice" in srv.stderr()
-    r = subprocess.run([os.path.join(BUILD, "echosrvctl"), "--ctl", ctl, "conns"],
+    r = subprocess.run([os.path.join(BUILD, "echosrvctl"), "--ctl", ctl, "conns", "--json"],
                        capture_output=True, text=True, timeout=20)
     import json
     conn = json.loads(r.stdout)["connections"][0]

@@ -75,7 +75,7 @@ def _write_until_blocked(socks, limit, quiet_rounds=15, max_rounds=2000):
 
 
 def _conns(ctl_path):
-    return json.loads(ctl(ctl_path, "conns").stdout)["connections"]
+    return json.loads(ctl(ctl_path, "conns", "--json").stdout)["connections"]
 
 
 def _read_back(socks, written):

@@ -49,7 +49,31 @@ static const struct {
 	{ "st\x01" "ats", 0, 0, 0 },
 	{ "stats\xff", 0, 0, 0 },
 	{ "\r", 0, 0, 0 },
+	{ "kill 100000000", 1, CTL_KILL, 0 },
+	{ "kill ffffffffffffffff 3", 1, CTL_KILL, 0 },
+	{ "kill", 0, 0, 0 },
+	{ "kill xyz", 0, 0, 0 },
+	{ "kill 1ffffffffffffffff", 0, 0, 0 },	/* more than 64 bits */
+	{ "kill 1 -1", 0, 0, 0 },
+	{ "kill 1 4294967295", 0, 0, 0 },	/* UINT32_MAX means "any" */
+	{ "kill 1 2 3", 0, 0, 0 },
+	{ "kill +1", 0, 0, 0 },
 };
+
+/* kill's id and worker as parsed. */
+static void test_kill_fields(void **state)
+{
+	struct ctl_req req;
+	char err[160];
+
+	assert_int_equal(ctl_parse("kill 1a2b", 9, &req, err, sizeof(err)), 0);
+	assert_true(req.conn == 0x1a2b && req.worker == UINT32_MAX);
+	assert_int_equal(ctl_parse("kill ffffffffffffffff 7", 23, &req, err, sizeof(err)), 0);
+	assert_true(req.conn == UINT64_MAX && req.worker == 7);
+	/* No command name doubled in the error: the client adds it. */
+	assert_int_equal(ctl_parse("trace bogus", 11, &req, err, sizeof(err)), -EINVAL);
+	assert_null(strstr(err, "trace:"));
+}
 
 static void test_table(void **state)
 {
@@ -123,6 +147,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_kill_fields),
 		cmocka_unit_test(test_embedded_nul),
 		cmocka_unit_test(test_too_long),
 		cmocka_unit_test(test_random),

@@ -35,6 +35,33 @@ static void test_max_conns(void **state)
 	limits_fini(&l);
 }
 
+/* A PROXY connection: its --max-conns place at accept, its address's share
+ * once the header names it; refusals and departures give back the place. */
+static void test_reserve_then_address(void **state)
+{
+	struct limits l;
+	struct ipaddr a = ip4(7);
+	bool counted;
+
+	assert_int_equal(limits_init(&l, 2, 1), 0);
+	assert_int_equal(limits_reserve(&l, 2), ADMIT_OK);
+	assert_int_equal(limits_reserve(&l, 2), ADMIT_OK);
+	assert_int_equal(limits_reserve(&l, 2), ADMIT_MAX_CONNS);	/* both places held */
+	assert_int_equal(limits_take(&l, &a), ADMIT_MAX_CONNS);
+	assert_int_equal(limits_take_reserved(&l, &a, 1, &counted), ADMIT_OK);
+	assert_true(counted);
+	assert_int_equal(limits_take_reserved(&l, &a, 1, &counted), ADMIT_PER_IP);	/* gives its place back */
+	assert_false(counted);
+	assert_int_equal(atomic_load(&l.active), 1);
+	assert_int_equal(limits_reserve(&l, 2), ADMIT_OK);
+	limits_unreserve(&l);					/* left before its header */
+	limits_release(&l, &a);
+	assert_int_equal(atomic_load(&l.active), 0);
+	assert_int_equal(limits_take(&l, &a), ADMIT_OK);	/* a's share is free again */
+	limits_release(&l, &a);
+	limits_fini(&l);
+}
+
 static void test_per_ip_model(void **state)
 {
 	enum { ADDRS = 300, STEPS = 200000, PER_IP = 3, MAX = 500 };
@@ -71,6 +98,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_max_conns),
 		cmocka_unit_test(test_per_ip_model),
+		cmocka_unit_test(test_reserve_then_address),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

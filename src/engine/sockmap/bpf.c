@@ -64,16 +64,24 @@ static int check_caps(char *err, size_t errlen)
 {
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct d[2];
+	char missing[80] = "";
 	bool admin;
 
 	memset(d, 0, sizeof(d));
 	if (syscall(SYS_capget, &h, d))
 		return 0;	/* cannot tell: let the kernel decide */
 	admin = has_cap(d, CAP_SYS_ADMIN);
-	if (has_cap(d, CAP_NET_ADMIN) && (admin || (has_cap(d, CAP_BPF) && has_cap(d, CAP_PERFMON))))
+	if (!has_cap(d, CAP_NET_ADMIN))
+		strcat(missing, " CAP_NET_ADMIN");
+	if (!admin && !has_cap(d, CAP_BPF))
+		strcat(missing, " CAP_BPF");
+	if (!admin && !has_cap(d, CAP_PERFMON))
+		strcat(missing, " CAP_PERFMON");
+	if (!missing[0])
 		return 0;
 	snprintf(err, errlen, "the sockmap engine needs root, or CAP_BPF, CAP_NET_ADMIN and "
-		 "CAP_PERFMON (it loads eBPF programs); use --engine epoll or io_uring otherwise");
+		 "CAP_PERFMON (it loads eBPF programs); this process lacks%s; "
+		 "use --engine epoll or io_uring otherwise", missing);
 	return -EPERM;
 }
 

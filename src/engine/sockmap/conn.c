@@ -38,8 +38,9 @@
 
 /* --- TCP counters ---------------------------------------------------------- */
 
-int sm_tcp_bytes(int fd, struct tcp_bytes *b)
+int sm_tcp_bytes(const struct conn *c, struct tcp_bytes *b)
 {
+	int fd = c->fd;
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
 	int outq = 0;
@@ -57,6 +58,7 @@ int sm_tcp_bytes(int fd, struct tcp_bytes *b)
 		b->in -= b->in > 0;
 		break;
 	}
+	b->in -= MIN(b->in, c->pre_read);
 	b->last_rx_ms = ti.tcpi_last_data_recv;
 	return 0;
 }
@@ -128,7 +130,7 @@ static void try_finish(struct worker *w, struct conn *c)
 
 	if (c->state != CONN_FLUSHING || c->len)
 		return;
-	if (sm_tcp_bytes(c->fd, &b)) {
+	if (sm_tcp_bytes(c, &b)) {
 		sm_close(w, c, CLOSE_ERROR);
 		return;
 	}
@@ -312,7 +314,7 @@ void sm_count_one(struct conn *c, void *arg)
 {
 	struct tcp_bytes b;
 
-	if (c->state != CONN_CLOSING && !sm_tcp_bytes(c->fd, &b))
+	if (c->state != CONN_CLOSING && !sm_tcp_bytes(c, &b))
 		sm_sync_bytes(arg, c, &b);
 }
 
@@ -328,7 +330,7 @@ void sm_sweep_one(struct conn *c, void *arg)
 
 	if (c->state == CONN_CLOSING)
 		return;
-	if (!sm_tcp_bytes(c->fd, &b))
+	if (!sm_tcp_bytes(c, &b))
 		sm_sync_bytes(w, c, &b);
 	if (!m->in_map || bpf_map_lookup_elem(s->bpf.state_fd, &m->cookie, &st))
 		return;
@@ -370,7 +372,7 @@ void sm_close(struct worker *w, struct conn *c, enum close_reason why)
 	sm_idle_remove(w, c);
 	/* After our own FIN (CLOSE_PEER) the counters were taken just before
 	 * it: the FIN would count as a byte sent. */
-	if (why != CLOSE_PEER && !sm_tcp_bytes(c->fd, &b))
+	if (why != CLOSE_PEER && !sm_tcp_bytes(c, &b))
 		sm_sync_bytes(w, c, &b);
 	if (c->idx < s->n_per && s->per[c->idx].cookie)
 		check_seen(w, c, &s->per[c->idx]);

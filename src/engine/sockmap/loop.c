@@ -41,12 +41,15 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/udp.h"
 #include "engine/sockmap/abi.h"
 #include "engine/sockmap/sockmap.h"
 
 #define SCRATCH_MAX (256u << 10)
 #define TAG_WAKE UINT32_MAX
 #define TAG_RING (UINT32_MAX - 1)
+#define TAG_PREAMBLE (UINT32_MAX - 2)	/* w->pre.epfd: PROXY headers */
+#define TAG_UDP (UINT32_MAX - 3)	/* the worker's UDP sockets, served from user space (udp.h) */
 #define SYNC_NS NSEC_PER_SEC		/* byte counters into the statistics */
 #define MAP_ENTRIES_MAX 10000000u	/* as --max-conns */
 #define SHARE_HEADROOM_DIV 4		/* a worker's maps: its share + 1/4 + 64 */
@@ -129,7 +132,7 @@ static void expire_idle(struct worker *w)
 		struct tcp_bytes b;
 		uint64_t ago;
 
-		if (sm_tcp_bytes(c->fd, &b)) {
+		if (sm_tcp_bytes(c, &b)) {
 			sm_close(w, c, CLOSE_ERROR);
 			continue;
 		}
@@ -204,6 +207,10 @@ static void dispatch(struct worker *w, const struct epoll_event *ev)
 			(void)r;	/* the phase is read in worker_tick() */
 		} else if (idx == TAG_RING) {
 			ring_buffer__consume(s->ring);
+		} else if (idx == TAG_PREAMBLE) {
+			worker_preamble_ready(w);	/* adopt() inserts into the map only now */
+		} else if (idx == TAG_UDP) {
+			udp_ready(w);
 		} else if (!w->draining && !w->accept_resume) {
 			worker_accept_batch(w, listener_row(&w->srv->ls, w->id)[idx]);
 		}
@@ -323,7 +330,11 @@ static int sm_init(struct worker *w)
 	if (!s->ring)
 		return -errno ? -errno : -ENOMEM;
 	if ((r = sm_ep_ctl(s, EPOLL_CTL_ADD, w->wake_fd, EPOLLIN, TAG_WAKE)) ||
-	    (r = sm_ep_ctl(s, EPOLL_CTL_ADD, s->bpf.events_fd, EPOLLIN, TAG_RING)))
+	    (r = sm_ep_ctl(s, EPOLL_CTL_ADD, s->bpf.events_fd, EPOLLIN, TAG_RING)) ||
+	    (w->pre.epfd >= 0 &&
+	     (r = sm_ep_ctl(s, EPOLL_CTL_ADD, w->pre.epfd, EPOLLIN, TAG_PREAMBLE))) ||
+	    (r = udp_init(w)) ||
+	    (udp_fd(w) >= 0 && (r = sm_ep_ctl(s, EPOLL_CTL_ADD, udp_fd(w), EPOLLIN, TAG_UDP))))
 		return r;
 	s->next_sync = w->now + SYNC_NS;
 	set_accepting(w, true);
@@ -334,6 +345,7 @@ static void sm_fini(struct worker *w)
 {
 	struct sm *s = w->eng;
 
+	udp_fini(w);
 	if (!s)
 		return;
 	if (s->ring)

@@ -78,7 +78,9 @@ struct tcp_bytes {
 
 /* conn.c: one inserted connection, and its close. */
 void sm_close(struct worker *w, struct conn *c, enum close_reason why);
-int sm_tcp_bytes(int fd, struct tcp_bytes *b);
+/* TCP's counts for c, less the bytes read before it was adopted
+ * (c->pre_read: a PROXY header), which are no part of the echo. */
+int sm_tcp_bytes(const struct conn *c, struct tcp_bytes *b);
 void sm_sync_bytes(struct worker *w, struct conn *c, const struct tcp_bytes *b);
 uint32_t sm_interest(struct worker *w, const struct conn *c);
 void sm_peer_fin(struct worker *w, struct conn *c);

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/udp.h"
 #include "engine/uring/uring.h"
 #include "core/util.h"
 #include "server/worker.h"
@@ -172,6 +173,51 @@ static void on_wake(struct worker *w, const struct io_uring_cqe *cqe)
 	}
 }
 
+/* Proxy listeners: the worker's set of connections waiting for their
+ * PROXY header is one epoll descriptor, polled here like wake_fd. */
+static void arm_preamble(struct worker *w)
+{
+	struct uring_engine *u = w->eng;
+	struct io_uring_sqe *sqe;
+
+	if (w->pre.epfd < 0 || u->pre_armed || !(sqe = uring_sqe(u)))
+		return;
+	io_uring_prep_poll_multishot(sqe, w->pre.epfd, POLLIN);
+	io_uring_sqe_set_data64(sqe, ud_make(UOP_PREAMBLE, 0, 0));
+	u->pre_armed = true;
+}
+
+static void on_preamble(struct worker *w, const struct io_uring_cqe *cqe)
+{
+	struct uring_engine *u = w->eng;
+
+	worker_preamble_ready(w);
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		u->pre_armed = false;
+		arm_preamble(w);
+	}
+}
+
+/* UDP is served by readiness (udp.h), not by a multishot recvmsg into the
+ * buffer ring: a one-shot poll on the worker's UDP set, re-armed after each
+ * serving, which completes at once while datagrams are still waiting. */
+static void arm_udp(struct worker *w)
+{
+	struct uring_engine *u = w->eng;
+	struct io_uring_sqe *sqe;
+
+	if (udp_fd(w) < 0 || !(sqe = uring_sqe(u)))
+		return;
+	io_uring_prep_poll_add(sqe, udp_fd(w), POLLIN);
+	io_uring_sqe_set_data64(sqe, ud_make(UOP_UDP, 0, 0));
+}
+
+static void on_udp(struct worker *w)
+{
+	udp_ready(w);
+	arm_udp(w);
+}
+
 static void dispatch(struct worker *w, const struct io_uring_cqe *cqe)
 {
 	uint64_t ud = cqe->user_data;
@@ -180,6 +226,8 @@ static void dispatch(struct worker *w, const struct io_uring_cqe *cqe)
 	switch (op) {
 	case UOP_ACCEPT: on_accept(w, cqe, ud_idx(ud)); return;
 	case UOP_WAKE:   on_wake(w, cqe); return;
+	case UOP_PREAMBLE: on_preamble(w, cqe); return;
+	case UOP_UDP:      on_udp(w); return;
 	case UOP_CANCEL: return;
 	default: break;
 	}
@@ -369,6 +417,10 @@ static int ur_init(struct worker *w)
 	      "single-shot, sized to the room",
 	      !u->bulk_ok ? "off" : (u->n_files && !u->install_ok) ? "off (no fd install)" : "on");
 	arm_wake(w);
+	arm_preamble(w);
+	if ((r = udp_init(w)))
+		goto fail;
+	arm_udp(w);
 	ur_set_accepting(w, true);
 	if ((r = u->fatal))
 		goto fail;
@@ -392,13 +444,16 @@ static void ur_fini(struct worker *w)
 {
 	struct uring_engine *u = w->eng;
 
-	if (!u)
+	if (!u) {
+		udp_fini(w);
 		return;
+	}
 	/* Only after a forced stop are connections left; exiting the ring
 	 * cancels their requests, then their sockets can go. */
 	if (u->ring_ok)
 		io_uring_queue_exit(&u->ring);
 	ubulk_fini(w);
+	udp_fini(w);	/* after the ring: no poll on its descriptor is left */
 	uring_bufs_fini(&u->bufs, NULL);	/* the kernel has let go of it */
 	conn_table_each(&w->conns, close_leftover, u);
 	for (uint32_t i = 0; u->uc && i < u->n_uc_chunks; i++)

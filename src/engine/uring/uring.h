@@ -36,6 +36,8 @@ enum uop {
 	UOP_POLLIN,	/* bulk mode: multishot poll for input */
 	UOP_POLLOUT,	/* bulk mode: one-shot poll for room to send */
 	UOP_INSTALL,	/* bulk mode: a plain descriptor for a registered socket */
+	UOP_PREAMBLE,	/* multishot poll on w->pre.epfd: PROXY headers readable */
+	UOP_UDP,	/* one-shot poll on the worker's UDP set (engine/udp.h) */
 };
 
 #define UD_IDX_BITS 24
@@ -107,6 +109,7 @@ struct uring_engine {
 	bool accepting;
 	bool accept_armed[CONFIG_MAX_LISTEN];
 	bool wake_armed;
+	bool pre_armed;			/* UOP_PREAMBLE is in flight */
 	bool ring_ok;
 	bool bulk_ok;			/* splice path enabled */
 	bool install_ok;		/* kernel has IORING_OP_FIXED_FD_INSTALL */

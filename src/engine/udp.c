@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* UDP echo: batches in, guard, batches out; see udp.h.
+ *
+ * Techniques: recvmmsg with MSG_TRUNC, so the kernel reports each
+ * datagram's real length even when it was larger than the buffer (that is
+ * how too-big is told from the rest); one buffer of --udp-max-size per
+ * batch slot, echoed in place (no copy); the reply's source address is the
+ * received IP_PKTINFO's ipi_spec_dst or IPV6_PKTINFO's address, so a
+ * wildcard socket on a host with many addresses answers from the right
+ * one.  A socket gets at most UDP_ROUNDS batches per readiness, so a flood
+ * on UDP cannot starve the worker's TCP connections (the epoll set is
+ * level-triggered and says "ready" again next turn). */
+#include "engine/udp.h"
+
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/udp_guard.h"
+#include "core/util.h"
+#include "server/worker.h"
+
+#define UDP_BATCH 32
+#define UDP_ROUNDS 4
+#define IFACES_NS (5 * NSEC_PER_SEC)	/* how often the interface list is re-read */
+#define DROP_LOG_NS NSEC_PER_SEC	/* one ERROR line per reason per second */
+
+union cmsg_space {
+	char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
+	struct cmsghdr align;
+};
+
+struct drop_log {
+	uint64_t last;		/* ns of the last line */
+	uint64_t suppressed;	/* drops since, not logged */
+};
+
+struct udp_worker {
+	int epfd;
+	struct udp_guard guard;
+	uint8_t *bufs;		/* UDP_BATCH buffers of buf_size */
+	uint32_t buf_size;
+	uint64_t ifaces_at;	/* ns of the last interface list */
+	const struct config *cfg;	/* the guard's settings come from here */
+	struct mmsghdr in[UDP_BATCH], out[UDP_BATCH];
+	struct iovec iov_in[UDP_BATCH], iov_out[UDP_BATCH];
+	struct sockaddr_storage src[UDP_BATCH];
+	union cmsg_space cin[UDP_BATCH], cout[UDP_BATCH];
+	struct drop_log dlog[UDP_N_VERDICTS];
+};
+
+/* --- what the guard needs to know of the host ------------------------------ */
+
+/* One entry per interface address: its index, loopback flag and IPv4
+ * broadcast address (an interface with two IPv4 networks has two). */
+static void load_ifaces(struct worker *w, struct udp_worker *u)
+{
+	struct udp_iface ifs[UDP_GUARD_MAX_IFACES];
+	struct ifaddrs *all;
+	unsigned n = 0;
+
+	u->ifaces_at = w->now;
+	if (getifaddrs(&all)) {
+		TRACE(TR_ERROR, "worker %u: getifaddrs: %s", w->id, strerror(errno));
+		return;
+	}
+	for (struct ifaddrs *i = all; i && n < ARRAY_SIZE(ifs); i = i->ifa_next) {
+		unsigned idx = if_nametoindex(i->ifa_name);
+		if (!idx)
+			continue;
+		ifs[n] = (struct udp_iface){ .index = idx, .loopback = i->ifa_flags & IFF_LOOPBACK };
+		/* An address added without "brd" is reported with itself as
+		 * its broadcast address: that one is no broadcast. */
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+		    (i->ifa_flags & IFF_BROADCAST) && i->ifa_broadaddr) {
+			uint32_t b = ((struct sockaddr_in *)i->ifa_broadaddr)->sin_addr.s_addr;
+			if (b != ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr)
+				ifs[n].bcast = b;
+		}
+		n++;
+	}
+	freeifaddrs(all);
+	udp_guard_set_ifaces(&u->guard, ifs, n);
+}
+
+/* --- drops --------------------------------------------------------------- */
+
+static void count_drop(struct stats *s, enum udp_verdict v)
+{
+	switch (v) {
+#define X(e, f, n) case e: STAT_ADD(s, udp_drop_##f, 1); break;
+	UDP_DROPS(X)
+#undef X
+	default: break;
+	}
+}
+
+static void drop(struct worker *w, struct udp_worker *u, enum udp_verdict v,
+		 const struct sockaddr *src)
+{
+	struct drop_log *l = &u->dlog[v];
+	char text[ADDR_TEXT_MAX];
+
+	count_drop(&w->stats, v);
+	PROBE(udp_drop, w->id, udp_verdict_name(v));
+	if (!trace_on(TR_ERROR))
+		return;
+	if (l->last && w->now - l->last < DROP_LOG_NS) {
+		l->suppressed++;
+		return;
+	}
+	addr_format(src, text, sizeof(text));
+	TRACE(TR_ERROR, "worker %u: UDP datagram from %s dropped: %s (%llu more since the last "
+	      "such line)", w->id, text, udp_verdict_name(v), (unsigned long long)l->suppressed);
+	l->last = w->now;
+	l->suppressed = 0;
+}
+
+/* --- one datagram's addresses -------------------------------------------- */
+
+struct local {
+	struct ipaddr dst;	/* the address it was sent to */
+	unsigned ifindex;
+	bool known, bcast;
+	bool v4;		/* reply with IP_PKTINFO (else IPV6_PKTINFO) */
+	struct in_pktinfo p4;
+	struct in6_pktinfo p6;
+};
+
+static void read_local(struct msghdr *m, struct local *l)
+{
+	memset(l, 0, sizeof(*l));
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			memcpy(&l->p4, CMSG_DATA(c), sizeof(l->p4));
+			l->v4 = l->known = true;
+		} else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+			memcpy(&l->p6, CMSG_DATA(c), sizeof(l->p6));
+			l->known = true;
+		}
+	}
+	if (l->v4) {
+		l->dst.family = AF_INET;
+		memcpy(l->dst.bytes, &l->p4.ipi_addr, 4);
+		l->ifindex = (unsigned)l->p4.ipi_ifindex;
+		/* The kernel's local address for the reply differs from the
+		 * destination when that was a broadcast (of any kind). */
+		l->bcast = l->p4.ipi_spec_dst.s_addr != l->p4.ipi_addr.s_addr;
+	} else if (l->known) {
+		struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = l->p6.ipi6_addr };
+		addr_to_ip((struct sockaddr *)&a6, &l->dst);
+		l->ifindex = l->p6.ipi6_ifindex;
+	}
+}
+
+/* The reply's control data: send from the local address it came to. */
+static socklen_t write_local(const struct local *l, union cmsg_space *cs)
+{
+	struct msghdr m = { .msg_control = cs->buf, .msg_controllen = sizeof(cs->buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+
+	if (!l->known)
+		return 0;
+	memset(cs, 0, sizeof(*cs));
+	if (l->v4) {
+		struct in_pktinfo p = { .ipi_spec_dst = l->p4.ipi_spec_dst };
+		c->cmsg_level = IPPROTO_IP;
+		c->cmsg_type = IP_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(p));
+		memcpy(CMSG_DATA(c), &p, sizeof(p));
+		return CMSG_SPACE(sizeof(p));
+	}
+	c->cmsg_level = IPPROTO_IPV6;
+	c->cmsg_type = IPV6_PKTINFO;
+	c->cmsg_len = CMSG_LEN(sizeof(l->p6));
+	memcpy(CMSG_DATA(c), &l->p6, sizeof(l->p6));
+	return CMSG_SPACE(sizeof(l->p6));
+}
+
+/* --- the batch ----------------------------------------------------------- */
+
+static int receive(struct udp_worker *u, int fd)
+{
+	for (unsigned i = 0; i < UDP_BATCH; i++) {
+		u->iov_in[i] = (struct iovec){ u->bufs + (size_t)i * u->buf_size, u->buf_size };
+		u->in[i].msg_hdr = (struct msghdr){
+			.msg_name = &u->src[i], .msg_namelen = sizeof(u->src[i]),
+			.msg_iov = &u->iov_in[i], .msg_iovlen = 1,
+			.msg_control = u->cin[i].buf, .msg_controllen = sizeof(u->cin[i].buf),
+		};
+	}
+	return recvmmsg(fd, u->in, UDP_BATCH, MSG_DONTWAIT | MSG_TRUNC, NULL);
+}
+
+/* Check datagram i; if it passes, make it reply k (sent from the same
+ * buffer).  True when it passed. */
+static bool consider(struct worker *w, struct udp_worker *u, unsigned i, unsigned k)
+{
+	struct msghdr *m = &u->in[i].msg_hdr;
+	uint32_t len = u->in[i].msg_len;
+	struct local l;
+
+	STAT_ADD(&w->stats, udp_in, 1);
+	STAT_ADD(&w->stats, udp_bytes_in, len);
+	PROBE(udp_recv, w->id, len);
+	read_local(m, &l);
+	struct udp_dgram d = {
+		.src = m->msg_name, .ifindex = l.ifindex, .dst = l.known ? &l.dst : NULL,
+		.dst_broadcast = l.bcast, .len = len,
+		.truncated = (m->msg_flags & MSG_CTRUNC) || ((m->msg_flags & MSG_TRUNC) &&
+							       len <= u->buf_size),
+	};
+	enum udp_verdict v = udp_guard_check(&u->guard, &d, w->now);
+	if (v != UDP_PASS) {
+		drop(w, u, v, m->msg_name);
+		return false;
+	}
+	u->iov_out[k] = (struct iovec){ m->msg_iov->iov_base, len };
+	u->out[k].msg_hdr = (struct msghdr){
+		.msg_name = m->msg_name, .msg_namelen = m->msg_namelen,
+		.msg_iov = &u->iov_out[k], .msg_iovlen = 1,
+		.msg_control = u->cout[k].buf, .msg_controllen = write_local(&l, &u->cout[k]),
+	};
+	if (!u->out[k].msg_hdr.msg_controllen)
+		u->out[k].msg_hdr.msg_control = NULL;
+	return true;
+}
+
+static void sent(struct worker *w, const struct mmsghdr *m)
+{
+	uint32_t len = (uint32_t)m->msg_hdr.msg_iov->iov_len;
+
+	STAT_ADD(&w->stats, udp_out, 1);
+	STAT_ADD(&w->stats, udp_bytes_out, len);
+	PROBE(udp_send, w->id, len);
+	if (trace_on(TR_DATA)) {
+		char text[ADDR_TEXT_MAX];
+		addr_format(m->msg_hdr.msg_name, text, sizeof(text));
+		TRACE(TR_DATA, "udp echo peer=%s worker=%u bytes=%u", text, w->id, len);
+	}
+}
+
+/* Send replies [0, k).  A full queue drops the rest of the batch (it would
+ * be full for them too); any other error drops the one reply it names. */
+static void send_batch(struct worker *w, struct udp_worker *u, int fd, unsigned k)
+{
+	unsigned i = 0;
+
+	while (i < k) {
+		int s = sendmmsg(fd, u->out + i, k - i, MSG_DONTWAIT);
+		if (s > 0) {
+			for (int j = 0; j < s; j++)
+				sent(w, &u->out[i + (unsigned)j]);
+			i += (unsigned)s;
+			continue;
+		}
+		int err = s < 0 ? errno : EIO;
+		if (err == EAGAIN || err == ENOBUFS || err == ENOMEM) {
+			for (; i < k; i++)
+				drop(w, u, UDP_SEND_FULL, u->out[i].msg_hdr.msg_name);
+			return;
+		}
+		drop(w, u, UDP_SEND_ERROR, u->out[i].msg_hdr.msg_name);
+		i++;
+	}
+}
+
+static void serve(struct worker *w, struct udp_worker *u, int fd)
+{
+	for (unsigned round = 0; round < UDP_ROUNDS; round++) {
+		int n = receive(u, fd);
+		unsigned k = 0;
+
+		if (n <= 0)
+			return;	/* EAGAIN, or an error the next readiness reports again */
+		for (unsigned i = 0; i < (unsigned)n; i++)
+			k += consider(w, u, i, k);
+		send_batch(w, u, fd, k);
+		if (n < UDP_BATCH)
+			return;
+	}
+}
+
+/* --- set-up and reload ----------------------------------------------------- */
+
+static struct udp_guard_cfg guard_cfg(const struct worker *w, const struct config *cfg)
+{
+	const struct udp_listeners *ul = &w->srv->ls.udp;
+	unsigned sharers = ul->activated ? 1 : ul->n_workers;
+
+	return (struct udp_guard_cfg){
+		.acl = &cfg->acl, .allow_low_ports = cfg->udp_allow_low_ports,
+		.max_size = cfg->udp_max_size, .rate = cfg->udp_rate,
+		.sources = (w->srv->cfg.udp_sources + sharers - 1) / sharers,
+	};
+}
+
+/* A reload moved this worker to another configuration (worker_take_live()):
+ * the guard follows it before it looks at another datagram, so it never
+ * reads an ACL of a configuration that may be freed. */
+static void follow_reload(struct worker *w, struct udp_worker *u)
+{
+	struct udp_guard_cfg gc = guard_cfg(w, w->cfg);
+	int r = udp_guard_update(&u->guard, &gc);
+
+	if (r) {
+		gc.rate = 0;	/* no memory for the table: unlimited, but the rest holds */
+		udp_guard_update(&u->guard, &gc);
+		TRACE(TR_ERROR, "worker %u: UDP rate table: %s; --udp-rate not applied", w->id,
+		      strerror(-r));
+	}
+	u->cfg = w->cfg;
+}
+
+void udp_ready(struct worker *w)
+{
+	struct udp_worker *u = w->udp;
+	struct epoll_event ev[CONFIG_MAX_LISTEN];
+	int *row = udp_listener_row(&w->srv->ls.udp, w->id);
+
+	if (unlikely(u->cfg != w->cfg))
+		follow_reload(w, u);
+	if (w->now - u->ifaces_at >= IFACES_NS)
+		load_ifaces(w, u);
+	/* One socket (the usual case): it is the one that is ready, so skip
+	 * asking the set.  The set's stale "ready" is re-checked and cleared
+	 * by the kernel when the engine next polls it, so nothing spins. */
+	if (w->srv->ls.udp.n_addr == 1) {
+		if (row[0] >= 0)
+			serve(w, u, row[0]);
+		return;
+	}
+	int n = epoll_wait(u->epfd, ev, CONFIG_MAX_LISTEN, 0);
+	for (int i = 0; i < n; i++)
+		if (row[ev[i].data.u32] >= 0)	/* closed when draining started */
+			serve(w, u, row[ev[i].data.u32]);
+}
+
+static int setup(struct worker *w, struct udp_worker *u, const int *row, unsigned n_addr)
+{
+	struct udp_listeners *ul = &w->srv->ls.udp;
+	uint16_t ports[UDP_GUARD_MAX_PORTS];
+	struct udp_guard_cfg gc = guard_cfg(w, w->cfg);
+	int r;
+
+	u->cfg = w->cfg;
+	if (getrandom(&gc.seed, sizeof(gc.seed), GRND_NONBLOCK) != sizeof(gc.seed))
+		gc.seed = (uint32_t)mono_ns();
+	if ((r = udp_guard_init(&u->guard, &gc)))
+		return r;
+	for (unsigned i = 0, n = udp_listeners_ports(ul, ports, ARRAY_SIZE(ports)); i < n; i++)
+		udp_guard_add_port(&u->guard, ports[i]);
+	/* The largest payload whatever --udp-max-size says, so a reload may
+	 * raise it.  Large, so malloc maps it: pages are touched only by
+	 * datagrams that big, and the RSS of small-datagram traffic stays small. */
+	u->buf_size = UDP_PAYLOAD_MAX;
+	if (!(u->bufs = malloc((size_t)UDP_BATCH * u->buf_size)))
+		return -ENOMEM;
+	if ((u->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		return ERR();
+	for (unsigned a = 0; a < n_addr; a++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = a };
+		if (row[a] >= 0 && epoll_ctl(u->epfd, EPOLL_CTL_ADD, row[a], &ev))
+			return ERR();
+	}
+	load_ifaces(w, u);
+	return 0;
+}
+
+int udp_init(struct worker *w)
+{
+	struct udp_listeners *ul = &w->srv->ls.udp;
+	struct udp_worker *u;
+	bool any = false;
+
+	if (!ul->fds || !ul->n_addr)
+		return 0;
+	int *row = udp_listener_row(ul, w->id);
+	for (unsigned a = 0; a < ul->n_addr; a++)
+		any |= row[a] >= 0;
+	if (!any)
+		return 0;	/* systemd's sockets: worker 0 serves them */
+	if (!(u = calloc(1, sizeof(*u))))
+		return -ENOMEM;
+	u->epfd = -1;
+	w->udp = u;
+	int r = setup(w, u, row, ul->n_addr);
+	if (r)
+		TRACE(TR_ERROR, "worker %u: UDP set-up: %s", w->id, strerror(-r));
+	return r;
+}
+
+int udp_fd(const struct worker *w)
+{
+	const struct udp_worker *u = w->udp;
+
+	return u ? u->epfd : -1;
+}
+
+void udp_fini(struct worker *w)
+{
+	struct udp_worker *u = w->udp;
+
+	if (!u)
+		return;
+	if (u->epfd >= 0)
+		close(u->epfd);
+	udp_guard_fini(&u->guard);
+	free(u->bufs);
+	free(u);
+	w->udp = NULL;
+}
