@@ -381,6 +381,13 @@ static int run_locked(struct server *srv, char *err, size_t errlen)
 		snprintf(err, errlen, "the server is stopping");
 		return -ESHUTDOWN;
 	}
+	/* The control socket answers before start-up has written the port
+	 * file (main thread, the same safefile and listeners): a reload waits
+	 * for that, and the store of serving after it orders the two. */
+	if (!atomic_load(&srv->serving)) {
+		snprintf(err, errlen, "echosrv is still starting: reload once it serves");
+		return -EAGAIN;
+	}
 	if (rl.retired) {
 		if (!wait_taken(srv, cur->gen)) {
 			snprintf(err, errlen, "a worker has not yet taken the previous reload");
