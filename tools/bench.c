@@ -129,6 +129,15 @@ static void sample(struct watch *w, int end)
 
 	if (o->server_pid)
 		w->srv_cpu[end] = proc_tree_cpu_ns(o->server_pid);
+	/* A child that has exited but is not reaped yet shows no time of its
+	 * own, and its parent's cutime does not have it yet: a moment later it
+	 * has.  So a reading below the first one is taken again, a few times
+	 * at most, before the difference is called unknown. */
+	for (int i = 0; end && o->server_pid && i < 5 && w->srv_cpu[0] >= 0 &&
+	     w->srv_cpu[1] >= 0 && w->srv_cpu[1] < w->srv_cpu[0]; i++) {
+		nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000 * 1000 }, NULL);
+		w->srv_cpu[1] = proc_tree_cpu_ns(o->server_pid);
+	}
 	w->stat_ok[end] = cpustat_read(NULL, &w->all[end], o->cpus, w->cpu[end],
 				       o->ncpus) == 0;
 }
