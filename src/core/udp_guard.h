@@ -97,7 +97,7 @@ struct udp_guard_cfg {
 	bool allow_low_ports;
 	uint32_t max_size;
 	uint32_t rate;		/* per second, burst the same; 0 = unlimited */
-	uint32_t sources;	/* table entries (rounded up to a power of two) */
+	uint32_t sources;	/* table entries (at least the probe window, 8) */
 	uint32_t seed;
 };
 
