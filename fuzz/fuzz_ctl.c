@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	memcpy(buf, data, size);
 	if (ctl_parse(buf, size, &req, err, sizeof(err)) == 0) {
-		FUZZ_CHECK(req.cmd <= CTL_STOP);
+		FUZZ_CHECK(req.cmd <= CTL_KILL);	/* the last command */
 		FUZZ_CHECK(size <= CTL_REQ_MAX);
 		if (req.cmd == CTL_TRACE_SET)
 			FUZZ_CHECK((req.trace & ~(uint32_t)TR_ALL) == 0);

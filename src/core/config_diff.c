@@ -32,15 +32,23 @@ static const char *same_option(const char *text, const char *line, size_t *len)
 	return NULL;
 }
 
+/* Does text hold the whole line line[0..n) ("\n" before and after it)?  No
+ * copy into a key: a line is as long as a path may be. */
+static bool has_line(const char *text, const char *line, size_t n)
+{
+	for (const char *p = text; (p = strchr(p, '\n')) && p[1]; p++)
+		if (!strncmp(p + 1, line, n) && p[1 + n] == '\n')
+			return true;
+	return false;
+}
+
 static void diff(const char *a, const char *b, struct sbuf *msg)
 {
 	for (int pass = 0; pass < 2; pass++) {
 		const char *from = pass ? b : a, *to = pass ? a : b;
 		for (const char *line = to + 1; *line; line += strcspn(line, "\n") + 1) {
 			size_t n = strcspn(line, "\n"), olen = 0;
-			char key[512];
-			snprintf(key, sizeof(key), "\n%.*s\n", (int)n, line);
-			if (strstr(from, key))
+			if (has_line(from, line, n))
 				continue;	/* unchanged */
 			const char *old = same_option(from, line, &olen);
 			if (old && pass)

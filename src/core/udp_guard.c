@@ -75,15 +75,21 @@ void udp_guard_set_ifaces(struct udp_guard *g, const struct udp_iface *ifs, unsi
 {
 	g->n_ifaces = MIN(n, UDP_GUARD_MAX_IFACES);
 	memcpy(g->ifaces, ifs, g->n_ifaces * sizeof(*ifs));
+	g->ifaces_known = true;
 }
 
-/* -1: not known (no interface list, or the index is not in it). */
+/* -1: not known (no interface list yet, or the kernel gave no index).  An
+ * index that is not listed as a loopback one is not: the list may be
+ * short (a host with many interfaces) or stale (one added since), and
+ * guessing "loopback" there would let a forged 127.0.0.0/8 source in. */
 static int iface_is_loopback(const struct udp_guard *g, unsigned ifindex)
 {
-	for (unsigned i = 0; ifindex && i < g->n_ifaces; i++)
-		if (g->ifaces[i].index == ifindex)
-			return g->ifaces[i].loopback;
-	return -1;
+	if (!ifindex || !g->ifaces_known)
+		return -1;
+	for (unsigned i = 0; i < g->n_ifaces; i++)
+		if (g->ifaces[i].index == ifindex && g->ifaces[i].loopback)
+			return 1;
+	return 0;
 }
 
 static bool local_broadcast(const struct udp_guard *g, uint32_t a)

@@ -85,6 +85,7 @@ struct udp_guard {
 	unsigned n_ports;
 	struct udp_iface ifaces[UDP_GUARD_MAX_IFACES];
 	unsigned n_ifaces;
+	bool ifaces_known;	/* set_ifaces() was called: an index not listed is no loopback */
 	struct udp_source *table;	/* size entries; NULL: no rate limit */
 	uint32_t size;
 	uint32_t seed;
@@ -96,7 +97,7 @@ struct udp_guard_cfg {
 	bool allow_low_ports;
 	uint32_t max_size;
 	uint32_t rate;		/* per second, burst the same; 0 = unlimited */
-	uint32_t sources;	/* table entries (rounded up to a power of two) */
+	uint32_t sources;	/* table entries (at least the probe window, 8) */
 	uint32_t seed;
 };
 
@@ -113,7 +114,12 @@ int udp_guard_update(struct udp_guard *g, const struct udp_guard_cfg *cfg);
 /* A port echosrv serves on UDP (the loop check); at most
  * UDP_GUARD_MAX_PORTS, later ones are ignored (duplicates too). */
 void udp_guard_add_port(struct udp_guard *g, uint16_t port);
-/* Replace what is known of the local interfaces (getifaddrs, by the caller). */
+/* Replace what is known of the local interfaces (getifaddrs, by the caller).
+ * Only loopback interfaces and IPv4 broadcast addresses matter: an index
+ * not listed is taken for a non-loopback interface (so a host with more
+ * interfaces than the list holds, or one added since, drops loopback
+ * sources on it rather than echoing them).  Entries past
+ * UDP_GUARD_MAX_IFACES are ignored. */
 void udp_guard_set_ifaces(struct udp_guard *g, const struct udp_iface *ifs, unsigned n);
 
 /* One received datagram. */

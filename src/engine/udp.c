@@ -57,8 +57,12 @@ struct udp_worker {
 
 /* --- what the guard needs to know of the host ------------------------------ */
 
-/* One entry per interface address: its index, loopback flag and IPv4
- * broadcast address (an interface with two IPv4 networks has two). */
+/* The entries the guard uses: one per loopback interface, and one per
+ * IPv4 address with a broadcast address (an interface with two IPv4
+ * networks has two).  Nothing else is kept: getifaddrs() lists every
+ * interface once more for AF_PACKET and once per IPv6 address, and on a
+ * host with many interfaces those would fill the list before the entries
+ * that matter. */
 static void load_ifaces(struct worker *w, struct udp_worker *u)
 {
 	struct udp_iface ifs[UDP_GUARD_MAX_IFACES];
@@ -72,18 +76,21 @@ static void load_ifaces(struct worker *w, struct udp_worker *u)
 	}
 	for (struct ifaddrs *i = all; i && n < ARRAY_SIZE(ifs); i = i->ifa_next) {
 		unsigned idx = if_nametoindex(i->ifa_name);
-		if (!idx)
+		bool lo = i->ifa_flags & IFF_LOOPBACK;
+		uint32_t b = 0;
+
+		if (!idx || !i->ifa_addr)
 			continue;
-		ifs[n] = (struct udp_iface){ .index = idx, .loopback = i->ifa_flags & IFF_LOOPBACK };
 		/* An address added without "brd" is reported with itself as
 		 * its broadcast address: that one is no broadcast. */
-		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
-		    (i->ifa_flags & IFF_BROADCAST) && i->ifa_broadaddr) {
-			uint32_t b = ((struct sockaddr_in *)i->ifa_broadaddr)->sin_addr.s_addr;
-			if (b != ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr)
-				ifs[n].bcast = b;
+		if (i->ifa_addr->sa_family == AF_INET && (i->ifa_flags & IFF_BROADCAST) &&
+		    i->ifa_broadaddr) {
+			b = ((struct sockaddr_in *)i->ifa_broadaddr)->sin_addr.s_addr;
+			if (b == ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr)
+				b = 0;
 		}
-		n++;
+		if (b || (lo && i->ifa_addr->sa_family == AF_PACKET))
+			ifs[n++] = (struct udp_iface){ .index = idx, .loopback = lo, .bcast = b };
 	}
 	freeifaddrs(all);
 	udp_guard_set_ifaces(&u->guard, ifs, n);

@@ -29,7 +29,7 @@ enum ctl_cmd {
 	CTL_STOP,
 	CTL_RELOAD,		/* read the --config file again (ops/reload.h) */
 	CTL_SHOW_CONFIG,	/* the configuration in force, as a file */
-	CTL_KILL,
+	CTL_KILL,		/* the last: fuzz/fuzz_ctl.c checks against it */
 };
 
 struct ctl_req {

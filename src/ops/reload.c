@@ -164,13 +164,38 @@ static void close_added(struct live *l, unsigned n_workers)
 			close(l->added[i]);
 }
 
-/* Match the new addresses to the slots in use, bind the others into free
- * slots for every worker.  0, or -errno with nothing left bound. */
+/* Does want name the socket of slot a, as asked (port 0 included) or as
+ * bound (the port the log and the port file gave)? */
+static bool slot_serves(const struct listeners *ls, unsigned a, const struct listen_addr *want)
+{
+	return same_addr(&ls->asked[a], want) ||
+	       (want->len && !memcmp(&ls->bound[a], &want->ss, want->len));
+}
+
+/* A slot for an added address: one no listener uses, else one whose
+ * listener goes (its worker closes the old socket and takes the new one in
+ * the same turn), so that a reload may replace all CONFIG_MAX_LISTEN.  A
+ * PROXY listener's slot is never handed on: which slots read PROXY headers
+ * is fixed at start. */
+static unsigned free_slot(const struct listeners *ls, const struct plan *p)
+{
+	for (unsigned pass = 0; pass < 2; pass++)
+		for (unsigned a = 0; a < CONFIG_MAX_LISTEN; a++)
+			if (!((p->keep | p->add | (pass ? 0 : ls->used)) & (1u << a)) &&
+			    !ls->proxy[a])	/* that slot stays a PROXY one */
+				return a;
+	return CONFIG_MAX_LISTEN;
+}
+
+/* Match the new addresses to the slots in use (all of them first, so that
+ * no slot still wanted is handed to an added one), then bind the others
+ * into free slots for every worker.  0, or -errno with nothing left bound. */
 static int plan_listeners(struct server *srv, struct live *nl, struct plan *p, char *err,
 			  size_t errlen)
 {
 	struct listeners *ls = &srv->ls;
 	unsigned nw = srv->n_workers;
+	uint32_t matched = 0;	/* bit i: nl->cfg.listen[i] keeps a slot */
 
 	memset(p, 0, sizeof(*p));
 	nl->added = malloc(sizeof(int) * nw * CONFIG_MAX_LISTEN);
@@ -183,27 +208,30 @@ static int plan_listeners(struct server *srv, struct live *nl, struct plan *p, c
 		return 0;
 	}
 	for (unsigned i = 0; i < nl->cfg.n_listen; i++) {
+		for (unsigned a = 0; a < CONFIG_MAX_LISTEN; a++) {
+			if ((ls->used & ~p->keep & (1u << a)) &&
+			    slot_serves(ls, a, &nl->cfg.listen[i])) {
+				if (ls->proxy[a] != nl->cfg.listen[i].proxy)
+					goto proxy_changed;
+				p->keep |= 1u << a;
+				matched |= 1u << i;
+				break;
+			}
+		}
+	}
+	for (unsigned i = 0; i < nl->cfg.n_listen; i++) {
 		const struct listen_addr *want = &nl->cfg.listen[i];
-		unsigned a;
-		for (a = 0; a < CONFIG_MAX_LISTEN; a++)
-			if ((ls->used & ~p->keep & (1u << a)) && same_addr(&ls->asked[a], want))
-				break;
-		/* Which listeners read PROXY headers is fixed at start (the
-		 * workers' sets exist only then; listener.h). */
-		if ((a < CONFIG_MAX_LISTEN && ls->proxy[a] != want->proxy) ||
-		    (a == CONFIG_MAX_LISTEN && want->proxy)) {
-			snprintf(err, errlen, "--proxy-listen cannot change in a reload; restart "
-				 "echosrv for that");
-			close_added(nl, nw);
-			return -EINVAL;
-		}
-		if (a < CONFIG_MAX_LISTEN) {
-			p->keep |= 1u << a;
+		unsigned a = free_slot(ls, p);
+		if (matched & (1u << i))
 			continue;
+		if (want->proxy)
+			goto proxy_changed;
+		if (a == CONFIG_MAX_LISTEN) {	/* only where proxy slots go */
+			snprintf(err, errlen, "--listen: no free slot (at most %d, and a PROXY "
+				 "listener's slot is not reused until a restart)", CONFIG_MAX_LISTEN);
+			close_added(nl, nw);
+			return -ENOSPC;
 		}
-		for (a = 0; a < CONFIG_MAX_LISTEN; a++)
-			if (!((ls->used | p->add) & (1u << a)))
-				break;
 		int r = listeners_bind(ls, &nl->cfg, want, &nl->added[a], CONFIG_MAX_LISTEN,
 				       &p->bound[a], err, errlen);
 		if (r) {
@@ -214,12 +242,19 @@ static int plan_listeners(struct server *srv, struct live *nl, struct plan *p, c
 		p->asked[a] = *want;
 	}
 	nl->slots = p->keep | p->add;
+	nl->fresh = p->add;
 	return 0;
+proxy_changed:
+	/* Which listeners read PROXY headers is fixed at start (the workers'
+	 * sets exist only then; listener.h). */
+	snprintf(err, errlen, "--proxy-listen cannot change in a reload; restart echosrv for that");
+	close_added(nl, nw);
+	return -EINVAL;
 }
 
 static void log_listeners(struct server *srv, const struct plan *p)
 {
-	uint32_t gone = srv->ls.used & ~(p->keep | p->add);
+	uint32_t gone = srv->ls.used & ~p->keep;	/* replaced ones too */
 	char text[ADDR_TEXT_MAX];
 
 	for (unsigned a = 0; a < CONFIG_MAX_LISTEN; a++) {
@@ -345,6 +380,13 @@ static int run_locked(struct server *srv, char *err, size_t errlen)
 	if (server_phase(srv) != PHASE_RUNNING || atomic_load(&srv->failure)) {
 		snprintf(err, errlen, "the server is stopping");
 		return -ESHUTDOWN;
+	}
+	/* The control socket answers before start-up has written the port
+	 * file (main thread, the same safefile and listeners): a reload waits
+	 * for that, and the store of serving after it orders the two. */
+	if (!atomic_load(&srv->serving)) {
+		snprintf(err, errlen, "echosrv is still starting: reload once it serves");
+		return -EAGAIN;
 	}
 	if (rl.retired) {
 		if (!wait_taken(srv, cur->gen)) {

@@ -53,6 +53,10 @@ struct engine_ops {
 	 * statistics up to date now.  Called in the worker's thread before it
 	 * answers a report (report_refresh(), the connection listing). */
 	void (*sync)(struct worker *w);
+	/* Optional, for an engine that keeps its own idle deadlines instead
+	 * of the worker's idle list (sockmap never sees a receive): a reload
+	 * set the idle timeout to ns (0: off).  Without it, w->idle_ns. */
+	void (*set_idle)(struct worker *w, uint64_t ns);
 };
 
 #endif

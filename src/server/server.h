@@ -40,6 +40,8 @@ struct live {
 	struct config cfg;
 	uint64_t gen;
 	uint32_t slots;		/* listener slots in use (bit a: listener_row()[a]) */
+	uint32_t fresh;		/* slots this generation bound a socket for: unused
+				 * before, or replacing one that goes */
 	/* The address of each slot in use, as this generation has it: the
 	 * workers read it (listeners_is_proxy) while a reload writes the
 	 * main thread's copy in srv->ls, so they get a copy of their own. */

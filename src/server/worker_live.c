@@ -27,23 +27,24 @@ static void touch_all(struct conn *c, void *arg)
 		idle_touch(&w->idle, &c->idle, w->now);
 }
 
-/* Listener slots: close what l no longer has, take what it added (the
- * sockets main bound for us), and have the engine arm accepts again.  A
+/* Listener slots: close what l no longer has or replaces, take what it
+ * added (the sockets main bound for us), and have the engine arm accepts again.  A
  * slot's socket is only ever touched by its worker, so nothing is locked. */
 static void take_listeners(struct worker *w, const struct live *old, const struct live *l)
 {
 	const struct engine_ops *e = w->srv->engine;
 	int *row = listener_row(&w->srv->ls, w->id);
-	uint32_t gone = old->slots & ~l->slots, added = l->slots & ~old->slots;
+	uint32_t gone = old->slots & ~l->slots, added = l->fresh;
+	uint32_t replaced = added & old->slots;	/* a new socket in a slot that goes */
 	bool on = !w->draining && !w->accept_resume;
 
-	if (gone && on)
+	if ((gone | replaced) && on)
 		e->set_accepting(w, false);
 	/* Only a row of CONFIG_MAX_LISTEN slots changes (not under socket
 	 * activation, where gone and added are empty). */
 	for (unsigned a = 0; (gone | added) && a < CONFIG_MAX_LISTEN; a++) {
 		int fd = l->added ? l->added[w->id * CONFIG_MAX_LISTEN + a] : -1;
-		if ((gone & (1u << a)) && row[a] >= 0) {
+		if (((gone | added) & (1u << a)) && row[a] >= 0) {	/* gone or replaced */
 			close(row[a]);
 			row[a] = -1;
 		}
@@ -69,11 +70,17 @@ void worker_take_live(struct worker *w, const struct live *l)
 
 	w->live = l;
 	w->cfg = &l->cfg;
-	/* Turned on (or changed from off): time every connection from now,
-	 * since those silent since before were never on the idle list. */
-	if (idle_ns && !w->idle_ns)
-		conn_table_each(&w->conns, touch_all, w);
-	w->idle_ns = idle_ns;
+	if (w->srv->engine->set_idle) {
+		/* Its own deadlines: w->idle_ns stays 0, or the worker's list
+		 * (never touched on a receive there) would close busy ones. */
+		w->srv->engine->set_idle(w, idle_ns);
+	} else {
+		/* Turned on (or changed from off): time every connection from
+		 * now, since those silent since before were never on the list. */
+		if (idle_ns && !w->idle_ns)
+			conn_table_each(&w->conns, touch_all, w);
+		w->idle_ns = idle_ns;
+	}
 	take_listeners(w, old, l);
 	TRACE(TR_INFO, "worker %u: configuration %llu in force", w->id,
 	      (unsigned long long)l->gen);

@@ -77,6 +77,8 @@ static const struct {
 	{ "::ffff:0.0.0.0", 40000, ETH, 10, false, UDP_BAD_SOURCE },
 	{ "127.0.0.1", 40000, ETH, 10, false, UDP_BAD_SOURCE },
 	{ "127.0.0.1", 40000, LO, 10, false, UDP_PASS },
+	{ "127.0.0.1", 40000, 9, 10, false, UDP_BAD_SOURCE },	/* an interface not listed */
+	{ "::1", 40000, 9, 10, false, UDP_BAD_SOURCE },
 	{ "::ffff:127.0.0.9", 40000, ETH, 10, false, UDP_BAD_SOURCE },
 	{ "::1", 40000, ETH, 10, false, UDP_BAD_SOURCE },
 	{ "::1", 40000, LO, 10, false, UDP_PASS },

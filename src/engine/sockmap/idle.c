@@ -140,3 +140,35 @@ int sm_idle_timeout_ms(const struct worker *w)
 		return 0;
 	return (int)MIN((due - w->now + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC, 1u << 30);
 }
+
+static void add_untimed(struct conn *c, void *arg)
+{
+	struct worker *w = arg;
+	struct sm *s = w->eng;
+
+	/* Out of memory: that one connection stays untimed, as it was. */
+	if (c->state != CONN_CLOSING && c->idx < s->n_per && !s->per[c->idx].heap_pos)
+		(void)sm_idle_add(w, c);
+}
+
+/* A reload changed the timeout.  Every deadline in the heap was the old
+ * timeout's, so each is looked at now (one TCP_INFO each, once), which
+ * sets it from TCP's last receive and the new timeout; connections not
+ * timed before (it was off) are timed from now, as the other engines do. */
+void sm_idle_set(struct worker *w, uint64_t ns)
+{
+	struct sm *s = w->eng;
+
+	if (ns == s->idle_ns)
+		return;
+	s->idle_ns = ns;
+	if (!ns) {
+		for (uint32_t i = 0; i < s->n_heap; i++)
+			s->per[s->heap[i]->idx].heap_pos = 0;
+		s->n_heap = 0;
+		return;
+	}
+	for (uint32_t i = 0; i < s->n_heap; i++)	/* all equal: still a heap */
+		s->per[s->heap[i]->idx].idle_due = w->now;
+	conn_table_each(&w->conns, add_untimed, w);
+}

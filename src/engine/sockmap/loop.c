@@ -384,4 +384,5 @@ const struct engine_ops engine_sockmap = {
 	.stop_accepting = sm_stop_accepting,
 	.fini = sm_fini,
 	.sync = sm_sync,
+	.set_idle = sm_idle_set,
 };

@@ -97,5 +97,6 @@ void sm_idle_remove(struct worker *w, struct conn *c);
 struct conn *sm_idle_due(struct worker *w);
 void sm_idle_defer(struct worker *w, uint64_t due);
 int sm_idle_timeout_ms(const struct worker *w);
+void sm_idle_set(struct worker *w, uint64_t ns);
 
 #endif
