@@ -56,6 +56,41 @@ static void test_table_generations(void **state)
 	conn_table_free(&t);
 }
 
+/* Tables numbered apart (one per worker) never hand out the same id, over
+ * slot reuse, and an id of one is never found in the other. */
+static void test_tables_numbered_apart(void **state)
+{
+	struct conn_table t[3];
+	uint64_t seen[3][40];
+
+	for (uint32_t w = 0; w < 3; w++) {
+		assert_int_equal(conn_table_init(&t[w], 2000), 0);
+		conn_table_number(&t[w], w, 3);
+		for (int round = 0; round < 20; round++) {	/* one slot, reused */
+			struct conn *c = conn_alloc(&t[w]);
+			struct conn *d = conn_alloc(&t[w]);
+			assert_non_null(c);
+			assert_non_null(d);
+			seen[w][2 * round] = conn_id(c);
+			seen[w][2 * round + 1] = conn_id(d);
+			assert_int_equal((uint32_t)(conn_id(c) >> 32) % 3, (w + 1) % 3);
+			conn_set_state(c, CONN_CLOSING);
+			conn_release(&t[w], c);
+			conn_set_state(d, CONN_CLOSING);
+			conn_release(&t[w], d);
+		}
+	}
+	for (int a = 0; a < 3 * 40; a++)
+		for (int b = a + 1; b < 3 * 40; b++)
+			assert_true(seen[a / 40][a % 40] != seen[b / 40][b % 40]);
+	struct conn *live = conn_alloc(&t[1]);
+	for (uint32_t w = 0; w < 3; w++)
+		if (w != 1)
+			assert_null(conn_lookup(&t[w], conn_id(live)));
+	for (uint32_t w = 0; w < 3; w++)
+		conn_table_free(&t[w]);
+}
+
 static void test_table_bounded(void **state)
 {
 	struct conn_table t;
@@ -100,6 +135,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hold_and_send),
 		cmocka_unit_test(test_table_generations),
+		cmocka_unit_test(test_tables_numbered_apart),
 		cmocka_unit_test(test_table_bounded),
 		cmocka_unit_test(test_idle_order),
 	};
