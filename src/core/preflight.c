@@ -74,7 +74,7 @@ static int safe_to_make(const char *opt, const char *path, bool append, char *er
 	int r = can_create(opt, path, append, err, errlen);
 
 	if (!r && (r = safefile_check(path, append)))
-		snprintf(err, errlen, "--%s %s: refused: %s", opt, path,
+		snprintf(err, errlen, "--%s: refusing %s: %s", opt, path,
 			 safefile_refusal() ? safefile_refusal() : strerror(-r));
 	return r;
 }
