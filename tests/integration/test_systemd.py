@@ -305,7 +305,7 @@ def test_reload_applies_the_config_file_with_connections_kept(machine):
     pid = show(m, "MainPID")
     try:
         with open(conf, "a") as f:
-            f.write("\nmax-conns-per-ip = 1\n")
+            f.write("\nmax-conns-per-ip 1\n")
         m.sh("systemctl reload " + UNIT)
         assert show(m, "MainPID") == pid
         # The kept connection is served; a second one from the same address
@@ -329,7 +329,7 @@ def test_template_unit_two_instances_on_two_ports(machine):
     ports = {"a": free_port(), "b": free_port()}
     for inst, port in ports.items():
         m.write("/etc/echosrv/%s.conf" % inst,
-                "listen = 127.0.0.1:%d\nmetrics = 127.0.0.1:%d\n" % (port, free_port()))
+                "listen 127.0.0.1:%d\nmetrics 127.0.0.1:%d\n" % (port, free_port()))
     try:
         m.sh("systemctl start echosrv@a echosrv@b")
         for inst, port in ports.items():
