@@ -4,11 +4,10 @@ tests and the PROXY benchmark: a generated configuration on loopback, the
 process started in the foreground and stopped at the end."""
 import os
 import shutil
-import signal
 import socket
 import subprocess
 
-from conftest import free_port, wait_for
+from conftest import free_port, stop_process, wait_for
 
 HAPROXY = shutil.which("haproxy")
 
@@ -107,11 +106,4 @@ class Haproxy:
                  timeout=timeout, what="haproxy's servers UP: %s" % self.server_status)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        stop_process(self.proc, self.log)
