@@ -104,6 +104,13 @@ class Server:
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
+    def wait_log(self, *texts, timeout=10.0):
+        """Wait until stderr holds every one of texts. Log lines go through
+        a queue and a writer thread, so a line about an event the test
+        already saw (a counter, a closed socket) may land a moment later."""
+        wait_for(lambda: all(t in self.stderr() for t in texts), timeout=timeout,
+                 what="log lines %r (stderr: %s)" % (texts, self.stderr()[-1500:]))
+
     def connect(self, addr=None, timeout=10):
         host, port = addr or (self.host, self.port)
         s = socket.create_connection((host, port), timeout=timeout)

@@ -21,7 +21,7 @@ def test_echo_ipv4_and_ipv6_on_one_dual_stack_listener(start_server, engine):
         data = os.urandom(10000)
         assert echo_roundtrip(s, data) == data
         s.close()
-    assert "IPv4 and IPv6" in srv.stderr()
+    srv.wait_log("IPv4 and IPv6")
 
 
 def test_several_listen_addresses(start_server, engine):

@@ -109,7 +109,7 @@ def test_second_signal_removes_port_file_and_ctl_socket(start_server, engine, tm
     wait_for(lambda: "draining" in srv.stderr(), what="drain to start")
     srv.signal(signal.SIGTERM)
     assert srv.wait(timeout=10 * SCALE) == 0
-    assert "exiting now" in srv.stderr()
+    srv.wait_log("exiting now")
     assert not os.path.exists(srv.port_file), "stale port file after a second signal"
     assert not ctl.exists(), "stale control socket after a second signal"
     s.close()

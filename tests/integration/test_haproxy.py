@@ -149,7 +149,8 @@ def test_denied_client_refused_by_echosrv(farm):
     # connection echosrv reset right after the header on another instance.
     wait_for(lambda: sum(stats(s.ctl)["rejected"]["acl"] for s in inst) >= 2,
              what="echosrv's ACL refusals")
-    assert any("peer=%s:" % DENIED in s.stderr() and "reason=acl" in s.stderr() for s in inst)
+    wait_for(lambda: any("peer=%s:" % DENIED in s.stderr() and "reason=acl" in s.stderr()
+                         for s in inst), what="the ACL refusal's log line")
 
 
 def test_drain_moves_new_connections(farm):

@@ -105,7 +105,7 @@ def test_drain_timeout_cuts_the_rest(start_server, engine):
         assert s.recv(10) == b""
     except ConnectionResetError:
         pass
-    assert "reason=drain" in srv.stderr()
+    srv.wait_log("reason=drain")
 
 
 def test_second_signal_exits_at_once(start_server, engine):
@@ -116,7 +116,7 @@ def test_second_signal_exits_at_once(start_server, engine):
     wait_for(lambda: "draining" in srv.stderr(), what="drain to start")
     srv.signal(signal.SIGTERM)
     assert srv.wait(timeout=10) == 0
-    assert "exiting now" in srv.stderr()
+    srv.wait_log("exiting now")
     s.close()
 
 

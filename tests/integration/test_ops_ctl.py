@@ -70,7 +70,7 @@ def test_trace_flags_change_at_run_time(start_server, engine, tmp_path):
     s.close()
     wait_for(lambda: "reason=peer-closed" in srv.stderr() or "close conn=" in srv.stderr(),
              what="the close trace line")
-    assert "accept conn=" in srv.stderr()
+    srv.wait_log("accept conn=")
     assert ctl(path, "trace", "0").stdout.startswith("0x0 (none)")
     before = srv.stderr().count("accept conn=")
     s = srv.connect()
@@ -216,7 +216,7 @@ def test_ctl_socket_replacement_rules(start_server, tmp_path):
     s.bind(str(stale))
     s.close()
     srv = start_server("--ctl", str(stale))
-    assert "removing stale socket" in srv.stderr()
+    srv.wait_log("removing stale socket")
     assert ctl(stale, "trace").returncode == 0
     # A live one is not, nor is a file that is not a socket.
     regular = tmp_path / "regular"

@@ -48,7 +48,7 @@ def test_bad_value_exits_2_naming_the_option(args, msg):
 
 def test_trace_010_is_decimal(start_server):
     srv = start_server("--trace", "010")
-    assert "trace 0xa (info,data)" in srv.stderr()
+    srv.wait_log("trace 0xa (info,data)")
 
 
 def _nofile(n):

@@ -51,7 +51,7 @@ def test_forced_io_uring_refused_is_a_configuration_error(tmp_path):
 @needs_uring
 def test_auto_picks_io_uring_where_it_works(start_server):
     srv = start_server()
-    assert "engine io_uring" in srv.stderr()
+    srv.wait_log("engine io_uring")
     assert "not available" not in srv.stderr()
 
 
@@ -271,7 +271,7 @@ def test_bulk_slow_reader_holds_at_most_conn_buffer(start_server, tmp_path):
     srv = _bulk_server(start_server, "--conn-buffer", "16k", "--ctl", ctl)
     s = srv.connect()
     written = _fill_until_blocked([s])[0]
-    assert "bulk mode: splice" in srv.stderr()
+    srv.wait_log("bulk mode: splice")
     r = subprocess.run([os.path.join(BUILD, "echosrvctl"), "--ctl", ctl, "conns", "--json"],
                        capture_output=True, text=True, timeout=20)
     import json
@@ -361,7 +361,7 @@ def test_bulk_connections_are_capped_per_worker(start_server):
     for i in payload:
         assert bytes(got[i]) == payload[i], "connection %d: %d of %d bytes" % (
             i, len(got[i]), len(payload[i]))
-    assert "bulk mode: splice" in srv.stderr()
+    srv.wait_log("bulk mode: splice")
     # 24 accepted sockets pass through a descriptor for a moment each.
     assert peak[0] <= base + 16 * 3 + 24, "%d descriptors above the base" % (peak[0] - base)
 
@@ -378,14 +378,14 @@ def test_bulk_connection_holding_a_pipe_is_cut_cleanly(start_server, second_sign
     srv = _bulk_server(start_server, "--conn-buffer", "64k", "--drain-timeout", "1")
     s = srv.connect()
     _fill_until_blocked([s])
-    assert "bulk mode: splice" in srv.stderr()
+    srv.wait_log("bulk mode: splice")
     srv.signal(signal.SIGTERM)
     _wait_log(srv, "draining")
     if second_signal:
         srv.signal(signal.SIGTERM)
     assert srv.wait(timeout=20) == 0, srv.stderr()[-2000:]
     if not second_signal:
-        assert "reason=drain" in srv.stderr()
+        srv.wait_log("reason=drain")
     s.close()
 
 

@@ -99,7 +99,7 @@ def test_pre_6_17_never_reading_peers_hold_at_most_conn_buffer(start_server, tmp
     srv = start_server("--conn-buffer", cap, "--ctl", ctl_path, "--trace", "0x3",
                        engine="io_uring",
                        env=_uring_env())
-    assert "single-shot, sized to the room" in srv.stderr()
+    srv.wait_log("single-shot, sized to the room")
     n = 300
     socks = _peers(srv, n)
     written = _write_until_blocked(socks, limit=kib * 1024 * 24)
@@ -288,7 +288,7 @@ def test_auto_picks_io_uring_with_proc_sys_hidden(start_server):
     """With /proc/sys hidden the probe still decides by trying io_uring:
     auto picks it, and it echoes."""
     srv = start_server(wrapper=HIDE_PROC_SYS, env=_uring_env(no_limit=False))
-    assert "engine io_uring" in srv.stderr(), srv.stderr()
+    srv.wait_log("engine io_uring")
     assert "not available" not in srv.stderr()
     s = srv.connect()
     data = os.urandom(300000)
