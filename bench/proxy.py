@@ -1,27 +1,32 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0-only
-"""What the PROXY protocol costs behind a real haproxy, per engine.
+"""What the PROXY protocol costs echosrv, per engine, alone and behind haproxy.
 
-For each engine one echosrv serves a plain listener and a proxy listener;
-one haproxy has three frontends in front of it: `plain` (no header, to the
-plain listener), `v1` (send-proxy) and `v2` (send-proxy-v2), both to the
-proxy listener.  Through each frontend, in rounds that alternate the three
-so that the machine's noise falls on all alike:
+For each engine one echosrv serves a plain listener and a proxy listener.
+Two ways in, each measured plain, with a v1 header and with a v2 header:
 
-- connections per second: a Python loop in PROCS processes that connects,
-  sends 16 bytes, reads them back and closes, for SECS seconds
-  (echosrv-bench has no connection-churn mode);
+- direct: echosrv-bench connects to echosrv itself and, for v1 and v2,
+  sends the header a balancer would (--proxy): this is echosrv's own cost,
+  with nothing else on the way;
+- haproxy: one haproxy with three frontends, `plain` (no header, to the
+  plain listener), `v1` (send-proxy) and `v2` (send-proxy-v2), both to the
+  proxy listener: what a user behind a balancer sees, haproxy's own work
+  included.
+
+Each way is measured with
+- connection churn: echosrv-bench --connect-rate far above what the machine
+  can open, 16 slots, one 64-byte echo per connection: connections per
+  second, and echosrv's CPU per connection (its process, all threads);
 - 1 KiB round-trip latency: echosrv-bench -c 1 -s 1k, p50 and p99.
 
-Prints one table with the medians over the rounds and the ratio to plain.
+Rounds alternate the six cells so that the machine's noise falls on all
+alike; the table shows the medians over the rounds and the ratio to plain.
 
     bench/proxy.py [--engines epoll,io_uring,sockmap] [--rounds 3] [--secs 3]
 """
 import argparse
 import json
-import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,46 +39,34 @@ BUILD = ROOT / os.environ.get("ECHOSRV_BUILD", "build")
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from haproxy import Haproxy  # noqa: E402
 
-
-def churn(port, secs, out):
-    n, end = 0, time.monotonic() + secs
-    while time.monotonic() < end:
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        s.sendall(b"0123456789abcdef")
-        got = b""
-        while len(got) < 16:
-            part = s.recv(16)
-            if not part:
-                raise SystemExit("closed early")
-            got += part
-        assert got == b"0123456789abcdef"
-        s.close()
-        n += 1
-    out.put(n)
+MODES = ("plain", "v1", "v2")
 
 
-def conns_per_s(port, secs, procs):
-    q = multiprocessing.Queue()
-    ps = [multiprocessing.Process(target=churn, args=(port, secs, q)) for _ in range(procs)]
-    for p in ps:
-        p.start()
-    total = sum(q.get(timeout=secs + 30) for _ in ps)
-    for p in ps:
-        p.join()
-    return total / secs
-
-
-def latency(port, secs):
-    r = subprocess.run([str(BUILD / "echosrv-bench"), "-a", "127.0.0.1:%d" % port, "-s", "1k",
-                        "-c", "1", "-d", str(secs), "-w", "0.5", "--json"],
-                       capture_output=True, text=True, timeout=secs + 60)
+def bench(port, secs, args, proxy=None):
+    cmd = [str(BUILD / "echosrv-bench"), "-a", "127.0.0.1:%d" % port, "-d", str(secs),
+           "-w", "0.5", "--json"] + args
+    if proxy:
+        cmd += ["--proxy", proxy]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 60)
     j = json.loads(r.stdout)
-    assert j["errors"] == 0 and j["mismatches"] == 0, r.stdout
+    assert r.returncode == 0 and j["errors"] == 0 and j["mismatches"] == 0, r.stdout + r.stderr
+    return j
+
+
+def churn(port, secs, pid, proxy):
+    j = bench(port, secs, ["-s", "64", "-c", "16", "--connect-rate", "1000000",
+                           "--server-pid", str(pid)], proxy)
+    c = j["churn"]
+    assert c["failed"] == 0, c      # no_slot is the bench's own limit, not a failure
+    return c["connections_per_second"], j["server_cpu_us_per_message"]
+
+
+def latency(port, secs, proxy):
+    j = bench(port, secs, ["-s", "1k", "-c", "1"], proxy)
     return j["latency_us"]["p50"], j["latency_us"]["p99"]
 
 
-def one_engine(engine, rounds, secs, procs):
-    tmp = Path(tempfile.mkdtemp(prefix="echosrv-proxy-bench."))
+def start_echosrv(engine, tmp):
     port_file = tmp / "ports"
     srv = subprocess.Popen([str(BUILD / "echosrv"), "--engine", engine, "--listen", "127.0.0.1:0",
                             "--proxy-listen", "127.0.0.1:0", "--proxy-from", "127.0.0.1/32",
@@ -83,18 +76,30 @@ def one_engine(engine, rounds, secs, procs):
         if port_file.exists() and len(port_file.read_text().split()) == 2:
             break
         time.sleep(0.01)
-    plain, proxy = [("127.0.0.1", int(a.rsplit(":", 1)[1])) for a in port_file.read_text().split()]
-    h = Haproxy(tmp, {"plain": ("", [plain]), "v1": ("send-proxy", [proxy]),
-                      "v2": ("send-proxy-v2", [proxy])})
-    res = {k: {"cps": [], "p50": [], "p99": []} for k in ("plain", "v1", "v2")}
+    plain, proxy = [int(a.rsplit(":", 1)[1]) for a in port_file.read_text().split()]
+    return srv, plain, proxy
+
+
+def one_engine(engine, rounds, secs):
+    tmp = Path(tempfile.mkdtemp(prefix="echosrv-proxy-bench."))
+    srv, plain, proxy = start_echosrv(engine, tmp)
+    h = Haproxy(tmp, {"plain": ("", [("127.0.0.1", plain)]),
+                      "v1": ("send-proxy", [("127.0.0.1", proxy)]),
+                      "v2": ("send-proxy-v2", [("127.0.0.1", proxy)])})
+    # (way, mode) -> (port, header the bench sends itself)
+    cells = {("direct", "plain"): (plain, None), ("direct", "v1"): (proxy, "v1"),
+             ("direct", "v2"): (proxy, "v2")}
+    for m in MODES:
+        cells[("haproxy", m)] = (h.ports[m], None)
+    res = {k: {"cps": [], "cpu": [], "p50": [], "p99": []} for k in cells}
     try:
         h.wait_all_up()
         for _ in range(rounds):
-            for k in res:
-                res[k]["cps"].append(conns_per_s(h.ports[k], secs, procs))
-                p50, p99 = latency(h.ports[k], secs)
-                res[k]["p50"].append(p50)
-                res[k]["p99"].append(p99)
+            for k, (port, hdr) in cells.items():
+                cps, cpu = churn(port, secs, srv.pid, hdr)
+                p50, p99 = latency(port, secs, hdr)
+                for name, v in (("cps", cps), ("cpu", cpu), ("p50", p50), ("p99", p99)):
+                    res[k][name].append(v)
     finally:
         h.stop()
         srv.terminate()
@@ -107,18 +112,19 @@ def main():
     ap.add_argument("--engines", default="epoll,io_uring,sockmap")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--secs", type=float, default=3)
-    ap.add_argument("--procs", type=int, default=2)
     a = ap.parse_args()
-    print("| engine | frontend | connections/s | vs plain | 1 KiB RTT p50 µs | p99 µs | p50 vs plain |")
-    print("|---|---|---|---|---|---|---|")
+    print("| engine | way | header | connections/s | vs plain | echosrv CPU µs/conn "
+          "| vs plain | 1 KiB RTT p50 µs | p99 µs | p50 vs plain |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for e in a.engines.split(","):
-        r = one_engine(e, a.rounds, a.secs, a.procs)
-        base = r["plain"]
-        for k in ("plain", "v1", "v2"):
-            x = r[k]
-            print("| %s | %s | %.0f | %.3f | %.1f | %.1f | %.3f |" % (
-                e, k, x["cps"], x["cps"] / base["cps"], x["p50"], x["p99"],
-                x["p50"] / base["p50"]))
+        r = one_engine(e, a.rounds, a.secs)
+        for way in ("direct", "haproxy"):
+            base = r[(way, "plain")]
+            for m in MODES:
+                x = r[(way, m)]
+                print("| %s | %s | %s | %.0f | %.3f | %.1f | %.3f | %.1f | %.1f | %.3f |" % (
+                    e, way, m, x["cps"], x["cps"] / base["cps"], x["cpu"],
+                    x["cpu"] / base["cpu"], x["p50"], x["p99"], x["p50"] / base["p50"]))
         sys.stdout.flush()
 
 

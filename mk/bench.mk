@@ -2,7 +2,7 @@
 # echosrv-bench, the baseline server and `make bench` (see bench/README.md).
 
 BENCH_OBJ := $(addprefix $(O)/tools/,bench.o bench_opts.o bench_out.o bench_setup.o \
-	bench_loop.o bench_churn.o cpustat.o proctree.o pattern.o hist.o)
+	bench_loop.o bench_churn.o bench_proxy.o cpustat.o proctree.o pattern.o hist.o)
 
 # The JSON names the tool's version and commit; both change with a commit.
 BENCH_COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)

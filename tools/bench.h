@@ -74,6 +74,7 @@ struct bench_opts {
 	int cpus[BENCH_MAX_CPUS];        /* --cpu: CPUs also accounted alone */
 	unsigned ncpus;
 	char placement[32];      /* --placement, or what the address suggests */
+	int proxy;               /* --proxy: 0 none, 1 v1, 2 v2 header first */
 };
 
 /* Every way a connection can go wrong other than a wrong byte. */
@@ -199,5 +200,7 @@ uint64_t bench_now_ns(void);
 /* One line on stderr about one connection, at most a few per run. */
 void bench_report(struct bench_shared *sh, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* --proxy: the PROXY header on a just-connected fd; 0 or -errno. */
+int bench_send_proxy(const struct bench_opts *o, int fd);
 
 #endif

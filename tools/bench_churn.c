@@ -90,6 +90,10 @@ void churn_connected(struct loop *l, struct bconn *c, uint64_t now)
 		conn_failed(l, c, e, "connect");
 		return;
 	}
+	if ((e = -bench_send_proxy(o, c->fd))) {
+		conn_failed(l, c, e, "PROXY header");
+		return;
+	}
 	if (now >= l->sh->clk.measure && now < l->sh->clk.end) {
 		hist_record(&l->res->setup, now - c->t_conn);
 		l->res->conn_opened++;

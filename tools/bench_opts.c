@@ -41,6 +41,8 @@ static const char usage_text[] =
 "                           --lifetime, using at most --connections at once\n"
 "      --lifetime N|SECSs   churn: messages per connection, or seconds with\n"
 "                           an s suffix (2s, 0.5s) [1]\n"
+"      --proxy v1|v2        begin each connection with a PROXY header naming\n"
+"                           its own addresses (to load a proxy listener)\n"
 "      --placement NAME     how server and load are placed, for the JSON\n"
 "                           [loopback or network, from the address]\n"
 "      --json               print one JSON object instead of text\n"
@@ -301,7 +303,7 @@ void parse_options(struct bench_opts *o, int argc, char **argv)
 {
 	enum { OPT_SERVER_PID = 256, OPT_JSON, OPT_GIVE_UP, OPT_VERSION, OPT_PCTS,
 	       OPT_HIST, OPT_INTERVAL, OPT_BIND, OPT_CRATE, OPT_LIFE, OPT_PLACE,
-	       OPT_CPU };
+	       OPT_CPU, OPT_PROXY };
 	static const struct option longs[] = {
 		{ "address",      required_argument, NULL, 'a' },
 		{ "connections",  required_argument, NULL, 'c' },
@@ -323,6 +325,7 @@ void parse_options(struct bench_opts *o, int argc, char **argv)
 		{ "lifetime",     required_argument, NULL, OPT_LIFE },
 		{ "placement",    required_argument, NULL, OPT_PLACE },
 		{ "cpu",          required_argument, NULL, OPT_CPU },
+		{ "proxy",        required_argument, NULL, OPT_PROXY },
 		{ "help",         no_argument,       NULL, 'h' },
 		{ 0 }
 	};
@@ -361,6 +364,11 @@ void parse_options(struct bench_opts *o, int argc, char **argv)
 		case OPT_LIFE: parse_lifetime(o, optarg); life_set = true; break;
 		case OPT_PLACE: place = optarg; break;
 		case OPT_CPU: parse_cpus(o, optarg); break;
+		case OPT_PROXY:
+			if (strcmp(optarg, "v1") && strcmp(optarg, "v2"))
+				usage_error("--proxy: '%s': v1 or v2", optarg);
+			o->proxy = optarg[1] - '0';
+			break;
 		case 'h': fputs(usage_text, stdout); exit(0);
 		default: usage_error("bad option");
 		}

@@ -194,6 +194,8 @@ static void json_options(const struct bench_opts *o)
 	}
 	if (o->interval > 0)
 		printf(", \"interval_s\": %g", o->interval);
+	if (o->proxy)
+		printf(", \"proxy\": \"v%d\"", o->proxy);
 	if (o->nbind) {
 		printf(", \"bind\": ");
 		json_str(o->bind_text);

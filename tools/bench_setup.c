@@ -151,6 +151,9 @@ static int connected(struct loop *l, struct bconn *c)
 	if (e)
 		return setup_error(l, e, "connect to %s: %s", l->o->addr_text,
 				   loop_errtext(e, buf, sizeof(buf)));
+	if ((e = -bench_send_proxy(l->o, c->fd)))
+		return setup_error(l, e, "PROXY header to %s: %s", l->o->addr_text,
+				   loop_errtext(e, buf, sizeof(buf)));
 	c->state = C_OPEN;
 	epoll_ctl(l->ep, EPOLL_CTL_MOD, c->fd, &ev);
 	return 0;

@@ -103,6 +103,20 @@ static int set_inherited(int fd, const struct config *cfg)
 	return r ? r : listener_set_keepalive(fd, cfg->keepalive);
 }
 
+/* A proxy listener's connections are handed over once their first bytes
+ * are in (TCP_DEFER_ACCEPT): a balancer sends its header at once, so the
+ * header is nearly always whole at accept and read there, without a turn
+ * through the waiting set (preamble.c).  One second, not --proxy-timeout:
+ * a connection that sends nothing is still accepted a second or two later
+ * (when the kernel's SYN-ACK retransmit is answered), and its header wait
+ * then runs from that accept as for any other. */
+#define PROXY_DEFER_SECS 1
+
+static int set_kind(int fd, bool proxy)
+{
+	return proxy ? set_int(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, PROXY_DEFER_SECS) : 0;
+}
+
 static unsigned addr_port_of(const struct listen_addr *l)
 {
 	/* The port sits at the same offset in sockaddr_in and sockaddr_in6. */
@@ -118,14 +132,16 @@ static bool ipv6_missing(int err)
  * decides the port when 0 was asked for, and the others join it.  On a
  * failure the sockets opened so far are closed again. */
 static int open_into(unsigned n_workers, const struct config *cfg, struct sockaddr_storage *ss,
-		     socklen_t len, int *fds, unsigned stride, struct sockaddr_storage *bound)
+		     socklen_t len, bool proxy, int *fds, unsigned stride,
+		     struct sockaddr_storage *bound)
 {
 	int r = 0;
 
 	for (unsigned w = 0; w < n_workers; w++) {
 		enum group g = n_workers == 1 ? GROUP_NONE : w == 0 ? GROUP_FOUND : GROUP_JOIN;
 		r = listen_one(ss, len, g, (int)MIN(cfg->backlog, 0x7fffffffu), &fds[w * stride]);
-		if (!r && (r = set_inherited(fds[w * stride], cfg))) {
+		if (!r && ((r = set_inherited(fds[w * stride], cfg)) ||
+			   (r = set_kind(fds[w * stride], proxy)))) {
 			close(fds[w * stride]);
 			fds[w * stride] = -1;
 		}
@@ -148,7 +164,8 @@ static int open_into(unsigned n_workers, const struct config *cfg, struct sockad
 static int open_addr(struct listeners *ls, const struct config *cfg, unsigned a,
 		     struct sockaddr_storage *ss, socklen_t len)
 {
-	int r = open_into(ls->n_workers, cfg, ss, len, &ls->fds[a], ls->n_addr, &ls->bound[a]);
+	int r = open_into(ls->n_workers, cfg, ss, len, cfg->listen[a].proxy, &ls->fds[a],
+			  ls->n_addr, &ls->bound[a]);
 
 	if (!r)
 		ls->used |= 1u << a;
@@ -160,7 +177,7 @@ int listeners_bind(const struct listeners *ls, const struct config *cfg,
 		   struct sockaddr_storage *bound, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss = want->ss;
-	int r = open_into(ls->n_workers, cfg, &ss, want->len, fds, stride, bound);
+	int r = open_into(ls->n_workers, cfg, &ss, want->len, want->proxy, fds, stride, bound);
 
 	if (r) {
 		char text[ADDR_TEXT_MAX];
@@ -260,7 +277,7 @@ static int adopt(struct listeners *ls, const struct config *cfg, int n, char **n
 		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) ||
 		    fcntl(fd, F_SETFD, FD_CLOEXEC))
 			return ERR();
-		if ((r = set_inherited(fd, cfg)))
+		if ((r = set_inherited(fd, cfg)) || (r = set_kind(fd, ls->proxy[a])))
 			return r;
 		for (unsigned w = 1; w < ls->n_workers; w++) {
 			int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);

@@ -271,6 +271,26 @@ def test_max_conns_counts_at_accept(start_server, tmp_path, engine):
     assert stats(srv.ctl)["rejected"]["max_conns"] >= 1
 
 
+def test_silent_connection_waits_in_the_kernel(start_server, tmp_path, engine):
+    """A proxy listener takes a connection once its first bytes are in
+    (TCP_DEFER_ACCEPT): until then it holds no --max-conns place, and once
+    it speaks it is served as usual."""
+    srv = proxy_server(start_server, tmp_path, engine, "--max-conns", "1")
+    silent = srv.connect(srv.proxy_addr)
+    # Not scaled: the kernel hands a silent connection over after about a
+    # second (its SYN-ACK retransmit); an accept without the deferral would
+    # have taken the only place well within this.
+    time.sleep(0.3)
+    plain = connect_or_none(srv.addrs[0])
+    assert plain is not None, "the silent proxy connection took the only place"
+    assert_echoes(plain, b"the place was free")
+    plain.close()
+    wait_for(lambda: stats(srv.ctl)["connections_active"] == 0, what="the plain one gone")
+    silent.sendall(HEADERS["v1-ipv4"][0])
+    assert_echoes(silent, b"served once it spoke")
+    assert stats(srv.ctl)["rejected"]["max_conns"] == 0
+
+
 def test_options(tmp_path):
     def run(*args):
         return subprocess.run([ECHOSRV] + list(args), capture_output=True, text=True, timeout=20)
