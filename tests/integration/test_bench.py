@@ -18,6 +18,7 @@ import sys
 import pytest
 
 from conftest import BUILD, ROOT, wait_for
+from ops_common import stats
 
 BENCH = os.path.join(BUILD, "echosrv-bench")
 BASELINE = os.path.join(BUILD, "bench-baseline")
@@ -184,6 +185,32 @@ def test_echosrv_5000_connections(start_server, engine):
     assert out["options"]["connections"] == 5000 and out["errors"] == 0
 
 
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_proxy_header_loads_a_proxy_listener(start_server, tmp_path, engine, version):
+    """--proxy sends the connection's own addresses first: echosrv takes the
+    bench as the client, serves every byte after the header, and counts
+    each connection as proxied; without --proxy the same listener refuses."""
+    srv = start_server("--proxy-listen", "127.0.0.1:0", "--proxy-listen", "[::1]:0",
+                       "--proxy-from", "127.0.0.0/8", "--proxy-from", "::1/128",
+                       "--ctl", str(tmp_path / "ctl"), engine=engine)
+    addr = "127.0.0.1:%d" % srv.addrs[1][1]
+    for a in (addr, "[::1]:%d" % srv.addrs[2][1]):
+        rc, out, err = bench("-a", a, "--proxy", version, "-c", "3", "-s", "500", *SHORT)
+        assert rc == 0, err
+        assert out["errors"] == 0 and out["mismatches"] == 0 and out["messages"] > 0
+        assert out["options"]["proxy"] == version
+    rc, out, err = bench("-a", addr, "--proxy", version, "--connect-rate", "200",
+                         "-c", "8", *SHORT)
+    assert rc == 0 and out["churn"]["failed"] == 0, err
+    st = stats(str(tmp_path / "ctl"))
+    assert st["proxy_connections_total"] >= 6 + out["churn"]["attempts"]
+    assert st["rejected"]["proxy_bad"] == 0
+    rc, out, err = bench("-a", addr, "-c", "1", *SHORT)
+    assert rc != 0          # no header: the proxy listener closes it
+    wait_for(lambda: stats(str(tmp_path / "ctl"))["rejected"]["proxy_bad"] >= 1,
+             what="the headerless connection refused")
+
+
 def test_refused_is_a_clear_failure():
     with socket.socket() as s:                 # a port with no listener
         s.bind(("127.0.0.1", 0))
@@ -221,7 +248,7 @@ def test_out_of_descriptors_is_a_clear_failure(start_server):
 @pytest.mark.parametrize("args", [
     ["-c", "0"], ["-s", "x"], ["-a", "127.0.0.1"], ["-a", "::1:40007"],
     ["-r", "100", "-p", "2"], ["--server-pid", "999999999"], ["--bogus"],
-    ["--give-up", "0"], ["--give-up", "x"],
+    ["--give-up", "0"], ["--give-up", "x"], ["--proxy", "v3"], ["--proxy", ""],
 ])
 def test_bad_usage(args):
     rc, out, err = bench(*args, timeout=10)
