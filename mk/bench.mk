@@ -2,7 +2,8 @@
 # echosrv-bench, the baseline server and `make bench` (see bench/README.md).
 
 BENCH_OBJ := $(addprefix $(O)/tools/,bench.o bench_opts.o bench_out.o bench_setup.o \
-	bench_loop.o bench_churn.o bench_proxy.o cpustat.o proctree.o pattern.o hist.o)
+	bench_loop.o bench_churn.o bench_proxy.o bench_udp.o bench_udp_out.o cpustat.o \
+	proctree.o pattern.o hist.o)
 
 # The JSON names the tool's version and commit; both change with a commit.
 BENCH_COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -29,6 +30,6 @@ $(O)/tests/unit/test_cpustat.o: CPPFLAGS += -Itools
 # BENCH_QUICK=1 for the short matrix; BENCH_ENGINES=epoll,io_uring to choose
 # engines; BENCH_SERVER_ARGS="--busy-poll" passed to every echosrv started.
 .PHONY: bench
-bench: $(O)/echosrv $(O)/echosrv-bench $(O)/bench-baseline
+bench: $(O)/echosrv $(O)/echosrv-bench $(O)/bench-baseline $(O)/bench-baseline-udp
 	@sh scripts/deps.sh bench
 	$(PYTHON) bench/run.py --build $(O)

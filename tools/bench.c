@@ -11,6 +11,9 @@
  * --interval the threads' latencies since the last interval), and handing
  * the sums to the report (bench_out.c).  The options are bench_opts.c's.
  *
+ * --udp is another mode with the same options where they apply: main hands
+ * the run to bench_udp.c.
+ *
  * Exit status: 0 every byte came back right; 1 an error or a mismatch was
  * seen (the report says which); 2 bad usage; 3 the run could not start
  * (connection refused, unreachable, out of descriptors, ...).
@@ -291,6 +294,8 @@ int main(int argc, char **argv)
 	parse_options(&o, argc, argv);
 	if (o.server_pid && proc_tree_cpu_ns(o.server_pid) < 0)
 		usage_error("--server-pid %d: no such process", (int)o.server_pid);
+	if (o.udp)
+		return bench_udp_main(&o);      /* datagrams: bench_udp.c */
 	/* What can fail before the load fails now, not after a long run. */
 	if (o.nbind && bench_check_bind(&o, msg, sizeof(msg)) < 0) {
 		fprintf(stderr, "echosrv-bench: %s\n", msg);

@@ -46,6 +46,8 @@
 #define BENCH_MAX_PCTS      16              /* --percentiles entries */
 #define BENCH_MAX_BIND      64              /* --bind addresses */
 #define BENCH_MAX_CPUS      8               /* --cpu entries */
+#define BENCH_UDP_MAX_SOURCES 1024          /* --udp --sources */
+#define BENCH_UDP_MAX_WINDOW  4096          /* --udp --window */
 
 struct bench_opts {
 	struct sockaddr_storage addr;
@@ -75,6 +77,9 @@ struct bench_opts {
 	unsigned ncpus;
 	char placement[32];      /* --placement, or what the address suggests */
 	int proxy;               /* --proxy: 0 none, 1 v1, 2 v2 header first */
+	bool udp;                /* --udp: the UDP mode (bench_udp.c) */
+	unsigned window;         /* --udp: datagrams in flight per source */
+	unsigned sources;        /* --udp: source sockets */
 };
 
 /* Every way a connection can go wrong other than a wrong byte. */
@@ -184,7 +189,21 @@ int bench_check_bind(const struct bench_opts *o, char *msg, size_t len);
 void parse_options(struct bench_opts *o, int argc, char **argv);
 void usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
+/* bench_udp.c: the --udp mode's whole run and report; its exit status. */
+int bench_udp_main(const struct bench_opts *o);
+
 /* bench_out.c: the report, and the --interval and --histogram files. */
+/* A JSON string, escaped; and the header every report begins with (tool,
+ * host, time, placement, mode), followed by ", ". */
+void bench_json_str(const char *s);
+void bench_json_meta(const struct bench_opts *o, const char *started);
+/* {"p50": us, ..., "max": us, "mean": us} under key, for o's percentiles. */
+void bench_json_latency(const char *key, const struct bench_opts *o, const struct hist *h);
+/* {"user": ..., "total": ...} us per item: per_ns is ns per jiffy / items. */
+void bench_json_cpu(const struct cpu_times *t, double per_ns);
+void bench_text_latency(const char *label, const struct bench_opts *o, const struct hist *h);
+void bench_text_cpu(const char *label, const struct cpu_times *t, double per_ns,
+		    const char *unit);
 uint64_t bench_total_errors(const struct bench_result *r);
 /* A percentile's JSON key: 99.9 -> "p999". */
 void bench_pct_key(double p, char *buf, size_t len);

@@ -46,11 +46,24 @@ static const char usage_text[] =
 "      --placement NAME     how server and load are placed, for the JSON\n"
 "                           [loopback or network, from the address]\n"
 "      --json               print one JSON object instead of text\n"
+"\n"
+"  --udp                    UDP mode: numbered, checksummed datagrams instead\n"
+"                           of connections; -a, -s (28..65507, IPv6 65527),\n"
+"                           -d, -w, -r (datagrams/s in all), --give-up (a\n"
+"                           datagram not back by then is lost), --server-pid,\n"
+"                           --cpu, --percentiles, --histogram, --bind (sources\n"
+"                           spread over the list), --placement and --json\n"
+"                           apply; -c, -p, -t, --interval, --connect-rate,\n"
+"                           --lifetime and --proxy do not\n"
+"      --window K           --udp: datagrams in flight per source [8]\n"
+"      --sources S          --udp: source sockets, each its own port [1]\n"
 "      --version            print the version\n"
 "  -h, --help               show this help\n"
 "\n"
 "Exit status: 0 all bytes echoed correctly, 1 errors or mismatches,\n"
-"2 bad usage, 3 could not connect or set up.\n";
+"2 bad usage, 3 could not connect or set up.  --udp: 1 when a datagram came\n"
+"back corrupted or twice, or none came back (loss and reordering are\n"
+"reported, not failures: UDP allows both).\n";
 
 void usage_error(const char *fmt, ...)
 {
@@ -278,6 +291,30 @@ static void default_placement(struct bench_opts *o)
 	snprintf(o->placement, sizeof(o->placement), "%s", lo ? "loopback" : "network");
 }
 
+#define UDP_HDR 28           /* bench_udp.c's header: the least a datagram holds */
+
+/* --udp takes a datagram's options; tcp_only names the first option given
+ * that only means something for connections (NULL: none). */
+static void check_udp(struct bench_opts *o, const char *tcp_only, bool udp_only)
+{
+	uint64_t max = o->addr.ss_family == AF_INET6 ? 65527 : 65507;
+
+	if (!o->udp) {
+		if (udp_only)
+			usage_error("--window and --sources need --udp");
+		return;
+	}
+	if (tcp_only)
+		usage_error("%s means nothing with --udp (datagrams, not connections)", tcp_only);
+	if (o->size < UDP_HDR || o->size > max)
+		usage_error("--size %llu: --udp sends %d to %llu bytes", (unsigned long long)o->size,
+			    UDP_HDR, (unsigned long long)max);
+	if (o->rate > 0 && o->window)
+		usage_error("--rate and --window exclude each other (open loop has no fixed window)");
+	if (!o->window && o->rate == 0)
+		o->window = 8;
+}
+
 static void check_combinations(struct bench_opts *o, bool pipeline_set, bool life_set)
 {
 	if (o->rate > 0 && pipeline_set)
@@ -303,7 +340,7 @@ void parse_options(struct bench_opts *o, int argc, char **argv)
 {
 	enum { OPT_SERVER_PID = 256, OPT_JSON, OPT_GIVE_UP, OPT_VERSION, OPT_PCTS,
 	       OPT_HIST, OPT_INTERVAL, OPT_BIND, OPT_CRATE, OPT_LIFE, OPT_PLACE,
-	       OPT_CPU, OPT_PROXY };
+	       OPT_CPU, OPT_PROXY, OPT_UDP, OPT_WINDOW, OPT_SOURCES };
 	static const struct option longs[] = {
 		{ "address",      required_argument, NULL, 'a' },
 		{ "connections",  required_argument, NULL, 'c' },
@@ -326,19 +363,29 @@ void parse_options(struct bench_opts *o, int argc, char **argv)
 		{ "placement",    required_argument, NULL, OPT_PLACE },
 		{ "cpu",          required_argument, NULL, OPT_CPU },
 		{ "proxy",        required_argument, NULL, OPT_PROXY },
+		{ "udp",          no_argument,       NULL, OPT_UDP },
+		{ "window",       required_argument, NULL, OPT_WINDOW },
+		{ "sources",      required_argument, NULL, OPT_SOURCES },
 		{ "help",         no_argument,       NULL, 'h' },
 		{ 0 }
 	};
 	const char *addr = "127.0.0.1:40007", *bind = NULL, *place = NULL;
-	bool pipeline_set = false, life_set = false;
+	bool pipeline_set = false, life_set = false, udp_only = false;
+	const char *tcp_only = NULL;   /* the first option --udp has no use for */
 	int ch;
 
 	*o = (struct bench_opts){ .conns = 1, .threads = 1, .pipeline = 1,
 				  .size = 128, .duration = 5, .warmup = 1,
 				  .give_up_ns = (uint64_t)(BENCH_DRAIN_IDLE_S * NS_PER_S),
 				  .pcts = { 50, 90, 99, 99.9, 99.99 }, .npcts = 5,
-				  .life_msgs = 1 };
+				  .life_msgs = 1, .sources = 1 };
 	while ((ch = getopt_long(argc, argv, "a:c:s:p:d:w:r:t:h", longs, NULL)) != -1) {
+		if (!tcp_only && (ch == 'c' || ch == 'p' || ch == 't'))
+			tcp_only = ch == 'c' ? "--connections" : ch == 'p' ? "--pipeline" : "--threads";
+		if (!tcp_only && (ch == OPT_INTERVAL || ch == OPT_CRATE || ch == OPT_LIFE ||
+				  ch == OPT_PROXY))
+			tcp_only = ch == OPT_INTERVAL ? "--interval" : ch == OPT_CRATE ?
+				   "--connect-rate" : ch == OPT_LIFE ? "--lifetime" : "--proxy";
 		switch (ch) {
 		case 'a': addr = optarg; break;
 		case 'c': o->conns = (unsigned)parse_count("--connections", optarg, 1, BENCH_MAX_CONNS); break;
@@ -369,14 +416,22 @@ void parse_options(struct bench_opts *o, int argc, char **argv)
 				usage_error("--proxy: '%s': v1 or v2", optarg);
 			o->proxy = optarg[1] - '0';
 			break;
+		case OPT_UDP: o->udp = true; break;
+		case OPT_WINDOW:
+			o->window = (unsigned)parse_count("--window", optarg, 1, BENCH_UDP_MAX_WINDOW);
+			udp_only = true; break;
+		case OPT_SOURCES:
+			o->sources = (unsigned)parse_count("--sources", optarg, 1, BENCH_UDP_MAX_SOURCES);
+			udp_only = true; break;
 		case 'h': fputs(usage_text, stdout); exit(0);
 		default: usage_error("bad option");
 		}
 	}
 	if (optind < argc)
 		usage_error("unexpected argument '%s'", argv[optind]);
-	check_combinations(o, pipeline_set, life_set);
 	parse_address(o, addr);
+	check_udp(o, tcp_only, udp_only);
+	check_combinations(o, pipeline_set, life_set);
 	if (bind)
 		parse_bind(o, bind);
 	if (place) {

@@ -79,7 +79,7 @@ static size_t utf8_len(const unsigned char *s)
 /* A JSON string: quotes, backslashes and control characters escaped, and
  * bytes that are not UTF-8 (a file name, --placement) written as U+FFFD,
  * so the object stays valid JSON whatever the options held. */
-static void json_str(const char *str)
+void bench_json_str(const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str;
 
@@ -139,7 +139,7 @@ static void cpu_model(char *buf, size_t len)
 	fclose(f);
 }
 
-static void json_meta(const struct bench_opts *o, const struct bench_summary *s)
+void bench_json_meta(const struct bench_opts *o, const char *started)
 {
 	struct utsname u;
 	char model[256];
@@ -148,25 +148,25 @@ static void json_meta(const struct bench_opts *o, const struct bench_summary *s)
 		memset(&u, 0, sizeof(u));
 	cpu_model(model, sizeof(model));
 	printf("\"tool\": {\"name\": \"echosrv-bench\", \"version\": ");
-	json_str(BENCH_VERSION);
+	bench_json_str(BENCH_VERSION);
 	printf(", \"commit\": ");
-	json_str(BENCH_COMMIT);
+	bench_json_str(BENCH_COMMIT);
 	printf("}, \"host\": {\"name\": ");
-	json_str(u.nodename);
+	bench_json_str(u.nodename);
 	printf(", \"kernel\": ");
-	json_str(u.release);
+	bench_json_str(u.release);
 	printf(", \"cpu_model\": ");
-	json_str(model);
+	bench_json_str(model);
 	printf(", \"cpus\": %ld}, \"time\": \"%s\", \"placement\": ",
-	       sysconf(_SC_NPROCESSORS_ONLN), s->started);
-	json_str(o->placement);
-	printf(", ");
+	       sysconf(_SC_NPROCESSORS_ONLN), started);
+	bench_json_str(o->placement);
+	printf(", \"mode\": \"%s\", ", o->udp ? "udp" : "tcp");
 }
 
 static void json_options(const struct bench_opts *o)
 {
 	printf("\"options\": {\"address\": ");
-	json_str(o->addr_text);
+	bench_json_str(o->addr_text);
 	printf(", \"connections\": %u, \"size\": %llu, \"threads\": %u, "
 	       "\"duration_s\": %g, \"warmup_s\": %g, \"give_up_s\": %g",
 	       o->conns, (unsigned long long)o->size, o->threads, o->duration,
@@ -190,7 +190,7 @@ static void json_options(const struct bench_opts *o)
 	printf("]");
 	if (o->histogram) {
 		printf(", \"histogram\": ");
-		json_str(o->histogram);
+		bench_json_str(o->histogram);
 	}
 	if (o->interval > 0)
 		printf(", \"interval_s\": %g", o->interval);
@@ -198,7 +198,7 @@ static void json_options(const struct bench_opts *o)
 		printf(", \"proxy\": \"v%d\"", o->proxy);
 	if (o->nbind) {
 		printf(", \"bind\": ");
-		json_str(o->bind_text);
+		bench_json_str(o->bind_text);
 	}
 	if (o->ncpus) {
 		printf(", \"cpu\": [");
@@ -209,7 +209,7 @@ static void json_options(const struct bench_opts *o)
 	printf("}, ");
 }
 
-static void json_latency(const char *key, const struct bench_opts *o, const struct hist *h)
+void bench_json_latency(const char *key, const struct bench_opts *o, const struct hist *h)
 {
 	char k[40];
 
@@ -223,7 +223,7 @@ static void json_latency(const char *key, const struct bench_opts *o, const stru
 }
 
 /* CPU time per message, split the way /proc/stat splits it. */
-static void json_cpu(const struct cpu_times *t, double per_msg_ns)
+void bench_json_cpu(const struct cpu_times *t, double per_msg_ns)
 {
 	printf("{\"user\": %.3f, \"system\": %.3f, \"softirq\": %.3f, \"irq\": %.3f, "
 	       "\"total\": %.3f}",
@@ -241,13 +241,13 @@ static void json_machine(const struct bench_opts *o, const struct bench_result *
 	if (!s->machine_known)
 		return;
 	printf(", \"machine_cpu_us_per_message\": ");
-	json_cpu(&s->machine, per);
+	bench_json_cpu(&s->machine, per);
 	if (!o->ncpus)
 		return;
 	printf(", \"cpu_us_per_message\": {");
 	for (unsigned i = 0; i < o->ncpus; i++) {
 		printf("%s\"%d\": ", i ? ", " : "", o->cpus[i]);
-		json_cpu(&s->cpu[i], per);
+		bench_json_cpu(&s->cpu[i], per);
 	}
 	printf("}");
 }
@@ -269,7 +269,7 @@ static void json_churn(const struct bench_opts *o, const struct bench_result *r,
 		printf("%s\"%s\": %llu", f ? ", " : "", fail_names[f],
 		       (unsigned long long)r->conn_fail[f]);
 	printf("}, ");
-	json_latency("setup_us", o, &r->setup);
+	bench_json_latency("setup_us", o, &r->setup);
 	printf("}");
 }
 
@@ -295,13 +295,13 @@ void bench_print_json(const struct bench_opts *o, const struct bench_result *r,
 		      const struct bench_summary *s)
 {
 	putchar('{');
-	json_meta(o, s);
+	bench_json_meta(o, s->started);
 	json_options(o);
 	printf("\"duration_s\": %.6f, \"messages\": %llu, \"messages_per_second\": %.1f, "
 	       "\"bytes_per_second\": %.1f, \"checked_bytes\": %llu, ",
 	       s->secs, (unsigned long long)r->messages, s->msgs_per_s, s->bytes_per_s,
 	       (unsigned long long)r->checked);
-	json_latency("latency_us", o, &r->lat);
+	bench_json_latency("latency_us", o, &r->lat);
 	printf(", \"errors\": %llu, \"error_kinds\": {",
 	       (unsigned long long)bench_total_errors(r));
 	for (int e = 0; e < BERR__COUNT; e++)
@@ -324,7 +324,7 @@ void bench_print_json(const struct bench_opts *o, const struct bench_result *r,
 	printf("}\n");
 }
 
-static void text_latency(const char *label, const struct bench_opts *o, const struct hist *h)
+void bench_text_latency(const char *label, const struct bench_opts *o, const struct hist *h)
 {
 	printf("  %-12s", label);
 	for (unsigned i = 0; i < o->npcts; i++)
@@ -332,10 +332,11 @@ static void text_latency(const char *label, const struct bench_opts *o, const st
 	printf(" max %.1f\n", us(h->count ? h->max : 0));
 }
 
-static void text_cpu(const char *label, const struct cpu_times *t, double per)
+void bench_text_cpu(const char *label, const struct cpu_times *t, double per,
+		    const char *unit)
 {
-	printf("  %-12s %.3f us/message  (user %.3f, system %.3f, softirq %.3f)\n", label,
-	       (double)cpu_times_busy(t) * per / 1000, (double)(t->user + t->nice) * per / 1000,
+	printf("  %-12s %.3f us/%s  (user %.3f, system %.3f, softirq %.3f)\n", label,
+	       (double)cpu_times_busy(t) * per / 1000, unit, (double)(t->user + t->nice) * per / 1000,
 	       (double)t->system * per / 1000, (double)t->softirq * per / 1000);
 }
 
@@ -346,7 +347,7 @@ static void text_churn(const struct bench_opts *o, const struct bench_result *r,
 		return;
 	printf("  connects/s   %.0f  (%llu attempted in the whole run)\n",
 	       (double)r->conn_opened / s->secs, (unsigned long long)r->conn_attempts);
-	text_latency("set-up us", o, &r->setup);
+	bench_text_latency("set-up us", o, &r->setup);
 	for (int f = 0; f < BCF__COUNT; f++)
 		if (r->conn_fail[f])
 			printf("    %-11s  %llu  (%s)\n", fail_names[f],
@@ -401,7 +402,7 @@ void bench_print_text(const struct bench_opts *o, const struct bench_result *r,
 	char label[16];
 
 	text_head(o, s);
-	text_latency("latency us", o, &r->lat);
+	bench_text_latency("latency us", o, &r->lat);
 	text_churn(o, r, s);
 	text_problems(o, r);
 	printf("  client CPU   %.3f us/message  (%.3f of it in user space)\n",
@@ -409,10 +410,10 @@ void bench_print_text(const struct bench_opts *o, const struct bench_result *r,
 	if (s->server_known)
 		printf("  server CPU   %.3f us/message\n", s->server_us);
 	if (s->machine_known) {
-		text_cpu("machine CPU", &s->machine, per);
+		bench_text_cpu("machine CPU", &s->machine, per, "message");
 		for (unsigned i = 0; i < o->ncpus; i++) {
 			snprintf(label, sizeof(label), "CPU %d", o->cpus[i]);
-			text_cpu(label, &s->cpu[i], per);
+			bench_text_cpu(label, &s->cpu[i], per, "message");
 		}
 	}
 	printf("  result       %s\n", failed ? "FAILED" : "OK");

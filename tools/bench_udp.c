@@ -1,40 +1,38 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* echosrv-bench-udp: a UDP echo load generator that checks every datagram.
+/* bench_udp.c - echosrv-bench --udp: a UDP echo load that checks every
+ * datagram.
  *
  * Each of --sources sockets keeps --window numbered datagrams in flight to
- * the server.  A datagram carries its source, its sequence number, its send
+ * the server (or, with --rate, sends on a fixed schedule spread over the
+ * sources).  A datagram carries its source, its sequence number, its send
  * time and a checksum over all its bytes; the payload is a pattern of the
  * sequence number, so any changed byte shows.  What comes back is sorted
  * into echoed, duplicated (a sequence number already seen), reordered (one
- * older than the newest already back), corrupted (bad checksum or from
- * another source) and lost (not back within --give-up, which also frees
- * its window slot; a reply later than that stays lost).  Round-trip times
- * go into the histogram of tools/hist.c.  Single-threaded: one poll loop
- * over every socket, so it measures one client CPU's worth.
+ * older than the newest already back), corrupted (bad length or checksum,
+ * or from another source) and lost (not back within --give-up, which also
+ * frees its window slot; a reply later than that stays lost).  Round-trip
+ * times go into the histogram of tools/hist.c.  Single-threaded: one poll
+ * loop over every socket, so it measures one client CPU's worth.
  *
- * This is its own program beside echosrv-bench (tools/bench*.c), which is
- * TCP; folding it in as `echosrv-bench --udp` is a later, small step. */
-#include <arpa/inet.h>
+ * The run follows echosrv-bench's clock: --warmup, then --duration
+ * measured (the datagrams sent in it are the ones counted), then a drain
+ * of at most --give-up for the last replies.  The options are
+ * bench_opts.c's, the report bench_udp_out.c's. */
+#include "bench_udp.h"
+
 #include <errno.h>
-#include <getopt.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "hist.h"
-
 #define MAGIC 0x55445045u	/* "UDPE" */
 #define HDR 28
-#define MAX_SOURCES 1024
-#define MAX_SIZE 65507
+#define MAX_SIZE 65527
+#define RING_TOTAL (1u << 18)	/* datagram records over all sources */
 
 struct hdr {
 	uint32_t magic, src;
@@ -42,36 +40,37 @@ struct hdr {
 	uint32_t csum;
 } __attribute__((packed));
 
+_Static_assert(sizeof(struct hdr) == HDR, "the header is HDR bytes");
+
+/* One datagram's record, kept until the ring comes round to it again. */
+struct slot {
+	uint64_t seq, sent;	/* sent: ns (with --rate, when it was due) */
+	uint8_t state;		/* 0 out, 1 back, 2 lost */
+	bool measured;		/* sent inside the measured window */
+};
+
 struct source {
 	int fd;
 	uint64_t next;		/* next sequence number to send */
 	uint64_t oldest;	/* first not yet back nor given up */
 	uint64_t newest;	/* highest sequence number back so far + 1 */
 	unsigned inflight;
-	uint8_t *state;		/* per seq: 0 out, 1 back, 2 lost */
-	uint64_t *sent;		/* per seq: ns */
-};
-
-struct totals {
-	uint64_t sent, echoed, lost, dup, reordered, corrupted;
+	struct slot *ring;	/* seq & mask; [oldest, next) is never overwritten */
 };
 
 static struct {
-	struct sockaddr_storage to;
-	socklen_t to_len;
-	unsigned size, window, sources;
-	uint64_t count;		/* per source */
-	uint64_t give_up_ns;
-	const char *bind_base;	/* first source address; the next ones count up */
-} opt = { .size = 64, .window = 8, .sources = 1, .count = 10000,
-	  .give_up_ns = 1000000000ull };
+	const struct bench_opts *o;
+	struct source *src;
+	struct pollfd *pfd;
+	uint64_t mask;
+	uint64_t go, measure, end;	/* the clock, CLOCK_MONOTONIC ns */
+	uint64_t due;			/* --rate: datagrams scheduled so far */
+	struct udp_report *r;
+} run;
 
 static uint64_t now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return bench_now_ns();
 }
 
 static uint32_t fnv(const uint8_t *p, size_t n)
@@ -83,200 +82,325 @@ static uint32_t fnv(const uint8_t *p, size_t n)
 	return h;
 }
 
-static void fill(uint8_t *buf, unsigned src, uint64_t seq, uint64_t t)
+static void fill(uint8_t *buf, unsigned size, unsigned src, uint64_t seq, uint64_t t)
 {
 	struct hdr h = { MAGIC, src, seq, t, 0 };
 
-	for (unsigned i = HDR; i < opt.size; i++)
+	for (unsigned i = HDR; i < size; i++)
 		buf[i] = (uint8_t)(seq * 31 + i);
 	memcpy(buf, &h, HDR);
-	h.csum = fnv(buf, opt.size);
+	h.csum = fnv(buf, size);
 	memcpy(buf, &h, HDR);
 }
 
-static int open_source(unsigned i, struct source *s)
+static bool in_window(uint64_t t)
 {
-	int fam = opt.to.ss_family;
+	return t >= run.measure && t < run.end;
+}
 
-	s->fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-	s->state = calloc(opt.count, 1);
-	s->sent = calloc(opt.count, sizeof(*s->sent));
-	if (s->fd < 0 || !s->state || !s->sent)
-		return -1;
+/* A power of two, at least 4 windows, else the source's share of the total. */
+static uint64_t ring_size(const struct bench_opts *o)
+{
+	uint64_t want = RING_TOTAL / o->sources, n = 64;
+
+	if (want < 4ull * o->window)
+		want = 4ull * o->window;
+	while (n < want)
+		n <<= 1;
+	return n;
+}
+
+static int open_source(const struct bench_opts *o, unsigned i, struct source *s)
+{
 	int big = 4 << 20;
+
+	s->fd = socket(o->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	s->ring = calloc(run.mask + 1, sizeof(*s->ring));
+	if (s->fd < 0 || !s->ring)
+		return -(errno ? errno : ENOMEM);
 	setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-	if (opt.bind_base && fam == AF_INET) {
-		struct sockaddr_in a = { .sin_family = AF_INET };
-		if (inet_pton(AF_INET, opt.bind_base, &a.sin_addr) != 1)
-			return -1;
-		a.sin_addr.s_addr = htonl(ntohl(a.sin_addr.s_addr) + i);
-		if (bind(s->fd, (struct sockaddr *)&a, sizeof(a)))
-			return -1;
+	if (o->nbind) {
+		const struct sockaddr_storage *b = &o->bind[i % o->nbind];
+		socklen_t len = b->ss_family == AF_INET ? sizeof(struct sockaddr_in) :
+							   sizeof(struct sockaddr_in6);
+		if (bind(s->fd, (const struct sockaddr *)b, len))
+			return -errno;
 	}
-	return connect(s->fd, (struct sockaddr *)&opt.to, opt.to_len);
+	if (connect(s->fd, (const struct sockaddr *)&o->addr, o->addrlen))
+		return -errno;
+	return 0;
 }
 
-static void send_some(struct source *s, unsigned idx, struct totals *t, uint8_t *buf)
+/* One datagram out, numbered s->next and stamped ts; false if it did not go. */
+static bool send_one(struct source *s, unsigned idx, uint64_t ts, uint8_t *buf)
 {
-	while (s->inflight < opt.window && s->next < opt.count) {
-		uint64_t ts = now_ns();
-		fill(buf, idx, s->next, ts);
-		if (send(s->fd, buf, opt.size, 0) < 0)
-			return;	/* the send queue is full: try on the next turn */
-		s->sent[s->next++] = ts;
-		s->inflight++;
-		t->sent++;
+	struct udp_totals *t = &run.r->t;
+	unsigned size = (unsigned)run.o->size;
+
+	if (s->next - s->oldest > run.mask)
+		return false;	/* the ring is full of unsettled datagrams: wait */
+	fill(buf, size, idx, s->next, ts);
+	if (send(s->fd, buf, size, 0) < 0) {
+		if (errno == ECONNREFUSED)
+			t->refused++;
+		return false;	/* the send queue is full: try on the next turn */
+	}
+	struct slot *sl = &s->ring[s->next & run.mask];
+	*sl = (struct slot){ .seq = s->next, .sent = ts, .measured = in_window(ts) };
+	s->next++;
+	s->inflight++;
+	t->sent += sl->measured;
+	return true;
+}
+
+static void send_some(struct source *s, unsigned idx, uint8_t *buf)
+{
+	while (s->inflight < run.o->window && now_ns() < run.end)
+		if (!send_one(s, idx, now_ns(), buf))
+			return;
+}
+
+/* --rate: every datagram that is due, each stamped with when it was due, so
+ * a server (or a client) that falls behind shows in the latency. */
+static void send_due(uint8_t *buf)
+{
+	const struct bench_opts *o = run.o;
+	uint64_t now = now_ns();
+
+	for (int k = 0; k < 1024; k++) {
+		uint64_t at = run.go + (uint64_t)((double)run.due * 1e9 / o->rate);
+		unsigned idx = (unsigned)(run.due % o->sources);
+
+		if (at > now || at >= run.end || !send_one(&run.src[idx], idx, at, buf))
+			return;
+		run.due++;
 	}
 }
 
-static void on_reply(struct source *s, unsigned idx, const uint8_t *buf, ssize_t n,
-		     struct totals *t, struct hist *rtt)
+static void on_reply(struct source *s, unsigned idx, const uint8_t *buf, ssize_t n)
 {
+	static uint8_t copy[MAX_SIZE];
+	struct udp_totals *t = &run.r->t;
+	unsigned size = (unsigned)run.o->size;
 	struct hdr h;
 
-	if (n != (ssize_t)opt.size) {
+	if (n != (ssize_t)size) {
 		t->corrupted++;
 		return;
 	}
 	memcpy(&h, buf, HDR);
 	/* The checksum covers every byte, its own field taken as 0. */
-	static uint8_t copy[MAX_SIZE];
-	memcpy(copy, buf, opt.size);
+	memcpy(copy, buf, size);
 	memset(copy + offsetof(struct hdr, csum), 0, sizeof(h.csum));
-	if (h.magic != MAGIC || h.src != idx || h.seq >= s->next || fnv(copy, opt.size) != h.csum) {
+	if (h.magic != MAGIC || h.src != idx || h.seq >= s->next || fnv(copy, size) != h.csum) {
 		t->corrupted++;
 		return;
 	}
-	if (s->state[h.seq] == 1) {
-		t->dup++;
+	struct slot *sl = &s->ring[h.seq & run.mask];
+	if (sl->seq != h.seq || sl->state == 2)
+		return;	/* later than --give-up: stays lost */
+	if (sl->state == 1) {
+		t->dup += sl->measured;
 		return;
 	}
-	if (s->state[h.seq] == 2)
-		return;	/* later than --give-up: stays lost */
-	s->state[h.seq] = 1;
+	sl->state = 1;
 	s->inflight--;
-	t->echoed++;
 	if (h.seq + 1 < s->newest)
-		t->reordered++;
+		t->reordered += sl->measured;
 	else
 		s->newest = h.seq + 1;
-	hist_record(rtt, now_ns() - s->sent[h.seq]);
+	if (sl->measured) {
+		t->echoed++;
+		hist_record(&run.r->rtt, now_ns() - sl->sent);
+	}
 }
 
-static void give_up(struct source *s, uint64_t now, struct totals *t)
+static void give_up(struct source *s, uint64_t now)
 {
-	while (s->oldest < s->next &&
-	       (s->state[s->oldest] || now - s->sent[s->oldest] > opt.give_up_ns)) {
-		if (!s->state[s->oldest]) {
-			s->state[s->oldest] = 2;
+	while (s->oldest < s->next) {
+		struct slot *sl = &s->ring[s->oldest & run.mask];
+
+		if (!sl->state && now - sl->sent <= run.o->give_up_ns)
+			break;
+		if (!sl->state) {
+			sl->state = 2;
 			s->inflight--;
-			t->lost++;
+			run.r->t.lost += sl->measured;
 		}
 		s->oldest++;
 	}
 }
 
-static int parse_target(const char *host, unsigned port)
+static void receive_all(uint8_t *buf, size_t len)
 {
-	struct sockaddr_in *a4 = (struct sockaddr_in *)&opt.to;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&opt.to;
-
-	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-		a4->sin_family = AF_INET;
-		a4->sin_port = htons((uint16_t)port);
-		opt.to_len = sizeof(*a4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons((uint16_t)port);
-		opt.to_len = sizeof(*a6);
-		return 0;
-	}
-	return -1;
-}
-
-static void usage(void)
-{
-	fprintf(stderr, "usage: echosrv-bench-udp --host ADDR --port N [--size BYTES (%u..%u)] "
-		"[--window K] [--sources S] [--bind FIRST-IPv4] [--count N per source] "
-		"[--give-up MS]\n", HDR, MAX_SIZE);
-	exit(2);
-}
-
-static void parse(int argc, char **argv)
-{
-	static const struct option lo[] = {
-		{ "host", 1, 0, 'H' }, { "port", 1, 0, 'p' }, { "size", 1, 0, 's' },
-		{ "window", 1, 0, 'k' }, { "sources", 1, 0, 'S' }, { "bind", 1, 0, 'b' },
-		{ "count", 1, 0, 'n' }, { "give-up", 1, 0, 'g' }, { 0, 0, 0, 0 },
-	};
-	const char *host = NULL;
-	unsigned port = 0;
-	int c;
-
-	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-		switch (c) {
-		case 'H': host = optarg; break;
-		case 'p': port = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 's': opt.size = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'k': opt.window = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'S': opt.sources = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'b': opt.bind_base = optarg; break;
-		case 'n': opt.count = strtoull(optarg, NULL, 10); break;
-		case 'g': opt.give_up_ns = strtoull(optarg, NULL, 10) * 1000000ull; break;
-		default: usage();
+	for (unsigned i = 0; i < run.o->sources; i++) {
+		ssize_t n;
+		for (int k = 0; k < 64; k++) {
+			n = recv(run.src[i].fd, buf, len, 0);
+			if (n < 0) {
+				if (errno == ECONNREFUSED)
+					run.r->t.refused++;
+				break;
+			}
+			on_reply(&run.src[i], i, buf, n);
 		}
 	}
-	if (!host || !port || port > 65535 || parse_target(host, port) || opt.size < HDR ||
-	    opt.size > MAX_SIZE || !opt.window || !opt.sources || opt.sources > MAX_SOURCES ||
-	    !opt.count)
-		usage();
 }
 
-int main(int argc, char **argv)
+static uint64_t cpu_self_ns(void)
 {
-	static struct source src[MAX_SOURCES];
-	static struct pollfd pfd[MAX_SOURCES];
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+/* The figures at one end of the measured window (0 start, 1 end). */
+static void sample(int end)
+{
+	const struct bench_opts *o = run.o;
+	struct udp_report *r = run.r;
+	static uint64_t self0;
+
+	if (o->server_pid)
+		r->srv_cpu[end] = proc_tree_cpu_ns(o->server_pid);
+	r->stat_ok[end] = cpustat_read(NULL, &r->all[end], o->cpus, r->cpu[end], o->ncpus) == 0;
+	if (!end)
+		self0 = cpu_self_ns();
+	else
+		r->client_ns = cpu_self_ns() - self0;
+}
+
+/* How long poll may sleep: to the next phase, datagram due, or 10 ms. */
+static struct timespec wait_for(uint64_t now, int phase)
+{
+	uint64_t until = now + 10 * 1000 * 1000, edge = phase == 0 ? run.measure : run.end;
+
+	if (phase < 2 && edge < until)
+		until = edge;
+	if (run.o->rate > 0 && phase < 2) {
+		uint64_t at = run.go + (uint64_t)((double)run.due * 1e9 / run.o->rate);
+		if (at < until)
+			until = at > now ? at : now;
+	}
+	return (struct timespec){ .tv_sec = (time_t)((until - now) / NS_PER_S),
+				  .tv_nsec = (long)((until - now) % NS_PER_S) };
+}
+
+/* Warm-up, measurement, drain; 0, or -errno when poll failed. */
+static int run_load(void)
+{
 	static uint8_t buf[MAX_SIZE + 1];
-	static struct hist rtt;
-	struct totals t = { 0 };
+	const struct bench_opts *o = run.o;
+	int phase = 0;	/* 0 warm-up, 1 measuring, 2 draining */
 
-	parse(argc, argv);
-	hist_init(&rtt);
-	for (unsigned i = 0; i < opt.sources; i++) {
-		if (open_source(i, &src[i])) {
-			perror("echosrv-bench-udp: source socket");
-			return 1;
-		}
-		pfd[i] = (struct pollfd){ .fd = src[i].fd, .events = POLLIN };
-	}
-	uint64_t start = now_ns();
+	run.go = now_ns();
+	run.measure = run.go + (uint64_t)(o->warmup * 1e9);
+	run.end = run.measure + (uint64_t)(o->duration * 1e9);
 	for (;;) {
+		uint64_t now = now_ns();
 		bool busy = false;
-		for (unsigned i = 0; i < opt.sources; i++) {
-			send_some(&src[i], i, &t, buf);
-			give_up(&src[i], now_ns(), &t);	/* after the sends: no time runs backwards */
-			busy |= src[i].oldest < opt.count;
+
+		if (phase == 0 && now >= run.measure) {
+			sample(0);
+			phase = 1;
 		}
-		if (!busy)
-			break;
-		if (poll(pfd, opt.sources, 10) < 0 && errno != EINTR)
-			return 1;
-		for (unsigned i = 0; i < opt.sources; i++) {
-			ssize_t n;
-			for (int k = 0; k < 64 && (n = recv(src[i].fd, buf, sizeof(buf), 0)) >= 0; k++)
-				on_reply(&src[i], i, buf, n, &t, &rtt);
+		if (phase == 1 && now >= run.end) {
+			sample(1);
+			phase = 2;
 		}
+		if (o->rate > 0)
+			send_due(buf);
+		for (unsigned i = 0; i < o->sources; i++) {
+			if (o->rate == 0)
+				send_some(&run.src[i], i, buf);
+			give_up(&run.src[i], now_ns());	/* after the sends: no time runs backwards */
+			busy |= run.src[i].oldest < run.src[i].next;
+		}
+		if (phase == 2 && !busy)
+			return 0;
+		struct timespec ts = wait_for(now_ns(), phase);
+		if (ppoll(run.pfd, o->sources, &ts, NULL) < 0 && errno != EINTR)
+			return -errno;
+		receive_all(buf, sizeof(buf));
 	}
-	double secs = (double)(now_ns() - start) / 1e9;
-	printf("{\"sent\": %llu, \"echoed\": %llu, \"echoed_per_sec\": %.0f, \"lost\": %llu, "
-	       "\"duplicated\": %llu, \"reordered\": %llu, \"corrupted\": %llu, "
-	       "\"rtt_p50_us\": %.1f, \"rtt_p99_us\": %.1f, \"rtt_max_us\": %.1f, \"seconds\": %.3f}\n",
-	       (unsigned long long)t.sent, (unsigned long long)t.echoed, (double)t.echoed / secs,
-	       (unsigned long long)t.lost, (unsigned long long)t.dup,
-	       (unsigned long long)t.reordered, (unsigned long long)t.corrupted,
-	       (double)hist_quantile(&rtt, 0.5) / 1e3, (double)hist_quantile(&rtt, 0.99) / 1e3,
-	       (double)rtt.max / 1e3, secs);
+}
+
+static void started_at(char *buf, size_t len)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int setup(const struct bench_opts *o, struct udp_report *r)
+{
+	int err;
+
+	run.o = o;
+	run.r = r;
+	run.mask = ring_size(o) - 1;
+	run.src = calloc(o->sources, sizeof(*run.src));
+	run.pfd = calloc(o->sources, sizeof(*run.pfd));
+	if (!run.src || !run.pfd) {
+		fprintf(stderr, "echosrv-bench: out of memory\n");
+		return EXIT_SETUP;
+	}
+	*r = (struct udp_report){ .srv_cpu = { -1, -1 } };
+	hist_init(&r->rtt);
+	for (unsigned i = 0; i < o->sources; i++) {
+		run.src[i].fd = -1;
+		if ((err = open_source(o, i, &run.src[i])) < 0) {
+			fprintf(stderr, "echosrv-bench: UDP source %u to %s: %s\n", i, o->addr_text,
+				strerror(-err));
+			return EXIT_SETUP;
+		}
+		run.pfd[i] = (struct pollfd){ .fd = run.src[i].fd, .events = POLLIN };
+	}
 	return 0;
+}
+
+int bench_udp_main(const struct bench_opts *o)
+{
+	static struct udp_report r;
+	FILE *hist_f = NULL;
+	int rc, err;
+
+	if (o->histogram && !(hist_f = fopen(o->histogram, "we"))) {
+		fprintf(stderr, "echosrv-bench: --histogram %s: %s\n", o->histogram,
+			strerror(errno));
+		return EXIT_SETUP;
+	}
+	if ((rc = setup(o, &r)))
+		return rc;
+	started_at(r.started, sizeof(r.started));
+	if ((err = run_load()) < 0) {
+		fprintf(stderr, "echosrv-bench: poll: %s\n", strerror(-err));
+		return EXIT_SETUP;
+	}
+	r.secs = (double)(run.end - run.measure) / 1e9;
+	if (!r.t.echoed && r.t.refused) {
+		fprintf(stderr, "echosrv-bench: nothing echoed: %s answers port unreachable "
+			"(no UDP server there)\n", o->addr_text);
+		return EXIT_SETUP;
+	}
+	if (hist_f && (err = bench_write_histogram(hist_f, &r.rtt)) < 0) {
+		fprintf(stderr, "echosrv-bench: --histogram %s: %s\n", o->histogram,
+			strerror(-err));
+		rc = EXIT_ERRORS;
+	}
+	if (o->json)
+		bench_udp_print_json(o, &r);
+	else
+		bench_udp_print_text(o, &r);
+	fflush(stdout);
+	for (unsigned i = 0; i < o->sources; i++) {
+		close(run.src[i].fd);
+		free(run.src[i].ring);
+	}
+	free(run.src);
+	free(run.pfd);
+	return bench_udp_failed(&r) || rc ? EXIT_ERRORS : 0;
 }
