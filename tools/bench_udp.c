@@ -186,6 +186,7 @@ static void on_reply(struct source *s, unsigned idx, const uint8_t *buf, ssize_t
 
 	if (n != (ssize_t)size) {
 		t->corrupted++;
+		t->bad_size++;
 		return;
 	}
 	memcpy(&h, buf, HDR);
@@ -194,6 +195,8 @@ static void on_reply(struct source *s, unsigned idx, const uint8_t *buf, ssize_t
 	memset(copy + offsetof(struct hdr, csum), 0, sizeof(h.csum));
 	if (h.magic != MAGIC || h.src != idx || h.seq >= s->next || fnv(copy, size) != h.csum) {
 		t->corrupted++;
+		/* Intact, but another source's: the server answered the wrong peer. */
+		t->bad_source += h.magic == MAGIC && h.src != idx && fnv(copy, size) == h.csum;
 		return;
 	}
 	struct slot *sl = &s->ring[h.seq & run.mask];

@@ -14,6 +14,8 @@
  * wrong), so those are the whole run's, warm-up included, as are refused. */
 struct udp_totals {
 	uint64_t sent, echoed, lost, dup, reordered, corrupted;
+	uint64_t bad_size, bad_source;  /* of corrupted: wrong length; another
+					 * source's datagram (else: wrong bytes) */
 	uint64_t refused;        /* ICMP port unreachable came back instead */
 };
 

@@ -94,11 +94,15 @@ void bench_udp_print_json(const struct bench_opts *o, const struct udp_report *r
 	printf("\"duration_s\": %.6f, \"sent\": %llu, \"echoed\": %llu, "
 	       "\"echoed_per_second\": %.1f, \"bytes_per_second\": %.1f, \"lost\": %llu, "
 	       "\"duplicated\": %llu, \"reordered\": %llu, \"corrupted\": %llu, "
+	       "\"corrupted_kinds\": {\"size\": %llu, \"source\": %llu, \"bytes\": %llu}, "
 	       "\"refused\": %llu, ", r->secs, (unsigned long long)t->sent,
 	       (unsigned long long)t->echoed, (double)t->echoed / r->secs,
 	       (double)t->echoed * (double)o->size / r->secs, (unsigned long long)t->lost,
 	       (unsigned long long)t->dup, (unsigned long long)t->reordered,
-	       (unsigned long long)t->corrupted, (unsigned long long)t->refused);
+	       (unsigned long long)t->corrupted, (unsigned long long)t->bad_size,
+	       (unsigned long long)t->bad_source,
+	       (unsigned long long)(t->corrupted - t->bad_size - t->bad_source),
+	       (unsigned long long)t->refused);
 	bench_json_latency("latency_us", o, &r->rtt);
 	json_cpu(o, r);
 	printf(", \"failed\": %s}\n", bench_udp_failed(r) ? "true" : "false");
@@ -126,8 +130,10 @@ void bench_udp_print_text(const struct bench_opts *o, const struct udp_report *r
 	       (unsigned long long)t->lost, (double)o->give_up_ns / NS_PER_S);
 	printf("  duplicated   %llu\n  reordered    %llu  (back after a later one)\n",
 	       (unsigned long long)t->dup, (unsigned long long)t->reordered);
-	printf("  corrupted    %llu  (wrong length, bytes, or source; whole run)\n",
-	       (unsigned long long)t->corrupted);
+	printf("  corrupted    %llu  (whole run: %llu wrong length, %llu another source's, "
+	       "%llu wrong bytes)\n", (unsigned long long)t->corrupted,
+	       (unsigned long long)t->bad_size, (unsigned long long)t->bad_source,
+	       (unsigned long long)(t->corrupted - t->bad_size - t->bad_source));
 	if (t->refused)
 		printf("  refused      %llu  (ICMP port unreachable)\n",
 		       (unsigned long long)t->refused);

@@ -136,6 +136,8 @@ def test_each_fault_is_caught_alone(procs, tmp_path, fault):
                 expect=rc)
     assert out[counter] > 0, out
     assert out["failed"] == (rc == 1)
+    if fault == "corrupt":      # a changed byte, not a wrong length or source
+        assert out["corrupted_kinds"] == {"size": 0, "source": 0, "bytes": out["corrupted"]}
     for other in FATES:
         # A corrupted echo is not its datagram's echo: that one is lost too.
         if other != counter and not (fault == "corrupt" and other == "lost"):
