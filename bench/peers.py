@@ -64,8 +64,10 @@ class Server:
     """One running server: name, addr ("IP:PORT"), pid, and its group."""
 
     def __init__(self, name, kind, cmd, place, cpu, log, port_file=None, port=None,
-                 max_conns=None):
-        self.name, self.kind, self.place = name, kind, place
+                 max_conns=None, udp=False):
+        # udp: serves UDP (bench/udp.py): its address is the port file's
+        # (or log's) "udp:" line, and a fixed port is looked for among UDP sockets.
+        self.name, self.kind, self.place, self.udp = name, kind, place, udp
         self.max_conns = max_conns
         self.log = open(log, "wb")
         self.proc = subprocess.Popen(place.server_prefix() + cmd, stdout=self.log,
@@ -96,17 +98,19 @@ class Server:
         self.stop()
         raise RuntimeError("%s did not %s" % (self.name, what))
 
-    @staticmethod
-    def _read(path):
+    def _read(self, path):
         try:
             with open(path) as f:
                 words = f.read().split()
-            return words[0] if words else None
         except FileNotFoundError:
             return None
+        if self.udp:
+            words = [w[len("udp:"):] for w in words if w.startswith("udp:")]
+        return words[0] if words else None
 
     def _listening(self, port):
-        r = subprocess.run(self.place.server_prefix() + ["ss", "-Hltn", "sport = :%d" % port],
+        r = subprocess.run(self.place.server_prefix() + ["ss", "-Hlun" if self.udp else "-Hltn",
+                                                        "sport = :%d" % port],
                            capture_output=True, text=True, timeout=10)
         return r.returncode == 0 and r.stdout.strip() != ""
 

@@ -10,6 +10,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 
 
 def fmt_count(v):
@@ -262,10 +263,11 @@ def markdown(meta, runs, image):
     out += [LEGEND, ""]
     t = table(runs, "matrix", main)
     cells = cells_in(runs, "matrix")
-    out += ["## Summary (%s)" % main, "",
-            "Median over the matrix's cells of each server's ratio to the baseline.", ""]
-    out += summary_rows(t, cells, names) + [""]
-    out += ["![msg/s, CPU per message and p99 per message size](%s)" % image, ""]
+    if cells:
+        out += ["## Summary (%s)" % main, "",
+                "Median over the matrix's cells of each server's ratio to the baseline.", ""]
+        out += summary_rows(t, cells, names) + [""]
+        out += ["![msg/s, CPU per message and p99 per message size](%s)" % image, ""]
     tc = table(runs, "churn", main)
     if tc:
         out += ["## Churn (%s)" % main, "",
@@ -283,7 +285,10 @@ def markdown(meta, runs, image):
                 "generator's CPU and looks free to the server.", ""]
         out += compare_rows(t, tl, comp, [n for n in names if any(
             k[1] == n for k in tl)]) + [""]
-    out += ["## Every cell (%s)" % main, ""] + matrix_rows(t, cells, names) + [""]
+    if cells:
+        out += ["## Every cell (%s)" % main, ""] + matrix_rows(t, cells, names) + [""]
+    import udp          # the UDP cells' table (bench/udp.py)
+    out += udp.section(meta, runs, sys.modules[__name__])
     return "\n".join(out)
 
 
@@ -295,6 +300,8 @@ def plot_all(outdir, runs, meta):
         return False
     main = meta["settings"]["placement"]
     t = table(runs, "matrix", main)
+    if not t:
+        return False        # the UDP cells alone: nothing to plot
     title = "echosrv and peers, %s placement\n%s, commit %s" % (
         main, meta["started"], meta["machine"]["commit"])
     return plot.draw(outdir, t, cells_in(runs, "matrix"), servers_in(runs), title)

@@ -14,7 +14,10 @@ each server in turn; the order of the servers rotates from cell to cell and
 round to round, so noise hits all alike.  A churn cell (new connections at a
 fixed rate, each for a few messages) follows, and in a standard run the
 echosrv engines and the baseline are measured once more on loopback over a
-few cells, to show what the placement changes.
+few cells, to show what the placement changes.  Then the UDP cells
+(bench/udp.py): datagrams of 64, 1,472 and 65,000 bytes from 1 or 64
+sources against the UDP baseline, echosrv per engine and socat, placed
+like the TCP cells, in namespaces of their own.
 
 Every figure beside msg/s is per echoed message: the machine's CPU time
 (all CPUs, from /proc/stat, user + system + softirq), the server CPU's alone
@@ -34,6 +37,7 @@ Settings come from the environment so that `make bench` can pass them:
   BENCH_REPEAT=N        rounds per cell and server; the median is reported
   BENCH_GIVE_UP=S       echosrv-bench --give-up: a stall is this long (quick 1, full 2)
   BENCH_COMPARE=0       skip the loopback comparison of a netns run
+  BENCH_PARTS=tcp,udp   what to run (default both): udp alone is the UDP cells
   BENCH_DURATION=S, BENCH_WARMUP=S, BENCH_SIZES=1,128, BENCH_CONNS=1,50,
   BENCH_PIPELINES=1,16  override the matrix
   BENCH_SERVER_CPU=0, BENCH_CLIENT_CPU=1
@@ -59,6 +63,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peers            # noqa: E402
 import placement        # noqa: E402
 import report           # noqa: E402
+import udp              # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -137,12 +142,19 @@ def settings():
         raise BadSetting("BENCH_SERVER_ARGS: %s" % e)
     m["server_cpu"] = env_num("BENCH_SERVER_CPU", 0, int, 0, ncpu - 1)
     m["client_cpu"] = env_num("BENCH_CLIENT_CPU", 1 if ncpu > 1 else 0, int, 0, ncpu - 1)
-    m["compare"] = (m["placement"] == "netns"
+    m["parts"] = [x for x in os.environ.get("BENCH_PARTS", "tcp,udp").split(",") if x]
+    if not m["parts"] or any(x not in ("tcp", "udp") for x in m["parts"]):
+        raise BadSetting("BENCH_PARTS: '%s' is not a comma list of tcp and udp"
+                         % os.environ.get("BENCH_PARTS"))
+    # The UDP cells have durations of their own unless these are given.
+    m["override_duration"] = m["duration"] if os.environ.get("BENCH_DURATION") else None
+    m["override_warmup"] = m["warmup"] if os.environ.get("BENCH_WARMUP") else None
+    m["compare"] = ("tcp" in m["parts"] and m["placement"] == "netns"
                     and os.environ.get("BENCH_COMPARE", "1") not in ("", "0"))
     m["standard"] = not m["engines"] and not m["server_args"] and not any(
         os.environ.get(k) for k in ("BENCH_SIZES", "BENCH_CONNS", "BENCH_PIPELINES",
                                     "BENCH_DURATION", "BENCH_WARMUP", "BENCH_PEERS",
-                                    "BENCH_PLACEMENT"))
+                                    "BENCH_PLACEMENT", "BENCH_PARTS"))
     return m
 
 
@@ -312,14 +324,20 @@ def main():
     csize = COMPARE_SIZE if COMPARE_SIZE in m["sizes"] else m["sizes"][len(m["sizes"]) // 2]
     compare = [c for c in cells if c[0] == csize and c[1] <= 500] if m["compare"] else []
     runs, where, left = [], {}, []
-    print("bench: %d cells + churn, %s placement%s; results in %s" % (
-        len(cells), m["placement"], " (+ loopback comparison)" if compare else "",
+    print("bench: %s, %s placement%s; results in %s" % (
+        " + ".join(p for p, on in (("%d cells + churn" % len(cells), "tcp" in m["parts"]),
+                                   ("%d UDP cells" % len(udp.CELLS), "udp" in m["parts"]))
+                   if on), m["placement"], " (+ loopback comparison)" if compare else "",
         os.path.relpath(outdir, ROOT)), flush=True)
     interrupted = False
     try:
-        where[m["placement"]] = measure(build, m, m["placement"], outdir, runs, {
-            "peers": m["peers"], "left": left,
-            "runs": [("matrix", cells, ()), ("churn", [churn_cell], churn_args)]})
+        if "tcp" in m["parts"]:
+            where[m["placement"]] = measure(build, m, m["placement"], outdir, runs, {
+                "peers": m["peers"], "left": left,
+                "runs": [("matrix", cells, ()), ("churn", [churn_cell], churn_args)]})
+        if "udp" in m["parts"]:
+            where[m["placement"]], meta["udp"] = udp.measure(
+                build, m, m["placement"], outdir, runs, left, placement)
         if compare:
             where["loopback"] = measure(build, m, "loopback", outdir, runs, {
                 "left": left, "runs": [("compare", compare, ())]})
