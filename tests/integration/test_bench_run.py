@@ -25,7 +25,8 @@ import report           # noqa: E402
 import run as bench_run  # noqa: E402
 
 TINY = {"BENCH_SIZES": "64", "BENCH_CONNS": "2", "BENCH_PIPELINES": "1",
-        "BENCH_DURATION": "0.2", "BENCH_WARMUP": "0.05", "BENCH_ENGINES": "epoll"}
+        "BENCH_DURATION": "0.2", "BENCH_WARMUP": "0.05", "BENCH_ENGINES": "epoll",
+        "BENCH_PARTS": "tcp"}     # the UDP cells: test_bench_run_udp.py
 
 
 def our_namespaces(pid):
