@@ -18,7 +18,8 @@
 
 static const char usage_text[] =
 "Usage: echosrv-bench [OPTION]...\n"
-"Load a TCP echo server and check every byte it sends back.\n"
+"Load a TCP echo server (or with --udp a UDP one) and check every byte it\n"
+"sends back.\n"
 "\n"
 "  -a, --address HOST:PORT  server to load; IPv6 as [ADDR]:PORT [127.0.0.1:40007]\n"
 "  -c, --connections N      connections [1]\n"
@@ -47,7 +48,7 @@ static const char usage_text[] =
 "                           [loopback or network, from the address]\n"
 "      --json               print one JSON object instead of text\n"
 "\n"
-"  --udp                    UDP mode: numbered, checksummed datagrams instead\n"
+"      --udp                UDP mode: numbered, checksummed datagrams instead\n"
 "                           of connections; -a, -s (28..65507, IPv6 65527),\n"
 "                           -d, -w, -r (datagrams/s in all), --give-up (a\n"
 "                           datagram not back by then is lost), --server-pid,\n"
