@@ -9,15 +9,15 @@ as for the TCP cells (bench/placement.py): a cell is a datagram size, a
 number of sources (sockets, each its own port) and the datagrams each keeps
 in flight.
 
-socat: `socat -b SIZE -T 1 UDP-LISTEN:PORT,fork,reuseaddr PIPE`, one per
+socat: `socat -b SIZE -T 0.5 UDP-LISTEN:PORT,fork,reuseaddr PIPE`, one per
 datagram size.  UDP-LISTEN with fork gives each source a process of its
 own (as its TCP echo gives each connection one), which echoes through a
 pipe.  A pipe is a byte stream: with several datagrams in flight, socat
 reads two of them from it at once and sends them back as one (the bench
 sees corrupted datagrams), unless each read is exactly one datagram long,
 which -b SIZE makes it.  `UDP-RECVFROM,fork EXEC:cat`, the form often
-quoted, forks a process per datagram.  -T 1 ends a source's process after
-a second without datagrams, so a cell's processes are gone before the
+quoted, forks a process per datagram.  -T 0.5 ends a source's process after
+half a second without datagrams, so a cell's processes are gone before the
 next cell.
 
 A run fails when a datagram came back corrupted or twice, nothing came
@@ -36,7 +36,7 @@ import peers
 # (size, sources, in flight per source)
 CELLS = [(64, 1, 32), (64, 64, 4), (1472, 1, 32), (1472, 64, 4), (65000, 1, 8)]
 FULL = dict(duration=2.0, warmup=0.5, give_up=0.5)
-QUICK = dict(duration=0.5, warmup=0.2, give_up=0.5)
+QUICK = dict(duration=0.3, warmup=0.1, give_up=0.3)
 SOCAT_PORT = 7111           # netns: + the size's index in CELLS' sizes
 
 
@@ -86,7 +86,7 @@ def start_all(build, engines, server_args, place, outdir, cpu, use_socat, out, l
         return
     for i, size in enumerate(sizes()):
         port = SOCAT_PORT + i if place.name == "netns" else free_udp_port(ip)
-        s = add("socat", "peer", ["socat", "-b", str(size), "-T", "1",
+        s = add("socat", "peer", ["socat", "-b", str(size), "-T", "0.5",
                                   "UDP-LISTEN:%d,bind=%s,fork,reuseaddr" % (port, ip), "PIPE"],
                 label="socat-%d" % size, port=port)
         if s:
@@ -235,7 +235,7 @@ def section(meta, runs, report):
     out = ["## UDP (%s)" % place, "",
            "`echosrv-bench --udp`: each cell %g s measured after %g s warm-up, a datagram "
            "not back within %g s is lost; echosrv with `--udp-rate 0`; socat is "
-           "`socat -b SIZE -T 1 UDP-LISTEN:PORT,fork,reuseaddr PIPE` (a process per "
+           "`socat -b SIZE -T 0.5 UDP-LISTEN:PORT,fork,reuseaddr PIPE` (a process per "
            "source, docs/udp.md). dgram/s: datagrams echoed per second; lost: of those "
            "sent in the measurement (a full receive queue drops; not a failure); "
            "process: the server's process tree, socat's per-source processes included." % (
