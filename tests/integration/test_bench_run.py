@@ -65,8 +65,11 @@ def test_netns_run_places_and_cleans_up(tmp_path):
         res = r["result"]
         assert r["failure"] is None, r
         assert res["placement"] == r["placement"]
-        assert res["machine_cpu_us_per_message"]["total"] > 0
+        # /proc/stat counts in 10 ms ticks: a 0.2 s run of a few hundred
+        # messages can fall between them, so only the whole set must show time.
+        assert res["machine_cpu_us_per_message"]["total"] >= 0
         assert set(res["cpu_us_per_message"]) == {"0"}
+    assert sum(r["result"]["machine_cpu_us_per_message"]["total"] for r in runs) > 0
     places = {(r["part"], r["placement"]) for r in runs}
     assert places == {("matrix", "netns"), ("churn", "netns"), ("compare", "loopback")}
     # The servers listened on the veth pair's server end, not on loopback.
