@@ -80,6 +80,7 @@ struct bench_opts {
 	bool udp;                /* --udp: the UDP mode (bench_udp.c) */
 	unsigned window;         /* --udp: datagrams in flight per source */
 	unsigned sources;        /* --udp: source sockets */
+	unsigned gso;            /* --udp: datagrams per send (UDP_SEGMENT) */
 };
 
 /* Every way a connection can go wrong other than a wrong byte. */

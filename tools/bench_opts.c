@@ -58,6 +58,8 @@ static const char usage_text[] =
 "                           --lifetime and --proxy do not\n"
 "      --window K           --udp: datagrams in flight per source [8]\n"
 "      --sources S          --udp: source sockets, each its own port [1]\n"
+"      --gso N              --udp: up to N datagrams per send, which the kernel\n"
+"                           cuts apart (UDP_SEGMENT); not with -r [1]\n"
 "      --version            print the version\n"
 "  -h, --help               show this help\n"
 "\n"
@@ -302,7 +304,7 @@ static void check_udp(struct bench_opts *o, const char *tcp_only, bool udp_only)
 
 	if (!o->udp) {
 		if (udp_only)
-			usage_error("--window and --sources need --udp");
+			usage_error("--window, --sources and --gso need --udp");
 		return;
 	}
 	if (tcp_only)
@@ -312,6 +314,11 @@ static void check_udp(struct bench_opts *o, const char *tcp_only, bool udp_only)
 			    UDP_HDR, (unsigned long long)max);
 	if (o->rate > 0 && o->window)
 		usage_error("--rate and --window exclude each other (open loop has no fixed window)");
+	if (o->rate > 0 && o->gso > 1)
+		usage_error("--gso is for the closed loop (--window), not --rate");
+	if (o->gso * o->size > max)
+		usage_error("--gso %u x --size %llu: more than %llu bytes in one send", o->gso,
+			    (unsigned long long)o->size, (unsigned long long)max);
 	if (!o->window && o->rate == 0)
 		o->window = 8;
 }
@@ -341,7 +348,8 @@ void parse_options(struct bench_opts *o, int argc, char **argv)
 {
 	enum { OPT_SERVER_PID = 256, OPT_JSON, OPT_GIVE_UP, OPT_VERSION, OPT_PCTS,
 	       OPT_HIST, OPT_INTERVAL, OPT_BIND, OPT_CRATE, OPT_LIFE, OPT_PLACE,
-	       OPT_CPU, OPT_PROXY, OPT_UDP, OPT_WINDOW, OPT_SOURCES };
+	       OPT_CPU, OPT_PROXY, OPT_UDP, OPT_WINDOW, OPT_SOURCES,
+	       OPT_GSO };
 	static const struct option longs[] = {
 		{ "address",      required_argument, NULL, 'a' },
 		{ "connections",  required_argument, NULL, 'c' },
@@ -367,6 +375,7 @@ void parse_options(struct bench_opts *o, int argc, char **argv)
 		{ "udp",          no_argument,       NULL, OPT_UDP },
 		{ "window",       required_argument, NULL, OPT_WINDOW },
 		{ "sources",      required_argument, NULL, OPT_SOURCES },
+		{ "gso",          required_argument, NULL, OPT_GSO },
 		{ "help",         no_argument,       NULL, 'h' },
 		{ 0 }
 	};
@@ -379,7 +388,7 @@ void parse_options(struct bench_opts *o, int argc, char **argv)
 				  .size = 128, .duration = 5, .warmup = 1,
 				  .give_up_ns = (uint64_t)(BENCH_DRAIN_IDLE_S * NS_PER_S),
 				  .pcts = { 50, 90, 99, 99.9, 99.99 }, .npcts = 5,
-				  .life_msgs = 1, .sources = 1 };
+				  .life_msgs = 1, .sources = 1, .gso = 1 };
 	while ((ch = getopt_long(argc, argv, "a:c:s:p:d:w:r:t:h", longs, NULL)) != -1) {
 		if (!tcp_only && (ch == 'c' || ch == 'p' || ch == 't'))
 			tcp_only = ch == 'c' ? "--connections" : ch == 'p' ? "--pipeline" : "--threads";
@@ -423,6 +432,9 @@ void parse_options(struct bench_opts *o, int argc, char **argv)
 			udp_only = true; break;
 		case OPT_SOURCES:
 			o->sources = (unsigned)parse_count("--sources", optarg, 1, BENCH_UDP_MAX_SOURCES);
+			udp_only = true; break;
+		case OPT_GSO:
+			o->gso = (unsigned)parse_count("--gso", optarg, 1, 64);
 			udp_only = true; break;
 		case 'h': fputs(usage_text, stdout); exit(0);
 		default: usage_error("bad option");

@@ -6,7 +6,8 @@
  * the server (or, with --rate, sends on a fixed schedule spread over the
  * sources).  A datagram carries its source, its sequence number, its send
  * time and a checksum over all its bytes; the payload is a pattern of the
- * sequence number, so any changed byte shows.  What comes back is sorted
+ * sequence number, so any changed byte shows (--gso: up to N datagrams in
+ * one send, cut apart by the kernel).  What comes back is sorted
  * into echoed, duplicated (a sequence number already seen), reordered (one
  * older than the newest already back), corrupted (bad length or checksum,
  * or from another source) and lost (not back within --give-up, which also
@@ -21,6 +22,7 @@
 #include "bench_udp.h"
 
 #include <errno.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -151,33 +153,72 @@ static int open_source(const struct bench_opts *o, unsigned i, struct source *s)
 	return 0;
 }
 
-/* One datagram out, numbered s->next and stamped ts; false if it did not go. */
-static bool send_one(struct source *s, unsigned idx, uint64_t ts, uint8_t *buf)
+/* n datagrams of size at buf in one send; n > 1 (--gso) asks the kernel to
+ * cut them apart (UDP_SEGMENT), so a receiver with UDP_GRO may get them
+ * back together in one receive. */
+static ssize_t send_n(int fd, const uint8_t *buf, unsigned size, unsigned n)
+{
+	union {
+		char b[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} cs = { 0 };
+	struct iovec iov = { (void *)buf, (size_t)n * size };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	uint16_t seg = (uint16_t)size;
+
+	if (n > 1) {
+		struct cmsghdr *c = (struct cmsghdr *)cs.b;
+
+		c->cmsg_level = SOL_UDP;
+		c->cmsg_type = UDP_SEGMENT;
+		c->cmsg_len = CMSG_LEN(sizeof(seg));
+		memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+		m.msg_control = cs.b;
+		m.msg_controllen = sizeof(cs.b);
+	}
+	return sendmsg(fd, &m, 0);
+}
+
+/* n datagrams out in one send, numbered from s->next and stamped ts; false
+ * if they did not go. */
+static bool send_batch(struct source *s, unsigned idx, uint64_t ts, uint8_t *buf, unsigned n)
 {
 	struct udp_totals *t = &run.r->t;
 	unsigned size = (unsigned)run.o->size;
 
-	if (s->next - s->oldest > run.mask)
+	if (s->next + n - s->oldest > run.mask + 1)
 		return false;	/* the ring is full of unsettled datagrams: wait */
-	fill(buf, size, idx, s->next, ts);
-	if (send(s->fd, buf, size, 0) < 0) {
+	for (unsigned j = 0; j < n; j++)
+		fill(buf + (size_t)j * size, size, idx, s->next + j, ts);
+	if (send_n(s->fd, buf, size, n) < 0) {
 		if (errno == ECONNREFUSED)
 			t->refused++;
 		return false;	/* the send queue is full: try on the next turn */
 	}
-	struct slot *sl = &s->ring[s->next & run.mask];
-	*sl = (struct slot){ .seq = s->next, .sent = ts, .measured = in_window(ts) };
-	s->next++;
-	s->inflight++;
-	t->sent += sl->measured;
+	for (unsigned j = 0; j < n; j++) {
+		struct slot *sl = &s->ring[s->next & run.mask];
+
+		*sl = (struct slot){ .seq = s->next, .sent = ts, .measured = in_window(ts) };
+		s->next++;
+		t->sent += sl->measured;
+	}
+	s->inflight += n;
 	return true;
+}
+
+static bool send_one(struct source *s, unsigned idx, uint64_t ts, uint8_t *buf)
+{
+	return send_batch(s, idx, ts, buf, 1);
 }
 
 static void send_some(struct source *s, unsigned idx, uint8_t *buf)
 {
-	while (s->inflight < run.o->window && now_ns() < run.end)
-		if (!send_one(s, idx, now_ns(), buf))
+	while (s->inflight < run.o->window && now_ns() < run.end) {
+		unsigned n = run.o->gso, room = run.o->window - s->inflight;
+
+		if (!send_batch(s, idx, now_ns(), buf, n < room ? n : room))
 			return;
+	}
 }
 
 /* --rate: every datagram that is due, each stamped with when it was due, so

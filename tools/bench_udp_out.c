@@ -36,6 +36,8 @@ static void json_options(const struct bench_opts *o)
 		printf(", \"rate\": %g", o->rate);
 	else
 		printf(", \"window\": %u", o->window);
+	if (o->gso > 1)
+		printf(", \"gso\": %u", o->gso);
 	if (o->server_pid)
 		printf(", \"server_pid\": %d", (int)o->server_pid);
 	printf(", \"percentiles\": [");
@@ -120,6 +122,8 @@ void bench_udp_print_text(const struct bench_opts *o, const struct udp_report *r
 		printf("open loop at %.0f datagrams/s", o->rate);
 	else
 		printf("%u in flight each", o->window);
+	if (o->gso > 1)
+		printf(", up to %u per send", o->gso);
 	printf(", %s\n", o->placement);
 	printf("  measured     %.2f s after %.2f s warm-up\n", r->secs, o->warmup);
 	printf("  echoed/s     %.0f  (%llu of %llu sent in the measurement)\n",

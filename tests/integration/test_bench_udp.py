@@ -100,6 +100,25 @@ def test_open_loop_against_echosrv(start_server, engine):
     assert out["options"]["rate"] == 2000 and "window" not in out["options"]
 
 
+def test_gso_sends_come_back_one_by_one(start_server, engine):
+    """--gso 16: sixteen datagrams per send, cut apart by the kernel
+    (UDP_SEGMENT); each is echoed and checked on its own."""
+    srv = start_server("--udp-listen", "127.0.0.1:0", "--udp-rate", "0", engine=engine)
+    out = bench("127.0.0.1:%d" % srv.udp_addrs[0][1], "-s", "1472", "--gso", "16",
+                "--window", "32")
+    all_back(out)
+    assert out["options"]["gso"] == 16
+
+
+def test_gso_sends_datagrams_together(procs, tmp_path):
+    """A receiver with UDP_GRO gets --gso's datagrams in one buffer: they
+    did leave in one send."""
+    most = tmp_path / "most"
+    srv = broken(procs, tmp_path, "ok", "--gro", str(most))
+    all_back(bench(srv.addr, "-s", "1000", "--gso", "8", "--window", "16"))
+    assert int(most.read_text()) > 1
+
+
 def test_baseline_udp_passes(procs):
     def read(p):
         line = p.proc.stdout.readline().strip()
@@ -203,6 +222,10 @@ def test_nothing_listening_is_a_setup_failure(procs, tmp_path):
     (["--sources", "0"], "--sources"),
     (["--sources", "1025"], "--sources"),
     (["--window", "0"], "--window"),
+    (["--gso", "0"], "--gso"),
+    (["--gso", "65"], "--gso"),
+    (["-s", "1472", "--gso", "45"], "more than 65507 bytes in one send"),
+    (["--rate", "100", "--gso", "2"], "--gso is for the closed loop"),
 ])
 def test_bad_usage_exits_2(args, says):
     r = subprocess.run([BENCH, "--udp", "-a", "127.0.0.1:9"] + args, capture_output=True,
@@ -210,7 +233,7 @@ def test_bad_usage_exits_2(args, says):
     assert r.returncode == 2 and says in r.stderr, (r.returncode, r.stderr)
 
 
-@pytest.mark.parametrize("args", [["--window", "4"], ["--sources", "2"]])
+@pytest.mark.parametrize("args", [["--window", "4"], ["--sources", "2"], ["--gso", "2"]])
 def test_udp_options_need_udp(args):
     r = subprocess.run([BENCH, "-a", "127.0.0.1:9"] + args, capture_output=True,
                        text=True, timeout=30)
