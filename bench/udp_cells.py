@@ -24,9 +24,15 @@ ROUNDS = int(os.environ.get("ROUNDS", "3"))
 PIN = os.environ.get("PIN", "1") == "1"
 TASKSET0 = ["taskset", "-c", "0"] if PIN else []
 TASKSET1 = ["taskset", "-c", "1"] if PIN else []
-# size, sources, window per source, datagrams per source
+# size, sources, window per source, datagrams per source[, datagrams per
+# send: the client's UDP_SEGMENT, which echosrv receives coalesced (UDP_GRO)
+# and echoes with UDP_SEGMENT; the baseline receives them one by one]
 CELLS = [(64, 1, 32, 60000), (64, 64, 4, 1500), (1472, 1, 32, 40000),
-         (1472, 64, 4, 1000), (65000, 1, 8, 4000)]
+         (1472, 64, 4, 1000), (65000, 1, 8, 4000),
+         (1472, 1, 32, 40000, 16), (1472, 64, 4, 1000, 4)]
+# ONLY=1472,65000: just the cells of those sizes.
+if os.environ.get("ONLY"):
+    CELLS = [c for c in CELLS if str(c[0]) in os.environ["ONLY"].split(",")]
 
 
 def cpu(pid):
@@ -57,14 +63,16 @@ def start(kind, tmp):
 
 
 def one(kind, cell, tmp):
-    size, sources, window, count = cell
+    size, sources, window, count = cell[:4]
+    gso = cell[4] if len(cell) > 4 else 1
     p, port = start(kind, tmp)
     try:
         c0 = cpu(p.pid)
         r = subprocess.run(TASKSET1 + [os.path.join(BUILD, "echosrv-bench-udp"),
                             "--host", "127.0.0.1", "--port", str(port), "--size", str(size),
                             "--sources", str(sources), "--bind", "127.0.0.2",
-                            "--window", str(window), "--count", str(count), "--give-up", "1000"],
+                            "--window", str(window), "--count", str(count), "--give-up", "1000",
+                            "--gso", str(gso)],
                            capture_output=True, text=True, timeout=120, check=True)
         out = json.loads(r.stdout)
         out["cpu_us_per_dgram"] = (cpu(p.pid) - c0) * 1e6 / max(out["echoed"], 1)
@@ -90,8 +98,9 @@ def main():
         for kind in ("echosrv", "baseline"):
             m = med[kind]
             ratio = m["echoed_per_sec"] / med["baseline"]["echoed_per_sec"]
-            print("| %d B x %d src | %s | %.0f | %.2f | %.0f | %d | %.2f |"
-                  % (cell[0], cell[1], kind, m["echoed_per_sec"], m["cpu_us_per_dgram"],
+            gso = " gso %d" % cell[4] if len(cell) > 4 else ""
+            print("| %d B x %d src%s | %s | %.0f | %.2f | %.0f | %d | %.2f |"
+                  % (cell[0], cell[1], gso, kind, m["echoed_per_sec"], m["cpu_us_per_dgram"],
                      m["rtt_p99_us"], m["lost"], ratio))
 
 

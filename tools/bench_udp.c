@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -60,10 +61,11 @@ static struct {
 	struct sockaddr_storage to;
 	socklen_t to_len;
 	unsigned size, window, sources;
+	unsigned gso;		/* datagrams per send (UDP_SEGMENT); 1: a send each */
 	uint64_t count;		/* per source */
 	uint64_t give_up_ns;
 	const char *bind_base;	/* first source address; the next ones count up */
-} opt = { .size = 64, .window = 8, .sources = 1, .count = 10000,
+} opt = { .size = 64, .window = 8, .sources = 1, .gso = 1, .count = 10000,
 	  .give_up_ns = 1000000000ull };
 
 static uint64_t now_ns(void)
@@ -116,16 +118,47 @@ static int open_source(unsigned i, struct source *s)
 	return connect(s->fd, (struct sockaddr *)&opt.to, opt.to_len);
 }
 
+/* n datagrams of opt.size at buf in one send; with --gso, UDP_SEGMENT
+ * makes the kernel cut them apart (a receiver with UDP_GRO may get them
+ * back together as one receive). */
+static ssize_t send_n(int fd, uint8_t *buf, unsigned n)
+{
+	union {
+		char b[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} cs = { 0 };
+	struct iovec iov = { buf, (size_t)n * opt.size };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	uint16_t seg = (uint16_t)opt.size;
+
+	if (n > 1) {
+		struct cmsghdr *c = (struct cmsghdr *)cs.b;
+		c->cmsg_level = SOL_UDP;
+		c->cmsg_type = UDP_SEGMENT;
+		c->cmsg_len = CMSG_LEN(sizeof(seg));
+		memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+		m.msg_control = cs.b;
+		m.msg_controllen = sizeof(cs.b);
+	}
+	return sendmsg(fd, &m, 0);
+}
+
 static void send_some(struct source *s, unsigned idx, struct totals *t, uint8_t *buf)
 {
 	while (s->inflight < opt.window && s->next < opt.count) {
-		uint64_t ts = now_ns();
-		fill(buf, idx, s->next, ts);
-		if (send(s->fd, buf, opt.size, 0) < 0)
+		uint64_t ts = now_ns(), left = opt.count - s->next;
+		unsigned n = opt.gso, room = opt.window - s->inflight;
+
+		n = n < room ? n : room;
+		n = n < left ? n : (unsigned)left;
+		for (unsigned j = 0; j < n; j++)
+			fill(buf + (size_t)j * opt.size, idx, s->next + j, ts);
+		if (send_n(s->fd, buf, n) < 0)
 			return;	/* the send queue is full: try on the next turn */
-		s->sent[s->next++] = ts;
-		s->inflight++;
-		t->sent++;
+		for (unsigned j = 0; j < n; j++)
+			s->sent[s->next++] = ts;
+		s->inflight += n;
+		t->sent += n;
 	}
 }
 
@@ -200,7 +233,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: echosrv-bench-udp --host ADDR --port N [--size BYTES (%u..%u)] "
 		"[--window K] [--sources S] [--bind FIRST-IPv4] [--count N per source] "
-		"[--give-up MS]\n", HDR, MAX_SIZE);
+		"[--give-up MS] [--gso N (datagrams per send, UDP_SEGMENT; N x size <= %u)]\n",
+		HDR, MAX_SIZE, MAX_SIZE);
 	exit(2);
 }
 
@@ -209,7 +243,8 @@ static void parse(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "host", 1, 0, 'H' }, { "port", 1, 0, 'p' }, { "size", 1, 0, 's' },
 		{ "window", 1, 0, 'k' }, { "sources", 1, 0, 'S' }, { "bind", 1, 0, 'b' },
-		{ "count", 1, 0, 'n' }, { "give-up", 1, 0, 'g' }, { 0, 0, 0, 0 },
+		{ "count", 1, 0, 'n' }, { "give-up", 1, 0, 'g' }, { "gso", 1, 0, 'G' },
+		{ 0, 0, 0, 0 },
 	};
 	const char *host = NULL;
 	unsigned port = 0;
@@ -225,12 +260,13 @@ static void parse(int argc, char **argv)
 		case 'b': opt.bind_base = optarg; break;
 		case 'n': opt.count = strtoull(optarg, NULL, 10); break;
 		case 'g': opt.give_up_ns = strtoull(optarg, NULL, 10) * 1000000ull; break;
+		case 'G': opt.gso = (unsigned)strtoul(optarg, NULL, 10); break;
 		default: usage();
 		}
 	}
 	if (!host || !port || port > 65535 || parse_target(host, port) || opt.size < HDR ||
 	    opt.size > MAX_SIZE || !opt.window || !opt.sources || opt.sources > MAX_SOURCES ||
-	    !opt.count)
+	    !opt.count || !opt.gso || opt.gso > 64 || (uint64_t)opt.gso * opt.size > MAX_SIZE)
 		usage();
 }
 
