@@ -193,7 +193,7 @@ void udp_reply(struct udp_worker *u, unsigned k, const struct msghdr *m, const s
 static int receive(struct udp_worker *u, int fd)
 {
 	for (unsigned i = 0; i < UDP_BATCH; i++) {
-		u->iov_in[i] = (struct iovec){ u->bufs + (size_t)i * u->buf_size, u->buf_size };
+		u->iov_in[i] = (struct iovec){ u->bufs + (size_t)i * UDP_BUF_STRIDE, u->buf_size };
 		u->in[i].msg_hdr = (struct msghdr){
 			.msg_name = &u->src[i], .msg_namelen = sizeof(u->src[i]),
 			.msg_iov = &u->iov_in[i], .msg_iovlen = 1,
@@ -374,10 +374,15 @@ static int setup(struct worker *w, struct udp_worker *u, const int *row, unsigne
 	for (unsigned i = 0, n = udp_listeners_ports(ul, ports, ARRAY_SIZE(ports)); i < n; i++)
 		udp_guard_add_port(&u->guard, ports[i]);
 	/* The largest payload whatever --udp-max-size says, so a reload may
-	 * raise it, and the largest coalesced receive (UDP_GRO).  Large, so malloc maps it: pages are touched only by
-	 * datagrams that big, and the RSS of small-datagram traffic stays small. */
+	 * raise it, and the largest coalesced receive (UDP_GRO).  Large, so
+	 * it is mapped, not taken from the heap: pages are touched only by
+	 * datagrams that big, and the RSS of small-datagram traffic stays
+	 * small.  Each buffer starts on a page (a stride of 64 KiB): the
+	 * kernel's copy into a buffer that malloc left 16 bytes into a page
+	 * ran at a third of the speed, which made a 65,000-byte datagram cost
+	 * twice the baseline's CPU (docs/udp.md). */
 	u->buf_size = UDP_BUF_SIZE;
-	if (!(u->bufs = malloc((size_t)UDP_BATCH * u->buf_size)))
+	if (posix_memalign((void **)&u->bufs, UDP_BUF_STRIDE, (size_t)UDP_BATCH * UDP_BUF_STRIDE))
 		return -ENOMEM;
 	if ((u->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return ERR();

@@ -19,6 +19,7 @@
 /* A receive buffer: the largest coalesced (UDP_GRO) receive, 64 KiB less
  * nothing; a plain datagram is at most UDP_PAYLOAD_MAX of it. */
 #define UDP_BUF_SIZE 65535u
+#define UDP_BUF_STRIDE 65536u	/* buffers are this far apart, each on a page */
 
 /* Received: IPV6_PKTINFO or IP_PKTINFO, and UDP_GRO's segment size (an
  * int); sent: the same pktinfo and UDP_SEGMENT's (a uint16_t). */
