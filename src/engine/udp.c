@@ -9,7 +9,9 @@
  * wildcard socket on a host with many addresses answers from the right
  * one.  A socket gets at most UDP_ROUNDS batches per readiness, so a flood
  * on UDP cannot starve the worker's TCP connections (the epoll set is
- * level-triggered and says "ready" again next turn). */
+ * level-triggered and says "ready" again next turn).  Coalesced receives
+ * (UDP_GRO) are udp_gso.c's; building replies and counting drops,
+ * udp_reply.c's. */
 #include "engine/udp.h"
 
 #include <ifaddrs.h>
@@ -30,7 +32,6 @@
 
 #define UDP_ROUNDS 4
 #define IFACES_NS (5 * NSEC_PER_SEC)	/* how often the interface list is re-read */
-#define DROP_LOG_NS NSEC_PER_SEC	/* one ERROR line per reason per second */
 
 /* --- what the guard needs to know of the host ------------------------------ */
 
@@ -73,40 +74,6 @@ static void load_ifaces(struct worker *w, struct udp_worker *u)
 	udp_guard_set_ifaces(&u->guard, ifs, n);
 }
 
-/* --- drops --------------------------------------------------------------- */
-
-static void count_drop(struct stats *s, enum udp_verdict v, uint32_t n)
-{
-	switch (v) {
-#define X(e, f, name) case e: STAT_ADD(s, udp_drop_##f, n); break;
-	UDP_DROPS(X)
-#undef X
-	default: break;
-	}
-}
-
-void udp_drop(struct worker *w, struct udp_worker *u, enum udp_verdict v,
-	      const struct sockaddr *src, uint32_t n)
-{
-	struct drop_log *l = &u->dlog[v];
-	char text[ADDR_TEXT_MAX];
-
-	count_drop(&w->stats, v, n);
-	for (uint32_t i = 0; i < n; i++)
-		PROBE(udp_drop, w->id, udp_verdict_name(v));
-	if (!trace_on(TR_ERROR) || !n)
-		return;
-	if (l->last && w->now - l->last < DROP_LOG_NS) {
-		l->suppressed += n;
-		return;
-	}
-	addr_format(src, text, sizeof(text));
-	TRACE(TR_ERROR, "worker %u: UDP datagram from %s dropped: %s (%llu more since the last "
-	      "such line)", w->id, text, udp_verdict_name(v), (unsigned long long)l->suppressed);
-	l->last = w->now;
-	l->suppressed = n - 1;
-}
-
 /* --- one datagram's addresses -------------------------------------------- */
 
 static void read_local(struct msghdr *m, struct local *l)
@@ -137,55 +104,6 @@ static void read_local(struct msghdr *m, struct local *l)
 		addr_to_ip((struct sockaddr *)&a6, &l->dst);
 		l->ifindex = l->p6.ipi6_ifindex;
 	}
-}
-
-/* The reply's control data: send from the local address it came to. */
-static socklen_t write_local(const struct local *l, struct cmsghdr *c)
-{
-	if (!l->known)
-		return 0;
-	if (l->v4) {
-		struct in_pktinfo p = { .ipi_spec_dst = l->p4.ipi_spec_dst };
-		c->cmsg_level = IPPROTO_IP;
-		c->cmsg_type = IP_PKTINFO;
-		c->cmsg_len = CMSG_LEN(sizeof(p));
-		memcpy(CMSG_DATA(c), &p, sizeof(p));
-		return CMSG_SPACE(sizeof(p));
-	}
-	c->cmsg_level = IPPROTO_IPV6;
-	c->cmsg_type = IPV6_PKTINFO;
-	c->cmsg_len = CMSG_LEN(sizeof(l->p6));
-	memcpy(CMSG_DATA(c), &l->p6, sizeof(l->p6));
-	return CMSG_SPACE(sizeof(l->p6));
-}
-
-/* UDP_SEGMENT, last (udp_gso_split() takes it off by its length). */
-static socklen_t write_segment(uint16_t seg, struct cmsghdr *c)
-{
-	c->cmsg_level = SOL_UDP;
-	c->cmsg_type = UDP_SEGMENT;
-	c->cmsg_len = CMSG_LEN(sizeof(seg));
-	memcpy(CMSG_DATA(c), &seg, sizeof(seg));
-	return CMSG_SPACE(sizeof(seg));
-}
-
-void udp_reply(struct udp_worker *u, unsigned k, const struct msghdr *m, const struct local *l,
-	       void *base, uint32_t len, uint16_t seg)
-{
-	union cmsg_space *cs = &u->cout[k];
-	socklen_t n;
-
-	memset(cs, 0, sizeof(*cs));
-	n = write_local(l, (struct cmsghdr *)cs->buf);
-	if (seg)
-		n += write_segment(seg, (struct cmsghdr *)(cs->buf + n));
-	u->seg[k] = seg;
-	u->iov_out[k] = (struct iovec){ base, len };
-	u->out[k].msg_hdr = (struct msghdr){
-		.msg_name = m->msg_name, .msg_namelen = m->msg_namelen,
-		.msg_iov = &u->iov_out[k], .msg_iovlen = 1,
-		.msg_control = n ? cs->buf : NULL, .msg_controllen = n,
-	};
 }
 
 /* --- the batch ----------------------------------------------------------- */
@@ -230,24 +148,6 @@ static unsigned consider(struct worker *w, struct udp_worker *u, unsigned i, uns
 	}
 	udp_reply(u, k, m, &l, m->msg_iov->iov_base, len, 0);
 	return 1;
-}
-
-void udp_sent(struct worker *w, const struct sockaddr *dst, uint32_t len, uint16_t seg)
-{
-	uint32_t n = seg ? (len + seg - 1) / seg : 1;
-
-	STAT_ADD(&w->stats, udp_out, n);
-	STAT_ADD(&w->stats, udp_bytes_out, len);
-	for (uint32_t off = 0, i = 0; i < n; i++, off += seg) {
-		uint32_t size = seg ? MIN((uint32_t)seg, len - off) : len;
-
-		PROBE(udp_send, w->id, size);
-		if (trace_on(TR_DATA)) {
-			char text[ADDR_TEXT_MAX];
-			addr_format(dst, text, sizeof(text));
-			TRACE(TR_DATA, "udp echo peer=%s worker=%u bytes=%u", text, w->id, size);
-		}
-	}
 }
 
 static uint32_t datagrams(const struct udp_worker *u, unsigned k)

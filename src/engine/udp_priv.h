@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* What udp.c and udp_gso.c share: the worker's UDP state and the helpers
- * both use.  Private to src/engine; udp.h is the interface. */
+/* What the UDP echo's files share: the worker's UDP state and the reply
+ * helpers.  udp.c (the batch loop) calls udp_gso.c (coalesced receives);
+ * both call udp_reply.c (replies and drops), which calls neither.  Private
+ * to src/engine; udp.h is the interface. */
 #ifndef ECHOSRV_ENGINE_UDP_PRIV_H
 #define ECHOSRV_ENGINE_UDP_PRIV_H
 
@@ -61,6 +63,8 @@ struct local {
 };
 
 struct worker;
+
+/* --- udp_reply.c --- */
 
 /* n datagrams dropped for v (counted, probed, traced at a bounded rate). */
 void udp_drop(struct worker *w, struct udp_worker *u, enum udp_verdict v,
