@@ -71,15 +71,17 @@ def test_coalesced_receives_echoed_datagram_by_datagram(start_server, tmp_path, 
     s.close()
 
 
-def test_ipv6_coalesced(start_server, tmp_path, engine):
+def test_coalesced_on_a_dual_stack_listener(start_server, tmp_path, engine):
+    """IPv6, and IPv4 (v4-mapped) on the same [::] socket."""
     srv = udp_server(start_server, tmp_path, engine, "--udp-rate", "0")
-    s = client("::1", family=socket.AF_INET6)
     data = pattern(1232 * 20 + 5)
-    send_segmented(s, data, 1232, ("::1", srv.uport))
-    assert receive(s, 21) == cut(data, 1232)
-    c = wait_counter(srv, "udp_datagrams_sent_total", 21)
-    assert c["udp_gro_receives_total"] == 1 and c["udp_datagrams_sent_total"] == 21
-    s.close()
+    for family, host in ((socket.AF_INET6, "::1"), (socket.AF_INET, "127.0.0.1")):
+        s = client(host, family=family)
+        send_segmented(s, data, 1232, (host, srv.uport))
+        assert receive(s, 21) == cut(data, 1232), host
+        s.close()
+    c = wait_counter(srv, "udp_datagrams_sent_total", 42)
+    assert c["udp_gro_receives_total"] == 2 and c["udp_datagrams_received_total"] == 42
 
 
 @pytest.mark.workers
