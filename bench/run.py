@@ -180,6 +180,11 @@ def failure(rc, result, err):
     if kinds.get("io"):
         why.append("socket errors")
     churn = result.get("churn")
+    # Every echo owed came back, but none within the measured time: the
+    # connection stood still (a TCP retransmit timeout, on a loaded
+    # machine) and its 0 msg/s is not a rate to compare.
+    if result.get("messages") == 0 and not churn and not why:
+        why.append("stall (nothing echoed in the measured time)")
     if churn and churn.get("failed"):
         why.append("%d connects failed" % churn["failed"])
     if rc != 0 and not why:

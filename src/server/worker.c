@@ -389,7 +389,8 @@ static bool deal(struct worker *w, int fd)
 /* --- proxy listeners: the PROXY header before admission (preamble.h) --- */
 
 /* A connection from a proxy listener that is not served: counted, traced
- * as the balancer's, closed (untrusted ones reset, like other refusals). */
+ * as the balancer's, closed (untrusted ones reset, like other refusals).
+ * CLOSE_PEER is a health check that closed before sending anything. */
 static void proxy_refuse(struct worker *w, int fd, const struct sockaddr *via,
 			 enum close_reason why, uint64_t since, const char *detail)
 {
@@ -397,6 +398,7 @@ static void proxy_refuse(struct worker *w, int fd, const struct sockaddr *via,
 	uint64_t d = w->now - since;
 
 	switch (why) {
+	case CLOSE_PEER:            STAT_ADD(&w->stats, proxy_health, 1); break;
 	case CLOSE_PROXY_UNTRUSTED: STAT_ADD(&w->stats, rej_proxy_untrusted, 1); break;
 	case CLOSE_PROXY_TIMEOUT:   STAT_ADD(&w->stats, rej_proxy_timeout, 1); break;
 	default:                    STAT_ADD(&w->stats, rej_proxy_bad, 1); break;
@@ -423,7 +425,12 @@ static void proxy_finished(struct preamble *e, void *arg)
 	const struct proxy_header *h = &e->parser.hdr;
 	struct conn *c;
 
-	if (e->state != PRE_DONE) {
+	if (e->state == PRE_GONE && e->parser.got == 0) {
+		/* Closed without a byte: a balancer's plain TCP check (cloud
+		 * balancers send no header on theirs), not a bad header. */
+		limits_unreserve(&w->srv->limits);
+		proxy_refuse(w, e->fd, (const struct sockaddr *)&e->via, CLOSE_PEER, e->accepted, NULL);
+	} else if (e->state != PRE_DONE) {
 		limits_unreserve(&w->srv->limits);
 		proxy_refuse(w, e->fd, (const struct sockaddr *)&e->via, CLOSE_PROXY_BAD, e->accepted,
 			     e->state == PRE_BAD ? e->parser.reason : "closed before the header ended");

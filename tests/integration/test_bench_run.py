@@ -201,6 +201,9 @@ def test_failure_reasons():
     assert bench_run.failure(3, None, "echosrv-bench: connect to x: Connection refused") \
         == "could not start: connect to x: Connection refused"
     assert bench_run.failure(0, {"mismatches": 0, "error_kinds": {}}, "") is None
+    assert bench_run.failure(0, {"mismatches": 0, "error_kinds": {}, "messages": 0}, "") \
+        == "stall (nothing echoed in the measured time)"
+    assert bench_run.failure(0, {"mismatches": 0, "error_kinds": {}, "messages": 5}, "") is None
 
 
 def test_a_failed_peer_is_shown_not_dropped():

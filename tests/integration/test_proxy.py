@@ -147,6 +147,26 @@ def test_local_and_unknown_are_health_checks(start_server, tmp_path, engine):
     assert st["errors_total"] == 0 and st["rejected"]["proxy_bad"] == 0
 
 
+def test_connect_and_close_is_a_tcp_health_check(start_server, tmp_path, engine):
+    """A balancer's plain TCP check (connect, close, no header: what cloud
+    balancers send) is a health check, not a bad header; a close after
+    part of a header still is."""
+    srv = proxy_server(start_server, tmp_path, engine)
+    for _ in range(3):
+        s = srv.connect(srv.proxy_addr)
+        s.close()
+    wait_for(lambda: stats(srv.ctl)["proxy_health_checks_total"] == 3, what="3 health checks")
+    srv.wait_log("reason=peer-closed")
+    part = srv.connect(srv.proxy_addr)
+    part.sendall(b"PROXY ")
+    part.shutdown(socket.SHUT_WR)
+    assert closed_without_echo(part)
+    wait_for(lambda: stats(srv.ctl)["rejected"]["proxy_bad"] == 1, what="the half header bad")
+    st = stats(srv.ctl)
+    assert st["proxy_health_checks_total"] == 3 and st["connections_active"] == 0
+    assert_echoes(srv.connect(srv.addrs[0]), b"plain unaffected")
+
+
 BAD = {
     "not-a-header": b"GET / HTTP/1.0\r\n\r\n",
     "v1-no-crlf-in-107": b"PROXY UNKNOWN " + b"a" * 100,
