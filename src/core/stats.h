@@ -36,7 +36,8 @@
 	X(udp_in, "udp_datagrams_received_total", "UDP datagrams received")         \
 	X(udp_out, "udp_datagrams_sent_total", "UDP datagrams echoed")              \
 	X(udp_bytes_in, "udp_bytes_received_total", "UDP payload bytes received")   \
-	X(udp_bytes_out, "udp_bytes_sent_total", "UDP payload bytes echoed")
+	X(udp_bytes_out, "udp_bytes_sent_total", "UDP payload bytes echoed")        \
+	X(udp_gro, "udp_gro_receives_total", "UDP receives of several datagrams coalesced (UDP_GRO)")
 
 /* UDP drops, one per reason of core/udp_guard.h: name is the reason, as
  * echosrv_udp_dropped_total{reason="..."} and under "udp_dropped" in

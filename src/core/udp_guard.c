@@ -181,6 +181,21 @@ enum udp_verdict udp_guard_rate(struct udp_guard *g, const struct ipaddr *ip, ui
 	return UDP_PASS;
 }
 
+uint32_t udp_guard_rate_n(struct udp_guard *g, const struct ipaddr *ip, uint64_t now, uint32_t n)
+{
+	if (!g->interval || !n)
+		return n;
+	struct udp_source *s = find_slot(g, ip, now);
+	uint32_t k = 0;
+
+	/* The same test as udp_guard_rate(), token by token, on one slot. */
+	while (k < n && s->tat <= now + g->tolerance) {
+		s->tat = MAX(s->tat, now) + g->interval;
+		k++;
+	}
+	return k;
+}
+
 uint32_t udp_guard_sources(const struct udp_guard *g, uint64_t now)
 {
 	uint32_t n = 0;

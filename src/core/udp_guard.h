@@ -141,6 +141,10 @@ enum udp_verdict udp_guard_source(const struct udp_guard *g, const struct ipaddr
 /* The token bucket alone: UDP_PASS or UDP_RATE.  Updates the table. */
 enum udp_verdict udp_guard_rate(struct udp_guard *g, const struct ipaddr *ip, uint64_t now);
 
+/* n tokens at once, for n datagrams the kernel coalesced into one receive
+ * (UDP_GRO): how many of them, from the first, the bucket allows (0..n). */
+uint32_t udp_guard_rate_n(struct udp_guard *g, const struct ipaddr *ip, uint64_t now, uint32_t n);
+
 /* Entries in use (for tests and the table bound). */
 uint32_t udp_guard_sources(const struct udp_guard *g, uint64_t now);
 

@@ -9,12 +9,15 @@
  * wildcard socket on a host with many addresses answers from the right
  * one.  A socket gets at most UDP_ROUNDS batches per readiness, so a flood
  * on UDP cannot starve the worker's TCP connections (the epoll set is
- * level-triggered and says "ready" again next turn). */
+ * level-triggered and says "ready" again next turn).  Coalesced receives
+ * (UDP_GRO) are udp_gso.c's; building replies and counting drops,
+ * udp_reply.c's. */
 #include "engine/udp.h"
 
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -24,36 +27,11 @@
 
 #include "core/udp_guard.h"
 #include "core/util.h"
+#include "engine/udp_priv.h"
 #include "server/worker.h"
 
-#define UDP_BATCH 32
 #define UDP_ROUNDS 4
 #define IFACES_NS (5 * NSEC_PER_SEC)	/* how often the interface list is re-read */
-#define DROP_LOG_NS NSEC_PER_SEC	/* one ERROR line per reason per second */
-
-union cmsg_space {
-	char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
-	struct cmsghdr align;
-};
-
-struct drop_log {
-	uint64_t last;		/* ns of the last line */
-	uint64_t suppressed;	/* drops since, not logged */
-};
-
-struct udp_worker {
-	int epfd;
-	struct udp_guard guard;
-	uint8_t *bufs;		/* UDP_BATCH buffers of buf_size */
-	uint32_t buf_size;
-	uint64_t ifaces_at;	/* ns of the last interface list */
-	const struct config *cfg;	/* the guard's settings come from here */
-	struct mmsghdr in[UDP_BATCH], out[UDP_BATCH];
-	struct iovec iov_in[UDP_BATCH], iov_out[UDP_BATCH];
-	struct sockaddr_storage src[UDP_BATCH];
-	union cmsg_space cin[UDP_BATCH], cout[UDP_BATCH];
-	struct drop_log dlog[UDP_N_VERDICTS];
-};
 
 /* --- what the guard needs to know of the host ------------------------------ */
 
@@ -96,49 +74,7 @@ static void load_ifaces(struct worker *w, struct udp_worker *u)
 	udp_guard_set_ifaces(&u->guard, ifs, n);
 }
 
-/* --- drops --------------------------------------------------------------- */
-
-static void count_drop(struct stats *s, enum udp_verdict v)
-{
-	switch (v) {
-#define X(e, f, n) case e: STAT_ADD(s, udp_drop_##f, 1); break;
-	UDP_DROPS(X)
-#undef X
-	default: break;
-	}
-}
-
-static void drop(struct worker *w, struct udp_worker *u, enum udp_verdict v,
-		 const struct sockaddr *src)
-{
-	struct drop_log *l = &u->dlog[v];
-	char text[ADDR_TEXT_MAX];
-
-	count_drop(&w->stats, v);
-	PROBE(udp_drop, w->id, udp_verdict_name(v));
-	if (!trace_on(TR_ERROR))
-		return;
-	if (l->last && w->now - l->last < DROP_LOG_NS) {
-		l->suppressed++;
-		return;
-	}
-	addr_format(src, text, sizeof(text));
-	TRACE(TR_ERROR, "worker %u: UDP datagram from %s dropped: %s (%llu more since the last "
-	      "such line)", w->id, text, udp_verdict_name(v), (unsigned long long)l->suppressed);
-	l->last = w->now;
-	l->suppressed = 0;
-}
-
 /* --- one datagram's addresses -------------------------------------------- */
-
-struct local {
-	struct ipaddr dst;	/* the address it was sent to */
-	unsigned ifindex;
-	bool known, bcast;
-	bool v4;		/* reply with IP_PKTINFO (else IPV6_PKTINFO) */
-	struct in_pktinfo p4;
-	struct in6_pktinfo p6;
-};
 
 static void read_local(struct msghdr *m, struct local *l)
 {
@@ -150,6 +86,10 @@ static void read_local(struct msghdr *m, struct local *l)
 		} else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
 			memcpy(&l->p6, CMSG_DATA(c), sizeof(l->p6));
 			l->known = true;
+		} else if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+			int g;
+			memcpy(&g, CMSG_DATA(c), sizeof(g));
+			l->gso = g > 0 ? (uint32_t)g : 0;
 		}
 	}
 	if (l->v4) {
@@ -166,36 +106,12 @@ static void read_local(struct msghdr *m, struct local *l)
 	}
 }
 
-/* The reply's control data: send from the local address it came to. */
-static socklen_t write_local(const struct local *l, union cmsg_space *cs)
-{
-	struct msghdr m = { .msg_control = cs->buf, .msg_controllen = sizeof(cs->buf) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-
-	if (!l->known)
-		return 0;
-	memset(cs, 0, sizeof(*cs));
-	if (l->v4) {
-		struct in_pktinfo p = { .ipi_spec_dst = l->p4.ipi_spec_dst };
-		c->cmsg_level = IPPROTO_IP;
-		c->cmsg_type = IP_PKTINFO;
-		c->cmsg_len = CMSG_LEN(sizeof(p));
-		memcpy(CMSG_DATA(c), &p, sizeof(p));
-		return CMSG_SPACE(sizeof(p));
-	}
-	c->cmsg_level = IPPROTO_IPV6;
-	c->cmsg_type = IPV6_PKTINFO;
-	c->cmsg_len = CMSG_LEN(sizeof(l->p6));
-	memcpy(CMSG_DATA(c), &l->p6, sizeof(l->p6));
-	return CMSG_SPACE(sizeof(l->p6));
-}
-
 /* --- the batch ----------------------------------------------------------- */
 
 static int receive(struct udp_worker *u, int fd)
 {
 	for (unsigned i = 0; i < UDP_BATCH; i++) {
-		u->iov_in[i] = (struct iovec){ u->bufs + (size_t)i * u->buf_size, u->buf_size };
+		u->iov_in[i] = (struct iovec){ u->bufs + (size_t)i * UDP_BUF_STRIDE, u->buf_size };
 		u->in[i].msg_hdr = (struct msghdr){
 			.msg_name = &u->src[i], .msg_namelen = sizeof(u->src[i]),
 			.msg_iov = &u->iov_in[i], .msg_iovlen = 1,
@@ -206,51 +122,39 @@ static int receive(struct udp_worker *u, int fd)
 }
 
 /* Check datagram i; if it passes, make it reply k (sent from the same
- * buffer).  True when it passed. */
-static bool consider(struct worker *w, struct udp_worker *u, unsigned i, unsigned k)
+ * buffer).  Returns the replies made (coalesced receives: see udp_gso.c). */
+static unsigned consider(struct worker *w, struct udp_worker *u, unsigned i, unsigned k)
 {
 	struct msghdr *m = &u->in[i].msg_hdr;
 	uint32_t len = u->in[i].msg_len;
 	struct local l;
 
+	read_local(m, &l);
+	if (l.gso && l.gso < len)
+		return udp_gso_consider(w, u, i, k, &l);
 	STAT_ADD(&w->stats, udp_in, 1);
 	STAT_ADD(&w->stats, udp_bytes_in, len);
 	PROBE(udp_recv, w->id, len);
-	read_local(m, &l);
 	struct udp_dgram d = {
 		.src = m->msg_name, .ifindex = l.ifindex, .dst = l.known ? &l.dst : NULL,
 		.dst_broadcast = l.bcast, .len = len,
 		.truncated = (m->msg_flags & MSG_CTRUNC) || ((m->msg_flags & MSG_TRUNC) &&
-							       len <= u->buf_size),
+							       len <= UDP_PAYLOAD_MAX),
 	};
 	enum udp_verdict v = udp_guard_check(&u->guard, &d, w->now);
 	if (v != UDP_PASS) {
-		drop(w, u, v, m->msg_name);
-		return false;
+		udp_drop(w, u, v, m->msg_name, 1);
+		return 0;
 	}
-	u->iov_out[k] = (struct iovec){ m->msg_iov->iov_base, len };
-	u->out[k].msg_hdr = (struct msghdr){
-		.msg_name = m->msg_name, .msg_namelen = m->msg_namelen,
-		.msg_iov = &u->iov_out[k], .msg_iovlen = 1,
-		.msg_control = u->cout[k].buf, .msg_controllen = write_local(&l, &u->cout[k]),
-	};
-	if (!u->out[k].msg_hdr.msg_controllen)
-		u->out[k].msg_hdr.msg_control = NULL;
-	return true;
+	udp_reply(u, k, m, &l, m->msg_iov->iov_base, len, 0);
+	return 1;
 }
 
-static void sent(struct worker *w, const struct mmsghdr *m)
+static uint32_t datagrams(const struct udp_worker *u, unsigned k)
 {
-	uint32_t len = (uint32_t)m->msg_hdr.msg_iov->iov_len;
+	uint32_t len = (uint32_t)u->iov_out[k].iov_len;
 
-	STAT_ADD(&w->stats, udp_out, 1);
-	STAT_ADD(&w->stats, udp_bytes_out, len);
-	PROBE(udp_send, w->id, len);
-	if (trace_on(TR_DATA)) {
-		char text[ADDR_TEXT_MAX];
-		addr_format(m->msg_hdr.msg_name, text, sizeof(text));
-		TRACE(TR_DATA, "udp echo peer=%s worker=%u bytes=%u", text, w->id, len);
-	}
+	return u->seg[k] ? (len + u->seg[k] - 1) / u->seg[k] : 1;
 }
 
 /* Send replies [0, k).  A full queue drops the rest of the batch (it would
@@ -262,19 +166,25 @@ static void send_batch(struct worker *w, struct udp_worker *u, int fd, unsigned 
 	while (i < k) {
 		int s = sendmmsg(fd, u->out + i, k - i, MSG_DONTWAIT);
 		if (s > 0) {
-			for (int j = 0; j < s; j++)
-				sent(w, &u->out[i + (unsigned)j]);
+			for (unsigned j = i; j < i + (unsigned)s; j++)
+				udp_sent(w, u->out[j].msg_hdr.msg_name,
+					 (uint32_t)u->iov_out[j].iov_len, u->seg[j]);
 			i += (unsigned)s;
 			continue;
 		}
 		int err = s < 0 ? errno : EIO;
-		if (err == EAGAIN || err == ENOBUFS || err == ENOMEM) {
-			for (; i < k; i++)
-				drop(w, u, UDP_SEND_FULL, u->out[i].msg_hdr.msg_name);
-			return;
+		bool full = err == EAGAIN || err == ENOBUFS || err == ENOMEM;
+		if (!full) {
+			/* This reply alone failed: a refused UDP_SEGMENT goes
+			 * again datagram by datagram (the queue may fill there). */
+			if (u->seg[i])
+				full = !udp_gso_split(w, u, fd, i);
+			else
+				udp_drop(w, u, UDP_SEND_ERROR, u->out[i].msg_hdr.msg_name, 1);
+			i++;
 		}
-		drop(w, u, UDP_SEND_ERROR, u->out[i].msg_hdr.msg_name);
-		i++;
+		for (; full && i < k; i++)
+			udp_drop(w, u, UDP_SEND_FULL, u->out[i].msg_hdr.msg_name, datagrams(u, i));
 	}
 }
 
@@ -364,17 +274,25 @@ static int setup(struct worker *w, struct udp_worker *u, const int *row, unsigne
 	for (unsigned i = 0, n = udp_listeners_ports(ul, ports, ARRAY_SIZE(ports)); i < n; i++)
 		udp_guard_add_port(&u->guard, ports[i]);
 	/* The largest payload whatever --udp-max-size says, so a reload may
-	 * raise it.  Large, so malloc maps it: pages are touched only by
-	 * datagrams that big, and the RSS of small-datagram traffic stays small. */
-	u->buf_size = UDP_PAYLOAD_MAX;
-	if (!(u->bufs = malloc((size_t)UDP_BATCH * u->buf_size)))
+	 * raise it, and the largest coalesced receive (UDP_GRO).  Large, so
+	 * it is mapped, not taken from the heap: pages are touched only by
+	 * datagrams that big, and the RSS of small-datagram traffic stays
+	 * small.  Each buffer starts on a page (a stride of 64 KiB): the
+	 * kernel's copy into a buffer that malloc left 16 bytes into a page
+	 * ran at a third of the speed, which made a 65,000-byte datagram cost
+	 * twice the baseline's CPU (docs/udp.md). */
+	u->buf_size = UDP_BUF_SIZE;
+	if (posix_memalign((void **)&u->bufs, UDP_BUF_STRIDE, (size_t)UDP_BATCH * UDP_BUF_STRIDE))
 		return -ENOMEM;
 	if ((u->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return ERR();
 	for (unsigned a = 0; a < n_addr; a++) {
 		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = a };
-		if (row[a] >= 0 && epoll_ctl(u->epfd, EPOLL_CTL_ADD, row[a], &ev))
+		if (row[a] < 0)
+			continue;
+		if (epoll_ctl(u->epfd, EPOLL_CTL_ADD, row[a], &ev))
 			return ERR();
+		udp_gso_enable(row[a], w->id);
 	}
 	load_ifaces(w, u);
 	return 0;

@@ -219,6 +219,29 @@ static void test_rate(void **state)
 	udp_guard_fini(&g);
 }
 
+/* n tokens at once (a coalesced receive): the leading ones the bucket
+ * holds, the same count one at a time would have given. */
+static void test_rate_n(void **state)
+{
+	struct udp_guard g;
+	struct sockaddr_storage ss = sockaddr("198.18.0.2", 40000);
+	struct ipaddr ip;
+	uint64_t t0 = 5 * NSEC_PER_SEC;
+
+	addr_to_ip((struct sockaddr *)&ss, &ip);
+	guard(&g, NULL, 10, 1024);
+	assert_int_equal(udp_guard_rate_n(&g, &ip, t0, 4), 4);
+	assert_int_equal(udp_guard_rate_n(&g, &ip, t0, 40), 6);
+	assert_int_equal(udp_guard_rate_n(&g, &ip, t0, 40), 0);
+	assert_int_equal(passed(&g, "198.18.0.2", 1, t0), 0);
+	assert_int_equal(udp_guard_rate_n(&g, &ip, t0 + NSEC_PER_SEC / 5, 40), 2);
+	assert_int_equal(udp_guard_rate_n(&g, &ip, t0 + 100 * NSEC_PER_SEC, 0), 0);
+	udp_guard_fini(&g);
+	guard(&g, NULL, 0, 1024);	/* unlimited */
+	assert_int_equal(udp_guard_rate_n(&g, &ip, t0, 64), 64);
+	udp_guard_fini(&g);
+}
+
 /* 200,000 sources through a table of 256: it stays 256 entries, and a
  * source over its rate stays limited while the table churns beside it
  * (its entry is the one furthest from full, so the last to go). */
@@ -251,6 +274,7 @@ int main(void)
 		cmocka_unit_test(test_update),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_rate),
+		cmocka_unit_test(test_rate_n),
 		cmocka_unit_test(test_table_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
