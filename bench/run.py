@@ -70,7 +70,7 @@ ROOT = os.path.dirname(HERE)
 ENGINES = ["epoll", "io_uring", "sockmap"]
 
 FULL = dict(sizes=[1, 128, 1024, 16384, 65536], conns=[1, 50, 500, 5000],
-            pipelines=[1, 16], duration=5.0, warmup=1.0, churn_rate=2000, give_up=2.0)
+            pipelines=[1, 16], duration=3.0, warmup=0.5, churn_rate=2000, give_up=2.0)
 QUICK = dict(sizes=[1, 1024, 65536], conns=[1, 50, 500], pipelines=[1, 16],
              duration=0.5, warmup=0.2, churn_rate=1000, give_up=1.0)
 CHURN = dict(size=128, slots=200, lifetime=10)     # the churn cell
