@@ -8,7 +8,7 @@ to its own CPU; or loopback), starts echosrv once per engine this build and
 kernel accept, the plain epoll baseline and the peers a user would
 otherwise run (bench/peers.py: socat, xinetd, ncat), all pinned to the
 server CPU, and keeps all but the one under load stopped (SIGSTOP).  Then,
-for every cell of the matrix (SPEC section 10: message size x connections x
+for every cell of the matrix (message size x connections x
 messages in flight), it runs echosrv-bench pinned to the load CPU against
 each server in turn; the order of the servers rotates from cell to cell and
 round to round, so noise hits all alike.  A churn cell (new connections at a

@@ -348,7 +348,7 @@ static int parse_names(const char *s, uint32_t *out, char *err, size_t errlen)
 	return 0;
 }
 
-/* Hex with 0x, else decimal: "010" is ten, as SPEC 7 says, not octal. */
+/* Hex with 0x, else decimal: "010" is ten, as the manual says, not octal. */
 int trace_parse_flags(const char *s, uint32_t *out, char *err, size_t errlen)
 {
 	if (!s || !*s) {

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""echosrv-bench (SPEC 10): it must catch every way an echo can go wrong, and
+"""echosrv-bench: it must catch every way an echo can go wrong, and
 pass a correct server.
 
 The broken servers are tests/helpers/broken_echo.py, one fault per mode;

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""Echo semantics (SPEC 1) and listening (SPEC 2), under every engine."""
+"""Echo semantics and listening, under every engine."""
 import concurrent.futures
 import os
 import random

@@ -1,6 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""A dead event loop is a failure, and no exit leaves "server up" behind
-(SPEC 6 and 12).
+"""A dead event loop is a failure, and no exit leaves "server up" behind.
 
 A worker's loop is made to fail by tests/helpers/preload_fail_loop.c, an
 LD_PRELOAD shim that fails the engine's wait (epoll_wait, or liburing's

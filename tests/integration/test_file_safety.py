@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Files echosrv creates never follow a planted link nor take over another
-user's file (SPEC 12): --port-file and --trace-file, as root, against links
+user's file: --port-file and --trace-file, as root, against links
 and files that `nobody` planted."""
 import os
 import shutil

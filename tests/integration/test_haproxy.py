@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""PROXY protocol with a real haproxy (SPEC 13): clients from several
+"""PROXY protocol with a real haproxy: clients from several
 127.0.0.x sources -> haproxy (send-proxy and send-proxy-v2, health checks
 with check-send-proxy) -> three echosrv instances, under every engine."""
 import json

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""The OCI image (issue 16, SPEC 15): `make image` (scripts/image.sh) builds
+"""The OCI image (issue 16): `make image` (scripts/image.sh) builds
 localhost/echosrv:TAG with buildah.  This host cannot run containers (crun
 refuses its cgroup layout), so the image is tested two ways: by its
 configuration, as `buildah inspect` reads it (the non-root user, entrypoint

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""deploy/kubernetes/ (issue 16, SPEC 15): `kubectl kustomize` renders the
+"""deploy/kubernetes/ (issue 16): `kubectl kustomize` renders the
 base and the sockmap overlay, and each object is checked twice:
 
 - against the Kubernetes API's schema as Debian packages it: the object

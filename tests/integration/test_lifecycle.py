@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""Start and stop (SPEC 6), usage errors, and tracing output (SPEC 7)."""
+"""Start and stop, usage errors, and tracing output."""
 import os
 import re
 import signal

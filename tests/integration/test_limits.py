@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""Limits (SPEC 5): idle timeout, --max-conns, --max-conns-per-ip,
+"""Limits: idle timeout, --max-conns, --max-conns-per-ip,
 --allow/--deny, and running out of descriptors; under every engine."""
 import resource
 import time

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""Listening at the edges (SPEC 2, 3, 12): passed sockets spread over every
+"""Listening at the edges: passed sockets spread over every
 worker, a second instance on an address is refused whatever --workers says,
 and the default backlog is the kernel's maximum even where /proc/sys is
 hidden (the unit's ProcSubset=pid)."""

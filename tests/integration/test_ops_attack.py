@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """The metrics listener under a hostile peer and a stressed host: what an
-operator relies on must still hold (SPEC 8 and 16).
+operator relies on must still hold.
 
 - A 405 says which methods are allowed.
 - Out of descriptors, a scrape on an open connection still has the

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""Control socket and echosrvctl (SPEC 7 run-time tracing, SPEC 8)."""
+"""Control socket and echosrvctl (run-time tracing, statistics)."""
 import json
 import re
 import os

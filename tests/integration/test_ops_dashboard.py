@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """dist/grafana/echosrv.json and dist/prometheus/echosrv-rules.yml against
-a real scrape (SPEC 16): every PromQL expression in the dashboard and the
+a real scrape: every PromQL expression in the dashboard and the
 rules names only metrics that echosrv exports (or `up`, which Prometheus
 makes), and parses (promtool check rules over a generated rules file).
 The rules' own unit tests are `make rules-check`."""

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""The control and metrics threads at the edges (SPEC 5, 8, 12): out of
+"""The control and metrics threads at the edges: out of
 descriptors they pause instead of spinning, a slow scraper cannot lock out
 the others, a hostile --ctl path cannot hang start-up, and echosrvctl shows
 the server's refusals."""

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""/healthz, /readyz and / on the metrics listener (SPEC 16).
+"""/healthz, /readyz and / on the metrics listener.
 
 A worker loop is held still by tests/helpers/preload_stall.c, an LD_PRELOAD
 shim that makes the engine's wait call (epoll_wait, or liburing's

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""`make install` with PREFIX and DESTDIR (SPEC 9), and the man pages."""
+"""`make install` with PREFIX and DESTDIR, and the man pages."""
 import os
 import re
 import shutil

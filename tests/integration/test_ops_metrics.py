@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""Prometheus metrics endpoint (SPEC 8, --metrics)."""
+"""Prometheus metrics endpoint (--metrics)."""
 import os
 import re
 import shutil

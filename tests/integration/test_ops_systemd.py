@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""systemd integration (SPEC 9): readiness, status, watchdog and stopping
+"""systemd integration: readiness, status, watchdog and stopping
 through a NOTIFY_SOCKET the test binds itself; socket activation through
 systemd-socket-activate; the unit files' hardening and syntax."""
 import ctypes

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""USDT probes (SPEC 7): bpftrace lists them, and one attached to a running
+"""USDT probes: bpftrace lists them, and one attached to a running
 server fires.  Needs bpftrace and root; skips with the reason otherwise."""
 import os
 import re

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""Option values that were read wrongly or accepted by mistake (SPEC 6, 7):
+"""Option values that were read wrongly or accepted by mistake:
 each starts the real binary, which must exit 2 with one line naming the
 option; and a --max-conns beyond the descriptor limit is warned about."""
 import resource

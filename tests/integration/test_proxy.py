@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""PROXY protocol (SPEC 13): --proxy-listen, --proxy-from, --proxy-timeout,
+"""PROXY protocol: --proxy-listen, --proxy-from, --proxy-timeout,
 under every engine.  The tests play the load balancer themselves: they
 connect from 127.0.0.1 (trusted with --proxy-from 127.0.0.0/8) and write
 the header a balancer would, for clients at documentation addresses."""

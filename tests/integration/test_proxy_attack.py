@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""PROXY protocol (SPEC 13) under attack: headers that are almost valid,
+"""PROXY protocol under attack: headers that are almost valid,
 peers that stall, stop or reset halfway, a reload and a drain while headers
 are still coming, and the counters afterwards, under every engine.  As in
 test_proxy.py the tests play the balancer from 127.0.0.1."""

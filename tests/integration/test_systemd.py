@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""The Debian package under a real systemd (issue 16, SPEC 15): systemd boots
+"""The Debian package under a real systemd (issue 16): systemd boots
 as PID 1 in a fresh Debian root (sysroot.Machine: namespaces, no container
 runtime), `apt-get install ./echosrv_*.deb` there, and the installed unit is
 checked the way an operator would: active and echoing, its STATUS line,

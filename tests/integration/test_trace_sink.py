@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""A log sink that stops reading never stalls the server (SPEC 12).
+"""A log sink that stops reading never stalls the server.
 
 The sink is a FIFO whose reader the test holds open but does not read: as
 stderr (a paused `| less`, a stuck log shipper) or as --trace-file.  The pipe

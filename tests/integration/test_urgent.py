@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Urgent data (MSG_OOB) is echoed inline, in order, as ordinary bytes, under
-every engine (SPEC 1).  Without SO_OOBINLINE TCP takes the urgent byte out of
+every engine.  Without SO_OOBINLINE TCP takes the urgent byte out of
 the stream: the epoll and io_uring engines never saw it (abc, urgent X, def
 came back abcdef) while sockmap, which moves whole skbs, echoed it."""
 import socket

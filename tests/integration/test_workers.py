@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""Several workers (SPEC 3) and the IPv4 fallback (SPEC 2).  Tests marked
+"""Several workers and the IPv4 fallback.  Tests marked
 `workers` also run under ThreadSanitizer in `make check`."""
 import collections
 import os

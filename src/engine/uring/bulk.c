@@ -19,7 +19,7 @@
  * blocking from the file); it is made blocking again on the way out, since
  * the ring's slow-path sends rely on the kernel waiting for room.
  *
- * Bounds (SPEC): unsent data is what sits in the pipe, and a splice in
+ * Bounds: unsent data is what sits in the pipe, and a splice in
  * never asks for more than --conn-buffer minus that, so a slow reader holds
  * at most --conn-buffer; then TCP throttles the peer, an output poll waits
  * for room, and input resumes after it.  At most BULK_MAX connections per
