@@ -24,9 +24,17 @@ TINY = {"BENCH_PARTS": "udp", "BENCH_DURATION": "0.2", "BENCH_WARMUP": "0.05",
         "BENCH_ENGINES": "epoll"}
 
 
+def bench_namespaces():
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                         timeout=10).stdout
+    return {l.split()[0] for l in out.splitlines() if l.startswith("esrvb-")}
+
+
 def bench(tmp_path, **env):
     e = dict(os.environ, **TINY)
     e.update(env)
+    # Only this run's namespaces: another bench on the machine has its own.
+    before = bench_namespaces()
     p = subprocess.run([sys.executable, RUN, "--build", BUILD, "--out", str(tmp_path)],
                        env=e, capture_output=True, text=True, timeout=600)
     (d,) = os.listdir(str(tmp_path))
@@ -35,9 +43,8 @@ def bench(tmp_path, **env):
     with open(os.path.join(str(tmp_path), d, "results.md")) as f:
         md = f.read()
     out = p.stdout + p.stderr
-    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
-                          timeout=10).stdout
-    assert "esrvb-" not in left, left
+    left = bench_namespaces() - before
+    assert not left, left
     return p.returncode, data["runs"], md, out
 
 
