@@ -21,7 +21,8 @@ half a second without datagrams, so a cell's processes are gone before the
 next cell.
 
 A run fails when a datagram came back corrupted or twice, nothing came
-back, or echosrv-bench did not finish; lost datagrams are a figure in the
+back, port unreachable came back (the server died mid-cell), or
+echosrv-bench did not finish; lost datagrams are a figure in the
 table (UDP allows loss: a full receive queue drops), not a failure.
 """
 import json
@@ -109,6 +110,8 @@ def failure(rc, r, err):
         why.append("%d duplicated" % r["duplicated"])
     if not r["echoed"]:
         why.append("nothing echoed")
+    if r.get("refused"):
+        why.append("%d port unreachable (the server went away)" % r["refused"])
     if rc != 0 and not why:
         why.append("exit status %d" % rc)
     return ", ".join(why) or None

@@ -65,8 +65,9 @@ static const char usage_text[] =
 "\n"
 "Exit status: 0 all bytes echoed correctly, 1 errors or mismatches,\n"
 "2 bad usage, 3 could not connect or set up.  --udp: 1 when a datagram came\n"
-"back corrupted or twice, or none came back (loss and reordering are\n"
-"reported, not failures: UDP allows both).\n";
+"back corrupted or twice, none came back, or port unreachable came back\n"
+"(the server went away); loss and reordering are reported, not failures:\n"
+"UDP allows both.\n";
 
 void usage_error(const char *fmt, ...)
 {

@@ -1,0 +1,56 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""echosrv-bench --udp and make bench's UDP cells at their edges: a server
+that goes away in the middle of a run, and what a hostile reviewer found
+besides.  Counts only, never figures."""
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from conftest import ROOT
+from test_bench_udp import BENCH, BROKEN, SCALE, Proc
+
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+sys.dont_write_bytecode = True
+import udp              # noqa: E402
+
+
+@pytest.fixture
+def helper(tmp_path):
+    pf = str(tmp_path / "ok.port")
+
+    def read(_):
+        return lambda: open(pf).read().strip() if os.path.exists(pf) else None
+    p = Proc([sys.executable, BROKEN, "--mode", "ok", "--port-file", pf], read)
+    yield p
+    if p.proc.poll() is None:
+        p.stop()
+
+
+def test_server_dying_mid_run_fails_the_run(helper):
+    # The server echoes for a while, then is gone: what follows is answered
+    # port unreachable.  The datagrams echoed before are no server's figure
+    # for the run, and a run that loses its server must not pass.
+    killer = threading.Timer(1.0 * SCALE, helper.stop)
+    killer.start()
+    try:
+        r = subprocess.run([BENCH, "--udp", "-a", helper.addr, "--json", "-w", "0",
+                            "-d", "%g" % (3 * SCALE), "--give-up", "0.2"],
+                           capture_output=True, text=True, timeout=120 * SCALE)
+    finally:
+        killer.cancel()
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    out = json.loads(r.stdout)
+    assert out["echoed"] > 0 and out["refused"] > 0 and out["failed"] is True, out
+    assert "port unreachable" in udp.failure(r.returncode, out, r.stderr)
+
+
+def test_refused_is_a_failure_reason():
+    ok = {"corrupted": 0, "duplicated": 0, "echoed": 5, "refused": 0,
+          "corrupted_kinds": {"size": 0, "source": 0, "bytes": 0}}
+    assert udp.failure(0, ok, "") is None
+    assert udp.failure(1, dict(ok, refused=3), "") == \
+        "3 port unreachable (the server went away)"
