@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from conftest import ROOT
+from netns import SERVER_IP, netns  # noqa: F401 (a fixture)
 from test_bench_udp import BENCH, BROKEN, SCALE, Proc
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
@@ -54,3 +55,16 @@ def test_refused_is_a_failure_reason():
     assert udp.failure(0, ok, "") is None
     assert udp.failure(1, dict(ok, refused=3), "") == \
         "3 port unreachable (the server went away)"
+
+
+def test_gso_send_that_cannot_go_says_why(netns):
+    # On the veth pair (MTU 1500) two 1,480-byte datagrams in one send are
+    # refused by the kernel (a segment does not fit the MTU), on
+    # every try (EMSGSIZE or EINVAL).  The run must stop and say so, not spin for its whole
+    # duration and report "nothing echoed" with nothing sent.
+    r = subprocess.run(netns.client_wrapper() + [
+        BENCH, "--udp", "-a", "%s:7" % SERVER_IP, "-s", "1480", "--gso", "2", "-w", "0",
+        "-d", "0.5", "--give-up", "0.2", "--json"], capture_output=True, text=True,
+        timeout=60 * SCALE)
+    assert r.returncode == 3 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
+    assert "UDP send to %s:7: " % SERVER_IP in r.stderr and "MTU" in r.stderr, r.stderr
