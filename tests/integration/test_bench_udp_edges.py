@@ -12,6 +12,7 @@ import pytest
 
 from conftest import ROOT
 from netns import SERVER_IP, netns  # noqa: F401 (a fixture)
+from test_bench_run import start
 from test_bench_udp import BENCH, BROKEN, SCALE, Proc
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
@@ -68,3 +69,31 @@ def test_gso_send_that_cannot_go_says_why(netns):
         timeout=60 * SCALE)
     assert r.returncode == 3 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
     assert "UDP send to %s:7: " % SERVER_IP in r.stderr and "MTU" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("env", [
+    {"BENCH_ENGINES": "epol"}, {"BENCH_ENGINES": "epoll,epoll"},
+    {"BENCH_PARTS": "udp,udp"}, {"BENCH_PEERS": "socat,socat"},
+])
+def test_name_lists_are_checked_before_anything_starts(tmp_path, env):
+    """A misspelt engine ran the matrix without any echosrv and exited 0; a
+    name given twice started two servers under one name, whose rounds the
+    table then mixed.  Both: one line naming the setting, exit status 2."""
+    p = start(tmp_path, **dict({"BENCH_PEERS": "none", "BENCH_PLACEMENT": "loopback"}, **env))
+    out, _ = p.communicate(timeout=120 * SCALE)
+    (name,) = env
+    assert p.returncode == 2, out
+    assert "Traceback" not in out and ("bench: %s: " % name) in out, out
+    assert os.listdir(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize("name", ["BENCH_PARTS", "BENCH_PEERS"])
+def test_empty_name_list_is_the_default(monkeypatch, name):
+    # As for every other BENCH_* setting: empty is unset.  An empty
+    # BENCH_PEERS was no peers in a run still taken as the standard one
+    # (it refreshed bench/latest.md), and an empty BENCH_PARTS was refused.
+    import run as bench_run
+    monkeypatch.setenv(name, "")
+    m = bench_run.settings()
+    assert m["parts"] == ["tcp", "udp"] and m["peers"] == bench_run.peers.PEERS
+    assert m["standard"]
