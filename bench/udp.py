@@ -275,9 +275,12 @@ def section(meta, runs, report):
     for n in names:
         if n == "baseline":
             continue
+        # A baseline that echoed a few datagrams in a long cell shows 0.0/s
+        # (the JSON's one decimal): no ratio to it, as in report.ratio.
         rat = [t[(c, n)]["f"]["dgrams"] / t[(c, "baseline")]["f"]["dgrams"]
                for c in sorted({k[0] for k in t})
-               if (t.get((c, n)) or {}).get("f") and (t.get((c, "baseline")) or {}).get("f")]
+               if (t.get((c, n)) or {}).get("f")
+               and ((t.get((c, "baseline")) or {}).get("f") or {}).get("dgrams")]
         failed = sum(1 for c in {k[0] for k in t} if (c, n) in t and not t[(c, n)]["f"])
         meds.append("%s %s%s" % (n, "%.2fx" % statistics.median(rat) if rat else "-",
                                  " (%d cells failed)" % failed if failed else ""))

@@ -97,3 +97,14 @@ def test_empty_name_list_is_the_default(monkeypatch, name):
     m = bench_run.settings()
     assert m["parts"] == ["tcp", "udp"] and m["peers"] == bench_run.peers.PEERS
     assert m["standard"]
+
+
+def test_a_baseline_at_zero_per_second_is_no_divisor():
+    # echoed_per_second has one decimal: a baseline that echoed a few
+    # datagrams in a long cell passes with 0.0/s.  The report divided by it.
+    import report
+    from test_bench_run_udp import fake
+    runs = [fake("baseline", "baseline", dgrams=0.0), fake("epoll", dgrams=2000.0)]
+    md = "\n".join(udp.section({"settings": {"placement": "netns"}}, runs, report))
+    assert "| 64 | 64 | 4 | epoll | 2k |" in md
+    assert "epoll -" in md
