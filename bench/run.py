@@ -35,7 +35,8 @@ Settings come from the environment so that `make bench` can pass them:
   BENCH_PEERS=socat,xinetd,ncat  peers to measure ("none": none)
   BENCH_SERVER_ARGS=... extra echosrv arguments, e.g. --busy-poll
   BENCH_REPEAT=N        rounds per cell and server; the median is reported
-  BENCH_GIVE_UP=S       echosrv-bench --give-up: a stall is this long (quick 1, full 2)
+  BENCH_GIVE_UP=S       echosrv-bench --give-up: a stall is this long (quick 1, full 2);
+                        in the UDP cells, a datagram not back in it is lost
   BENCH_COMPARE=0       skip the loopback comparison of a netns run
   BENCH_PARTS=tcp,udp   what to run (default both): udp alone is the UDP cells
   BENCH_DURATION=S, BENCH_WARMUP=S, BENCH_SIZES=1,128, BENCH_CONNS=1,50,
@@ -158,6 +159,7 @@ def settings():
     # The UDP cells have durations of their own unless these are given.
     m["override_duration"] = m["duration"] if os.environ.get("BENCH_DURATION") else None
     m["override_warmup"] = m["warmup"] if os.environ.get("BENCH_WARMUP") else None
+    m["override_give_up"] = m["give_up"] if os.environ.get("BENCH_GIVE_UP") else None
     m["compare"] = ("tcp" in m["parts"] and m["placement"] == "netns"
                     and os.environ.get("BENCH_COMPARE", "1") not in ("", "0"))
     m["standard"] = not m["engines"] and not m["server_args"] and not any(

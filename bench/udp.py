@@ -171,7 +171,7 @@ def progress(run):
 def measure(build, m, mode, outdir, runs, left, placement):
     """The UDP cells in one placement of their own: start, run, take down."""
     t = dict(QUICK if m["quick"] else FULL)
-    for k in ("duration", "warmup"):
+    for k in ("duration", "warmup", "give_up"):
         if m.get("override_" + k) is not None:
             t[k] = m["override_" + k]
     cpu = (m["server_cpu"], m["client_cpu"]) if m["pinned"] else (None, None)

@@ -108,3 +108,18 @@ def test_a_baseline_at_zero_per_second_is_no_divisor():
     md = "\n".join(udp.section({"settings": {"placement": "netns"}}, runs, report))
     assert "| 64 | 64 | 4 | epoll | 2k |" in md
     assert "epoll -" in md
+
+
+def test_give_up_reaches_the_udp_cells(tmp_path):
+    # BENCH_GIVE_UP was applied to the TCP cells only: the UDP cells kept
+    # their own, and a slow machine's late datagrams were counted lost
+    # whatever the operator set.
+    p = start(tmp_path, BENCH_PARTS="udp", BENCH_PLACEMENT="loopback", BENCH_PEERS="none",
+              BENCH_GIVE_UP="0.7")
+    out, _ = p.communicate(timeout=300 * SCALE)
+    (d,) = os.listdir(str(tmp_path))
+    with open(os.path.join(str(tmp_path), d, "results.json")) as f:
+        data = json.load(f)
+    runs = [r for r in data["runs"] if r["part"] == "udp"]
+    assert runs and all("--give-up 0.7 " in r["command"] for r in runs), out
+    assert data["meta"]["udp"]["give_up"] == 0.7
