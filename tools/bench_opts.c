@@ -301,7 +301,10 @@ static void default_placement(struct bench_opts *o)
  * that only means something for connections (NULL: none). */
 static void check_udp(struct bench_opts *o, const char *tcp_only, bool udp_only)
 {
-	uint64_t max = o->addr.ss_family == AF_INET6 ? 65527 : 65507;
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&o->addr;
+	/* A v4-mapped address is an IPv4 path: IPv4's limit, not IPv6's. */
+	uint64_t max = o->addr.ss_family == AF_INET6 &&
+		       !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) ? 65527 : 65507;
 
 	if (!o->udp) {
 		if (udp_only)

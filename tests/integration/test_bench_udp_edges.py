@@ -123,3 +123,13 @@ def test_give_up_reaches_the_udp_cells(tmp_path):
     runs = [r for r in data["runs"] if r["part"] == "udp"]
     assert runs and all("--give-up 0.7 " in r["command"] for r in runs), out
     assert data["meta"]["udp"]["give_up"] == 0.7
+
+
+def test_v4_mapped_address_has_ipv4s_size_limit():
+    # [::ffff:127.0.0.1] is an IPv4 path: 65,527 bytes (IPv6's limit) were
+    # accepted and every send failed with EMSGSIZE.  Now bad usage, before
+    # anything is sent.
+    r = subprocess.run([BENCH, "--udp", "-a", "[::ffff:127.0.0.1]:9", "-s", "65527"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "sends 28 to 65507 bytes" in r.stderr, (r.returncode,
+                                                                          r.stderr)
