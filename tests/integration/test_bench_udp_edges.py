@@ -4,13 +4,16 @@ that goes away in the middle of a run, and what a hostile reviewer found
 besides.  Counts only, never figures."""
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 
 import pytest
 
-from conftest import ROOT
+from conftest import BUILD, ROOT, wait_for
 from netns import SERVER_IP, netns  # noqa: F401 (a fixture)
 from test_bench_run import start
 from test_bench_udp import BENCH, BROKEN, SCALE, Proc
@@ -133,3 +136,45 @@ def test_v4_mapped_address_has_ipv4s_size_limit():
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "sends 28 to 65507 bytes" in r.stderr, (r.returncode,
                                                                           r.stderr)
+
+
+def ours(tmp_path):
+    """Pids of the processes whose command line names tmp_path."""
+    out = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if str(tmp_path).encode() in f.read():
+                    out.append(int(pid))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+@pytest.mark.skipif(not shutil.which("haproxy"), reason="needs haproxy (scripts/deps.sh)")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_proxy_bench_stopped_leaves_no_server(sig):
+    # bench/proxy.py under SIGTERM died at once, its finally: unrun, and
+    # left echosrv and haproxy running.  A short TMPDIR: haproxy's stats
+    # socket path must fit a UNIX socket address.
+    tmp_path = tempfile.mkdtemp(prefix="ebp", dir="/tmp")
+    env = dict(os.environ, TMPDIR=str(tmp_path), ECHOSRV_BUILD=BUILD)
+    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "proxy.py"),
+                          "--engines", "epoll", "--rounds", "1", "--secs", "5"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(ours(tmp_path)) >= 2 or p.poll() is not None, timeout=60,
+                 what="echosrv and haproxy to start")
+        assert p.poll() is None, p.communicate()
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=120 * SCALE)
+        assert p.returncode == 1 and "interrupted" in err, (p.returncode, out, err)
+        left = ours(tmp_path)
+        assert left == [], [open("/proc/%d/cmdline" % x).read() for x in left]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        for pid in ours(tmp_path):
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(tmp_path, ignore_errors=True)
