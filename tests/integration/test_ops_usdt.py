@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ECHOSRV, echo_roundtrip, wait_for
 
-PROBES = ("accept", "close", "recv", "send", "reject")
+PROBES = ("accept", "close", "recv", "send", "reject", "udp_recv", "udp_send", "udp_drop")
 
 
 def _bpftrace():
@@ -83,6 +83,54 @@ def test_attached_probe_fires(start_server, engine, tmp_path):
             return "accept worker=0 port=%d" % port in text and "send bytes=8" in text
         wait_for(fired, timeout=20, what="the probes to fire")
     finally:
+        bt.terminate()
+        try:
+            bt.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            bt.kill()
+            bt.wait()
+        out.close()
+
+
+@pytest.mark.root
+def test_attached_probe_fires_for_udp(start_server, engine, tmp_path):
+    """udp_recv, udp_send and udp_drop fire with the worker, the size and
+    the drop's reason."""
+    import socket
+    exe = _bpftrace()
+    if os.geteuid() != 0:
+        pytest.skip("attaching USDT probes needs root")
+    srv = start_server("--udp-listen", "127.0.0.1:0", "--udp-max-size", "100", engine=engine)
+    out = open(tmp_path / "bpftrace.out", "w+")
+    script = ('BEGIN { printf("attached\\n"); } '
+              'usdt:%s:echosrv:udp_recv { printf("recv worker=%%d bytes=%%d\\n", arg0, arg1); } '
+              'usdt:%s:echosrv:udp_send { printf("send worker=%%d bytes=%%d\\n", arg0, arg1); } '
+              'usdt:%s:echosrv:udp_drop { printf("drop worker=%%d reason=%%s\\n", arg0, str(arg1)); }'
+              ) % (ECHOSRV, ECHOSRV, ECHOSRV)
+    bt = subprocess.Popen([exe, "-p", str(srv.proc.pid), "-e", script], stdout=out,
+                          stderr=subprocess.STDOUT)
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.settimeout(10)
+    try:
+        def attached():
+            if bt.poll() is not None:
+                out.seek(0)
+                pytest.skip("bpftrace cannot attach here: %s" % out.read()[-500:])
+            out.seek(0)
+            return "attached" in out.read()
+        wait_for(attached, timeout=60, interval=0.1, what="bpftrace to attach")
+        c.sendto(b"u" * 20, srv.udp_addrs[0])
+        assert c.recvfrom(100)[0] == b"u" * 20
+        c.sendto(b"v" * 200, srv.udp_addrs[0])	# over --udp-max-size: dropped
+
+        def fired():
+            out.seek(0)
+            text = out.read()
+            return ("recv worker=0 bytes=20" in text and "send worker=0 bytes=20" in text
+                    and "drop worker=0 reason=too-big" in text)
+        wait_for(fired, timeout=20, what="the UDP probes to fire")
+    finally:
+        c.close()
         bt.terminate()
         try:
             bt.wait(timeout=20)
