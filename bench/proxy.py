@@ -28,6 +28,7 @@ alike; the table shows the medians over the rounds and the ratio to plain.
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -49,8 +50,14 @@ def bench(port, secs, args, proxy=None):
     if proxy:
         cmd += ["--proxy", proxy]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 60)
-    j = json.loads(r.stdout)
-    assert r.returncode == 0 and j["errors"] == 0 and j["mismatches"] == 0, r.stdout + r.stderr
+    try:
+        j = json.loads(r.stdout)
+    except ValueError:
+        j = None
+    # Not an assert: python3 -O would measure a failing server as a fast one.
+    if r.returncode != 0 or not j or j["errors"] or j["mismatches"]:
+        raise Failed("%s: exit status %d: %s" % (" ".join(cmd), r.returncode,
+                                                 (r.stderr.strip() or r.stdout)[-500:]))
     return j
 
 
@@ -65,8 +72,9 @@ def churn(port, secs, pid, proxy):
     j = bench(port, secs, ["-s", "64", "-c", "16", "--connect-rate", "1000000",
                            "--bind", SOURCES, "--server-pid", str(pid)], proxy)
     c = j["churn"]
-    assert c["failed"] == 0, c      # no_slot is the bench's own limit, not a failure
-    return c["connections_per_second"], j["server_cpu_us_per_message"]
+    if c["failed"]:                 # no_slot is the bench's own limit, not a failure
+        raise Failed("churn to port %d: %d connects failed" % (port, c["failed"]))
+    return c["connections_per_second"], j.get("server_cpu_us_per_message")
 
 
 def latency(port, secs, proxy):
@@ -80,27 +88,43 @@ def start_echosrv(engine, tmp):
                             "--proxy-listen", "127.0.0.1:0", "--proxy-from", "127.0.0.0/8",
                             "--port-file", str(port_file)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(500):
+    for _ in range(1000):
         if port_file.exists() and len(port_file.read_text().split()) == 2:
+            plain, proxy = [int(a.rsplit(":", 1)[1]) for a in port_file.read_text().split()]
+            return srv, plain, proxy
+        if srv.poll() is not None:
             break
         time.sleep(0.01)
-    plain, proxy = [int(a.rsplit(":", 1)[1]) for a in port_file.read_text().split()]
-    return srv, plain, proxy
+    stop(srv)
+    raise Failed("echosrv --engine %s did not start (exit status %s)" % (engine, srv.returncode))
+
+
+def stop(srv):
+    if srv.poll() is None:
+        srv.terminate()
+        try:
+            srv.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            srv.wait()
 
 
 def one_engine(engine, rounds, secs):
     tmp = Path(tempfile.mkdtemp(prefix="echosrv-proxy-bench."))
     srv, plain, proxy = start_echosrv(engine, tmp)
-    h = Haproxy(tmp, {"plain": ("", [("127.0.0.1", plain)]),
-                      "v1": ("send-proxy", [("127.0.0.1", proxy)]),
-                      "v2": ("send-proxy-v2", [("127.0.0.1", proxy)])})
-    # (way, mode) -> (port, header the bench sends itself)
-    cells = {("direct", "plain"): (plain, None), ("direct", "v1"): (proxy, "v1"),
-             ("direct", "v2"): (proxy, "v2")}
-    for m in MODES:
-        cells[("haproxy", m)] = (h.ports[m], None)
-    res = {k: {"cps": [], "cpu": [], "p50": [], "p99": []} for k in cells}
+    h = None
     try:
+        # Inside the try: an haproxy that does not come up (or a signal
+        # meanwhile) must not leave echosrv running.
+        h = Haproxy(tmp, {"plain": ("", [("127.0.0.1", plain)]),
+                          "v1": ("send-proxy", [("127.0.0.1", proxy)]),
+                          "v2": ("send-proxy-v2", [("127.0.0.1", proxy)])})
+        # (way, mode) -> (port, header the bench sends itself)
+        cells = {("direct", "plain"): (plain, None), ("direct", "v1"): (proxy, "v1"),
+                 ("direct", "v2"): (proxy, "v2")}
+        for m in MODES:
+            cells[("haproxy", m)] = (h.ports[m], None)
+        res = {k: {"cps": [], "cpu": [], "p50": [], "p99": []} for k in cells}
         h.wait_all_up()
         for _ in range(rounds):
             for k, (port, hdr) in cells.items():
@@ -109,13 +133,48 @@ def one_engine(engine, rounds, secs):
                 for name, v in (("cps", cps), ("cpu", cpu), ("p50", p50), ("p99", p99)):
                     res[k][name].append(v)
     finally:
-        h.stop()
-        srv.terminate()
-        srv.wait(timeout=30)
-    return {k: {m: statistics.median(v) for m, v in r.items()} for k, r in res.items()}
+        if h:
+            h.stop()
+        stop(srv)
+    return {k: {m: statistics.median(v) if None not in v else None for m, v in r.items()}
+            for k, r in res.items()}
+
+
+def ratio(v, base):
+    """v / base, or "-" where there is no base (0 or unknown: no server CPU)."""
+    return "%.3f" % (v / base) if v is not None and base else "-"
+
+
+def num(fmt, v):
+    return "-" if v is None else fmt % v
+
+
+class Failed(Exception):
+    pass
+
+
+def on_signal(signum, frame):
+    # SIGTERM's default would end the process at once, the finally: blocks
+    # unrun, and leave echosrv and haproxy behind; later signals would cut
+    # the (bounded) cleanup short.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt("signal %d" % signum)
 
 
 def main():
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    try:
+        return run()
+    except KeyboardInterrupt:
+        print("bench/proxy.py: interrupted; servers stopped", file=sys.stderr)
+    except Failed as e:
+        print("bench/proxy.py: failed: %s" % e, file=sys.stderr)
+    return 1
+
+
+def run():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engines", default="epoll,io_uring,sockmap")
     ap.add_argument("--rounds", type=int, default=3)
@@ -130,11 +189,13 @@ def main():
             base = r[(way, "plain")]
             for m in MODES:
                 x = r[(way, m)]
-                print("| %s | %s | %s | %.0f | %.3f | %.1f | %.3f | %.1f | %.1f | %.3f |" % (
-                    e, way, m, x["cps"], x["cps"] / base["cps"], x["cpu"],
-                    x["cpu"] / base["cpu"], x["p50"], x["p99"], x["p50"] / base["p50"]))
+                print("| %s | %s | %s | %.0f | %s | %s | %s | %.1f | %.1f | %s |" % (
+                    e, way, m, x["cps"], ratio(x["cps"], base["cps"]), num("%.1f", x["cpu"]),
+                    ratio(x["cpu"], base["cpu"]), x["p50"], x["p99"],
+                    ratio(x["p50"], base["p50"])))
         sys.stdout.flush()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

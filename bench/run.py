@@ -35,7 +35,8 @@ Settings come from the environment so that `make bench` can pass them:
   BENCH_PEERS=socat,xinetd,ncat  peers to measure ("none": none)
   BENCH_SERVER_ARGS=... extra echosrv arguments, e.g. --busy-poll
   BENCH_REPEAT=N        rounds per cell and server; the median is reported
-  BENCH_GIVE_UP=S       echosrv-bench --give-up: a stall is this long (quick 1, full 2)
+  BENCH_GIVE_UP=S       echosrv-bench --give-up: a stall is this long (quick 1, full 2);
+                        in the UDP cells, a datagram not back in it is lost
   BENCH_COMPARE=0       skip the loopback comparison of a netns run
   BENCH_PARTS=tcp,udp   what to run (default both): udp alone is the UDP cells
   BENCH_DURATION=S, BENCH_WARMUP=S, BENCH_SIZES=1,128, BENCH_CONNS=1,50,
@@ -111,6 +112,22 @@ def env_list(name, default, lo, hi):
     return out
 
 
+def env_names(name, default, allowed):
+    """A comma list of names out of allowed, each once; unset or empty is
+    the default, as for every BENCH_* setting.  A name twice would start a
+    server twice under one name, and the table would mix their rounds."""
+    v = os.environ.get(name)
+    if not v:
+        return list(default)
+    out = v.split(",")
+    for x in out:
+        if x not in allowed:
+            raise BadSetting("%s: '%s' is not one of %s" % (name, x, ",".join(allowed)))
+    if len(set(out)) != len(out):
+        raise BadSetting("%s: '%s' names a value twice" % (name, v))
+    return out
+
+
 def settings():
     """The run's settings, from the environment; BadSetting when one is not
     usable, before anything is started (echosrv-bench's own limits)."""
@@ -125,13 +142,9 @@ def settings():
     m["warmup"] = env_num("BENCH_WARMUP", m["warmup"], float, 0, 86400)
     m["give_up"] = env_num("BENCH_GIVE_UP", m["give_up"], float, 0.001, 3600)
     m["repeat"] = env_num("BENCH_REPEAT", 1, int, 1, 1000)
-    m["engines"] = [e for e in os.environ.get("BENCH_ENGINES", "").split(",") if e]
-    p = os.environ.get("BENCH_PEERS")
-    m["peers"] = peers.PEERS if p is None else [x for x in p.split(",") if x and x != "none"]
-    for x in m["peers"]:
-        if x not in peers.PEERS:
-            raise BadSetting("BENCH_PEERS: '%s' is not one of %s (or none)"
-                             % (x, ",".join(peers.PEERS)))
+    m["engines"] = env_names("BENCH_ENGINES", [], ENGINES)
+    m["peers"] = [x for x in env_names("BENCH_PEERS", peers.PEERS, peers.PEERS + ["none"])
+                  if x != "none"]
     m["placement"] = os.environ.get("BENCH_PLACEMENT", "netns")
     if m["placement"] not in ("netns", "loopback"):
         raise BadSetting("BENCH_PLACEMENT: '%s' is neither netns nor loopback"
@@ -142,13 +155,11 @@ def settings():
         raise BadSetting("BENCH_SERVER_ARGS: %s" % e)
     m["server_cpu"] = env_num("BENCH_SERVER_CPU", 0, int, 0, ncpu - 1)
     m["client_cpu"] = env_num("BENCH_CLIENT_CPU", 1 if ncpu > 1 else 0, int, 0, ncpu - 1)
-    m["parts"] = [x for x in os.environ.get("BENCH_PARTS", "tcp,udp").split(",") if x]
-    if not m["parts"] or any(x not in ("tcp", "udp") for x in m["parts"]):
-        raise BadSetting("BENCH_PARTS: '%s' is not a comma list of tcp and udp"
-                         % os.environ.get("BENCH_PARTS"))
+    m["parts"] = env_names("BENCH_PARTS", ["tcp", "udp"], ["tcp", "udp"])
     # The UDP cells have durations of their own unless these are given.
     m["override_duration"] = m["duration"] if os.environ.get("BENCH_DURATION") else None
     m["override_warmup"] = m["warmup"] if os.environ.get("BENCH_WARMUP") else None
+    m["override_give_up"] = m["give_up"] if os.environ.get("BENCH_GIVE_UP") else None
     m["compare"] = ("tcp" in m["parts"] and m["placement"] == "netns"
                     and os.environ.get("BENCH_COMPARE", "1") not in ("", "0"))
     m["standard"] = not m["engines"] and not m["server_args"] and not any(

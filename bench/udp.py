@@ -21,7 +21,8 @@ half a second without datagrams, so a cell's processes are gone before the
 next cell.
 
 A run fails when a datagram came back corrupted or twice, nothing came
-back, or echosrv-bench did not finish; lost datagrams are a figure in the
+back, port unreachable came back (the server died mid-cell), or
+echosrv-bench did not finish; lost datagrams are a figure in the
 table (UDP allows loss: a full receive queue drops), not a failure.
 """
 import json
@@ -109,6 +110,8 @@ def failure(rc, r, err):
         why.append("%d duplicated" % r["duplicated"])
     if not r["echoed"]:
         why.append("nothing echoed")
+    if r.get("refused"):
+        why.append("%d port unreachable (the server went away)" % r["refused"])
     if rc != 0 and not why:
         why.append("exit status %d" % rc)
     return ", ".join(why) or None
@@ -168,7 +171,7 @@ def progress(run):
 def measure(build, m, mode, outdir, runs, left, placement):
     """The UDP cells in one placement of their own: start, run, take down."""
     t = dict(QUICK if m["quick"] else FULL)
-    for k in ("duration", "warmup"):
+    for k in ("duration", "warmup", "give_up"):
         if m.get("override_" + k) is not None:
             t[k] = m["override_" + k]
     cpu = (m["server_cpu"], m["client_cpu"]) if m["pinned"] else (None, None)
@@ -272,9 +275,12 @@ def section(meta, runs, report):
     for n in names:
         if n == "baseline":
             continue
+        # A baseline that echoed a few datagrams in a long cell shows 0.0/s
+        # (the JSON's one decimal): no ratio to it, as in report.ratio.
         rat = [t[(c, n)]["f"]["dgrams"] / t[(c, "baseline")]["f"]["dgrams"]
                for c in sorted({k[0] for k in t})
-               if (t.get((c, n)) or {}).get("f") and (t.get((c, "baseline")) or {}).get("f")]
+               if (t.get((c, n)) or {}).get("f")
+               and ((t.get((c, "baseline")) or {}).get("f") or {}).get("dgrams")]
         failed = sum(1 for c in {k[0] for k in t} if (c, n) in t and not t[(c, n)]["f"])
         meds.append("%s %s%s" % (n, "%.2fx" % statistics.median(rat) if rat else "-",
                                  " (%d cells failed)" % failed if failed else ""))

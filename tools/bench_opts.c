@@ -65,8 +65,9 @@ static const char usage_text[] =
 "\n"
 "Exit status: 0 all bytes echoed correctly, 1 errors or mismatches,\n"
 "2 bad usage, 3 could not connect or set up.  --udp: 1 when a datagram came\n"
-"back corrupted or twice, or none came back (loss and reordering are\n"
-"reported, not failures: UDP allows both).\n";
+"back corrupted or twice, none came back, or port unreachable came back\n"
+"(the server went away); loss and reordering are reported, not failures:\n"
+"UDP allows both.\n";
 
 void usage_error(const char *fmt, ...)
 {
@@ -300,7 +301,10 @@ static void default_placement(struct bench_opts *o)
  * that only means something for connections (NULL: none). */
 static void check_udp(struct bench_opts *o, const char *tcp_only, bool udp_only)
 {
-	uint64_t max = o->addr.ss_family == AF_INET6 ? 65527 : 65507;
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&o->addr;
+	/* A v4-mapped address is an IPv4 path: IPv4's limit, not IPv6's. */
+	uint64_t max = o->addr.ss_family == AF_INET6 &&
+		       !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) ? 65527 : 65507;
 
 	if (!o->udp) {
 		if (udp_only)

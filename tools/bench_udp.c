@@ -67,6 +67,7 @@ static struct {
 	uint64_t mask;
 	uint64_t go, measure, end;	/* the clock, CLOCK_MONOTONIC ns */
 	uint64_t due;			/* --rate: datagrams scheduled so far */
+	int send_err;			/* a send error that retrying cannot cure */
 	struct udp_report *r;
 } run;
 
@@ -193,6 +194,12 @@ static bool send_batch(struct source *s, unsigned idx, uint64_t ts, uint8_t *buf
 	if (send_n(s->fd, buf, size, n) < 0) {
 		if (errno == ECONNREFUSED)
 			t->refused++;
+		/* A full send queue clears; anything else (EINVAL or EMSGSIZE:
+		 * --gso's datagrams do not fit the path's MTU) would fail
+		 * every send of the run, which would then measure nothing. */
+		else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS &&
+			 errno != EINTR && !run.send_err)
+			run.send_err = errno;
 		return false;	/* the send queue is full: try on the next turn */
 	}
 	for (unsigned j = 0; j < n; j++) {
@@ -349,7 +356,8 @@ static struct timespec wait_for(uint64_t now, int phase)
 				  .tv_nsec = (long)((until - now) % NS_PER_S) };
 }
 
-/* Warm-up, measurement, drain; 0, or -errno when poll failed. */
+/* Warm-up, measurement, drain; 0, or -errno when poll or a send failed
+ * (run.send_err tells which). */
 static int run_load(void)
 {
 	static uint8_t buf[MAX_SIZE + 1];
@@ -379,6 +387,8 @@ static int run_load(void)
 			give_up(&run.src[i], now_ns());	/* after the sends: no time runs backwards */
 			busy |= run.src[i].oldest < run.src[i].next;
 		}
+		if (run.send_err)
+			return -run.send_err;
 		if (phase == 2 && !busy)
 			return 0;
 		struct timespec ts = wait_for(now_ns(), phase);
@@ -439,7 +449,12 @@ int bench_udp_main(const struct bench_opts *o)
 		return rc;
 	started_at(r.started, sizeof(r.started));
 	if ((err = run_load()) < 0) {
-		fprintf(stderr, "echosrv-bench: poll: %s\n", strerror(-err));
+		if (run.send_err)
+			fprintf(stderr, "echosrv-bench: UDP send to %s: %s%s\n", o->addr_text,
+				strerror(-err), o->gso > 1 && (err == -EINVAL || err == -EMSGSIZE) ?
+				" (--gso: are --size bytes more than the path's MTU takes?)" : "");
+		else
+			fprintf(stderr, "echosrv-bench: poll: %s\n", strerror(-err));
 		return EXIT_SETUP;
 	}
 	r.secs = (double)(run.end - run.measure) / 1e9;

@@ -10,9 +10,12 @@
 
 #include <stdio.h>
 
+/* Refused: an ICMP port unreachable came back, so for part of the run no
+ * server was there (it died or restarted mid-run); its figures are not a
+ * server's, however many datagrams came back before and after. */
 bool bench_udp_failed(const struct udp_report *r)
 {
-	return r->t.corrupted || r->t.dup || !r->t.echoed;
+	return r->t.corrupted || r->t.dup || !r->t.echoed || r->t.refused;
 }
 
 static double per_dgram_us(const struct udp_report *r, uint64_t ns)

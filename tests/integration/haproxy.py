@@ -66,7 +66,13 @@ class Haproxy:
         self.log = open(tmp_path / "haproxy.log", "w+b")
         self.proc = subprocess.Popen([HAPROXY, "-db", "-f", str(self.cfg_path)],
                                      stdout=self.log, stderr=self.log)
-        wait_for(self._listening, what="haproxy to listen (%s)" % self._tail)
+        try:
+            wait_for(self._listening, what="haproxy to listen (%s)" % self._tail)
+        except BaseException:
+            # The caller has no object to stop (a failed start, or
+            # bench/proxy.py interrupted meanwhile): stop it here.
+            self.stop()
+            raise
 
     def _tail(self):
         self.log.seek(0)
