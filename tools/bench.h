@@ -198,6 +198,8 @@ int bench_udp_main(const struct bench_opts *o);
  * host, time, placement, mode), followed by ", ". */
 void bench_json_str(const char *s);
 void bench_json_meta(const struct bench_opts *o, const char *started);
+/* The options both modes have, and the end of the "options" object. */
+void bench_json_common_options(const struct bench_opts *o);
 /* {"p50": us, ..., "max": us, "mean": us} under key, for o's percentiles. */
 void bench_json_latency(const char *key, const struct bench_opts *o, const struct hist *h);
 /* {"user": ..., "total": ...} us per item: per_ns is ns per jiffy / items. */

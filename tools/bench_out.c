@@ -182,6 +182,15 @@ static void json_options(const struct bench_opts *o)
 		else
 			printf(", \"lifetime_messages\": %llu", (unsigned long long)o->life_msgs);
 	}
+	if (o->interval > 0)
+		printf(", \"interval_s\": %g", o->interval);
+	if (o->proxy)
+		printf(", \"proxy\": \"v%d\"", o->proxy);
+	bench_json_common_options(o);
+}
+
+void bench_json_common_options(const struct bench_opts *o)
+{
 	if (o->server_pid)
 		printf(", \"server_pid\": %d", (int)o->server_pid);
 	printf(", \"percentiles\": [");
@@ -192,10 +201,6 @@ static void json_options(const struct bench_opts *o)
 		printf(", \"histogram\": ");
 		bench_json_str(o->histogram);
 	}
-	if (o->interval > 0)
-		printf(", \"interval_s\": %g", o->interval);
-	if (o->proxy)
-		printf(", \"proxy\": \"v%d\"", o->proxy);
 	if (o->nbind) {
 		printf(", \"bind\": ");
 		bench_json_str(o->bind_text);

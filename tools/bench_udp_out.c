@@ -41,27 +41,7 @@ static void json_options(const struct bench_opts *o)
 		printf(", \"window\": %u", o->window);
 	if (o->gso > 1)
 		printf(", \"gso\": %u", o->gso);
-	if (o->server_pid)
-		printf(", \"server_pid\": %d", (int)o->server_pid);
-	printf(", \"percentiles\": [");
-	for (unsigned i = 0; i < o->npcts; i++)
-		printf("%s%g", i ? ", " : "", o->pcts[i]);
-	printf("]");
-	if (o->histogram) {
-		printf(", \"histogram\": ");
-		bench_json_str(o->histogram);
-	}
-	if (o->nbind) {
-		printf(", \"bind\": ");
-		bench_json_str(o->bind_text);
-	}
-	if (o->ncpus) {
-		printf(", \"cpu\": [");
-		for (unsigned i = 0; i < o->ncpus; i++)
-			printf("%s%d", i ? ", " : "", o->cpus[i]);
-		printf("]");
-	}
-	printf("}, ");
+	bench_json_common_options(o);
 }
 
 static void json_cpu(const struct bench_opts *o, const struct udp_report *r)

@@ -4,6 +4,7 @@ server fires.  Needs bpftrace and root; skips with the reason otherwise."""
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 
@@ -19,6 +20,39 @@ def _bpftrace():
     if not exe:
         pytest.skip("bpftrace not installed (Debian package bpftrace; scripts/deps.sh)")
     return exe
+
+
+class Tracer:
+    """bpftrace attached to a running server, its output in a file; skips
+    the test when bpftrace cannot attach here."""
+
+    def __init__(self, exe, pid, script, path):
+        self.out = open(path, "w+")
+        self.proc = subprocess.Popen([exe, "-p", str(pid), "-e", script], stdout=self.out,
+                                     stderr=subprocess.STDOUT)
+        try:
+            wait_for(self._attached, timeout=60, interval=0.1, what="bpftrace to attach")
+        except BaseException:       # a skip or a timeout: no tracer left behind
+            self.stop()
+            raise
+
+    def text(self):
+        self.out.seek(0)
+        return self.out.read()
+
+    def _attached(self):
+        if self.proc.poll() is not None:
+            pytest.skip("bpftrace cannot attach here: %s" % self.text()[-500:])
+        return "attached" in self.text()
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.out.close()
 
 
 def test_bpftrace_lists_the_probes():
@@ -56,85 +90,46 @@ def test_attached_probe_fires(start_server, engine, tmp_path):
     if os.geteuid() != 0:
         pytest.skip("attaching USDT probes needs root")
     srv = start_server(engine=engine)
-    out = open(tmp_path / "bpftrace.out", "w+")
     # arg1 is the worker, arg4 the peer port; print both once per accept and
     # one line per echoed chunk (send probe, arg2 = bytes).
     script = ('BEGIN { printf("attached\\n"); } '
               'usdt:%s:echosrv:accept { printf("accept worker=%%d port=%%d\\n", arg1, arg4); } '
               'usdt:%s:echosrv:send { printf("send bytes=%%d\\n", arg2); }') % (ECHOSRV, ECHOSRV)
-    bt = subprocess.Popen([exe, "-p", str(srv.proc.pid), "-e", script], stdout=out,
-                          stderr=subprocess.STDOUT)
+    bt = Tracer(exe, srv.proc.pid, script, tmp_path / "bpftrace.out")
     try:
-        def attached():
-            if bt.poll() is not None:
-                out.seek(0)
-                pytest.skip("bpftrace cannot attach here: %s" % out.read()[-500:])
-            out.seek(0)
-            return "attached" in out.read()
-        wait_for(attached, timeout=60, interval=0.1, what="bpftrace to attach")
         s = srv.connect()
         port = s.getsockname()[1]
         assert echo_roundtrip(s, b"probe me") == b"probe me"
         s.close()
-
-        def fired():
-            out.seek(0)
-            text = out.read()
-            return "accept worker=0 port=%d" % port in text and "send bytes=8" in text
-        wait_for(fired, timeout=20, what="the probes to fire")
+        wait_for(lambda: "accept worker=0 port=%d" % port in bt.text()
+                 and "send bytes=8" in bt.text(), timeout=20, what="the probes to fire")
     finally:
-        bt.terminate()
-        try:
-            bt.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            bt.kill()
-            bt.wait()
-        out.close()
+        bt.stop()
 
 
 @pytest.mark.root
 def test_attached_probe_fires_for_udp(start_server, engine, tmp_path):
     """udp_recv, udp_send and udp_drop fire with the worker, the size and
     the drop's reason."""
-    import socket
     exe = _bpftrace()
     if os.geteuid() != 0:
         pytest.skip("attaching USDT probes needs root")
     srv = start_server("--udp-listen", "127.0.0.1:0", "--udp-max-size", "100", engine=engine)
-    out = open(tmp_path / "bpftrace.out", "w+")
     script = ('BEGIN { printf("attached\\n"); } '
               'usdt:%s:echosrv:udp_recv { printf("recv worker=%%d bytes=%%d\\n", arg0, arg1); } '
               'usdt:%s:echosrv:udp_send { printf("send worker=%%d bytes=%%d\\n", arg0, arg1); } '
               'usdt:%s:echosrv:udp_drop { printf("drop worker=%%d reason=%%s\\n", arg0, str(arg1)); }'
               ) % (ECHOSRV, ECHOSRV, ECHOSRV)
-    bt = subprocess.Popen([exe, "-p", str(srv.proc.pid), "-e", script], stdout=out,
-                          stderr=subprocess.STDOUT)
+    bt = Tracer(exe, srv.proc.pid, script, tmp_path / "bpftrace.out")
     c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     c.settimeout(10)
     try:
-        def attached():
-            if bt.poll() is not None:
-                out.seek(0)
-                pytest.skip("bpftrace cannot attach here: %s" % out.read()[-500:])
-            out.seek(0)
-            return "attached" in out.read()
-        wait_for(attached, timeout=60, interval=0.1, what="bpftrace to attach")
         c.sendto(b"u" * 20, srv.udp_addrs[0])
         assert c.recvfrom(100)[0] == b"u" * 20
         c.sendto(b"v" * 200, srv.udp_addrs[0])	# over --udp-max-size: dropped
-
-        def fired():
-            out.seek(0)
-            text = out.read()
-            return ("recv worker=0 bytes=20" in text and "send worker=0 bytes=20" in text
-                    and "drop worker=0 reason=too-big" in text)
-        wait_for(fired, timeout=20, what="the UDP probes to fire")
+        want = ("recv worker=0 bytes=20", "send worker=0 bytes=20", "drop worker=0 reason=too-big")
+        wait_for(lambda: all(w in bt.text() for w in want), timeout=20,
+                 what="the UDP probes to fire")
     finally:
         c.close()
-        bt.terminate()
-        try:
-            bt.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            bt.kill()
-            bt.wait()
-        out.close()
+        bt.stop()
