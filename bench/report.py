@@ -13,6 +13,17 @@ import subprocess
 import sys
 
 
+
+def not_run(rc, result, err):
+    """Why echosrv-bench gave no result at all (timed out, could not start),
+    for TCP and UDP runs alike; None when it gave one."""
+    if rc == -1:
+        return "stall (echosrv-bench timed out)"
+    if result is None:
+        first = (err.strip().splitlines() or ["no output"])[0]
+        return "could not start: " + first.replace("echosrv-bench: ", "")
+    return None
+
 def fmt_count(v):
     if v is None:
         return "-"

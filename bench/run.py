@@ -185,11 +185,9 @@ def engines_available(build, wanted):
 
 def failure(rc, result, err):
     """Why a run failed, in a few words for the table; None if it passed."""
-    if rc == -1:
-        return "stall (echosrv-bench timed out)"
-    if result is None:
-        first = (err.strip().splitlines() or ["no output"])[0]
-        return "could not start: " + first.replace("echosrv-bench: ", "")
+    early = report.not_run(rc, result, err)
+    if early:
+        return early
     kinds = result.get("error_kinds", {})
     why = []
     if result.get("mismatches") or kinds.get("extra"):

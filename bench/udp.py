@@ -33,6 +33,7 @@ import statistics
 import subprocess
 
 import peers
+import report
 
 # (size, sources, in flight per source)
 CELLS = [(64, 1, 32), (64, 64, 4), (1472, 1, 32), (1472, 64, 4), (65000, 1, 8)]
@@ -96,11 +97,9 @@ def start_all(build, engines, server_args, place, outdir, cpu, use_socat, out, l
 
 def failure(rc, r, err):
     """Why a UDP run failed, in a few words; None if it passed."""
-    if rc == -1:
-        return "stall (echosrv-bench timed out)"
-    if r is None:
-        first = (err.strip().splitlines() or ["no output"])[0]
-        return "could not start: " + first.replace("echosrv-bench: ", "")
+    early = report.not_run(rc, r, err)
+    if early:
+        return early
     why = []
     if r["corrupted"]:
         k = r["corrupted_kinds"]
