@@ -143,6 +143,8 @@ static void announce(void)
 	}
 	for (unsigned a = 0; a < srv.ls.udp.n_addr; a++) {
 		char text[ADDR_TEXT_MAX];
+		if (!(srv.ls.udp.used & (1u << a)))
+			continue;
 		addr_format((struct sockaddr *)&srv.ls.udp.bound[a], text, sizeof(text));
 		log_notice("UDP echo on %s%s (rate %u/s per source, max %u bytes)", text,
 			   srv.ls.udp.activated ? " (socket from systemd)" : "", srv.cfg.udp_rate,

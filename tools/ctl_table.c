@@ -110,6 +110,11 @@ void table_stats(FILE *out, const char *json)
 		}
 	}
 	stats_row(out, "all", json, top_end);
+	/* Not a column: only servers with proxy listeners have any, and a
+	 * header wait is no connection yet (docs/deploy.md). */
+	unsigned long long waiting = number(json, top_end, "proxy_headers_waiting");
+	if (waiting)
+		fprintf(out, "proxy headers waiting: %llu\n", waiting);
 	unsigned long long dropped = number(json, top_end, "trace_lines_dropped");
 	if (dropped)
 		fprintf(out, "log lines dropped: %llu\n", dropped);

@@ -435,14 +435,18 @@ static uint16_t addr_port(const struct sockaddr *sa)
 					      : ((const struct sockaddr_in6 *)sa)->sin6_port);
 }
 
-/* Two --listen that would take the same connections fail at bind with
- * EADDRINUSE, which reads like another process; say what it is instead. */
-static int check_listen_overlap(const struct config *cfg, char *err, size_t errlen)
+/* Two --listen (or two --udp-listen) that would take the same connections
+ * (datagrams) fail at bind with EADDRINUSE, which reads like another
+ * process; say what it is instead.  UDP binds the first socket of an
+ * address without SO_REUSEPORT as TCP does (udp_listener.c), so the same
+ * pairs conflict. */
+static int check_overlap(const struct listen_addr *ls, unsigned n, const char *opt,
+			 const char *what, char *err, size_t errlen)
 {
-	for (unsigned i = 0; i < cfg->n_listen; i++) {
-		const struct sockaddr *a = (const struct sockaddr *)&cfg->listen[i].ss;
-		for (unsigned j = i + 1; j < cfg->n_listen; j++) {
-			const struct sockaddr *b = (const struct sockaddr *)&cfg->listen[j].ss;
+	for (unsigned i = 0; i < n; i++) {
+		const struct sockaddr *a = (const struct sockaddr *)&ls[i].ss;
+		for (unsigned j = i + 1; j < n; j++) {
+			const struct sockaddr *b = (const struct sockaddr *)&ls[j].ss;
 			char ta[ADDR_TEXT_MAX], tb[ADDR_TEXT_MAX];
 			if (addr_port(a) == 0 || addr_port(a) != addr_port(b) ||
 			    !(addr_covers(a, b) || addr_covers(b, a)))
@@ -450,15 +454,23 @@ static int check_listen_overlap(const struct config *cfg, char *err, size_t errl
 			addr_format(a, ta, sizeof(ta));
 			addr_format(b, tb, sizeof(tb));
 			if (!strcmp(ta, tb))
-				snprintf(err, errlen, "--listen: %s is given twice", ta);
+				snprintf(err, errlen, "--%s: %s is given twice", opt, ta);
 			else
-				snprintf(err, errlen, "--listen: %s and %s overlap (%s takes the "
-					 "other's connections%s)", ta, tb, addr_covers(a, b) ? ta : tb,
+				snprintf(err, errlen, "--%s: %s and %s overlap (%s takes the "
+					 "other's %s%s)", opt, ta, tb, addr_covers(a, b) ? ta : tb, what,
 					 a->sa_family != b->sa_family ? ": [::] is dual-stack" : "");
 			return -EINVAL;
 		}
 	}
 	return 0;
+}
+
+static int check_listen_overlap(const struct config *cfg, char *err, size_t errlen)
+{
+	int r = check_overlap(cfg->listen, cfg->n_listen, "listen", "connections", err, errlen);
+
+	return r ? r : check_overlap(cfg->udp_listen, cfg->n_udp_listen, "udp-listen",
+				     "datagrams", err, errlen);
 }
 
 /* An explicit --max-conns beyond what the descriptor limit leaves is

@@ -82,6 +82,10 @@ struct stats {
 	_Atomic uint64_t duration[STATS_DURATION_BUCKETS];	/* not cumulative */
 	_Atomic uint64_t duration_ns;	/* sum of the durations observed */
 	_Atomic uint64_t busy_ns;	/* time the loop spent outside its wait */
+	/* A gauge: connections accepted on a proxy listener whose header has
+	 * not come yet (server/preamble.h).  They hold a --max-conns place
+	 * but are in no connection count until the header admits them. */
+	_Atomic uint64_t headers_waiting;
 };
 
 
@@ -111,6 +115,7 @@ struct stats_sum {
 #define X(f, p, h) uint64_t f;
 	STATS_FIELDS(X)
 #undef X
+	uint64_t headers_waiting;
 };
 
 static inline void stats_accumulate(struct stats_sum *dst, const struct stats *src)
@@ -118,6 +123,7 @@ static inline void stats_accumulate(struct stats_sum *dst, const struct stats *s
 #define X(f, p, h) dst->f += STAT_GET(src, f);
 	STATS_FIELDS(X)
 #undef X
+	dst->headers_waiting += STAT_GET(src, headers_waiting);
 }
 
 #endif

@@ -71,6 +71,11 @@ void udp_guard_add_port(struct udp_guard *g, uint16_t port)
 		g->ports[g->n_ports++] = port;
 }
 
+void udp_guard_clear_ports(struct udp_guard *g)
+{
+	g->n_ports = 0;
+}
+
 void udp_guard_set_ifaces(struct udp_guard *g, const struct udp_iface *ifs, unsigned n)
 {
 	g->n_ifaces = MIN(n, UDP_GUARD_MAX_IFACES);

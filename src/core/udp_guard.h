@@ -114,6 +114,8 @@ int udp_guard_update(struct udp_guard *g, const struct udp_guard_cfg *cfg);
 /* A port echosrv serves on UDP (the loop check); at most
  * UDP_GUARD_MAX_PORTS, later ones are ignored (duplicates too). */
 void udp_guard_add_port(struct udp_guard *g, uint16_t port);
+/* Forget them (a reload changed the UDP addresses; they are added again). */
+void udp_guard_clear_ports(struct udp_guard *g);
 /* Replace what is known of the local interfaces (getifaddrs, by the caller).
  * Only loopback interfaces and IPv4 broadcast addresses matter: an index
  * not listed is taken for a non-loopback interface (so a host with more

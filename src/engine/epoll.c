@@ -27,7 +27,8 @@
 #define SCRATCH_MAX (256u << 10)
 #define TAG_WAKE UINT32_MAX
 #define TAG_PREAMBLE (UINT32_MAX - 1)	/* w->pre.epfd: PROXY headers */
-#define TAG_UDP (UINT32_MAX - 2)	/* the worker's UDP sockets (udp.h) */
+/* UDP socket in slot a of the worker's row (udp.h): TAG_UDP + a. */
+#define TAG_UDP (UINT32_MAX - 2 - CONFIG_MAX_LISTEN)
 
 struct ep {
 	int epfd;
@@ -80,13 +81,26 @@ static int ep_init(struct worker *w)
 	e->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (!e->scratch || e->epfd < 0)
 		return e->scratch ? ERR() : -ENOMEM;
-	if ((r = ep_ctl(e, EPOLL_CTL_ADD, w->wake_fd, EPOLLIN, TAG_WAKE)) || (r = udp_init(w)) ||
-	    (udp_fd(w) >= 0 && (r = ep_ctl(e, EPOLL_CTL_ADD, udp_fd(w), EPOLLIN, TAG_UDP))))
+	if ((r = ep_ctl(e, EPOLL_CTL_ADD, w->wake_fd, EPOLLIN, TAG_WAKE)) ||
+	    (r = udp_init_in(w, e->epfd, TAG_UDP)))
 		return r;
 	if (w->pre.epfd >= 0 && (r = ep_ctl(e, EPOLL_CTL_ADD, w->pre.epfd, EPOLLIN, TAG_PREAMBLE)))
 		return r;
 	ep_set_accepting(w, true);
 	return 0;
+}
+
+/* A reload added or removed one of the worker's UDP sockets (udp.h): in
+ * or out of this loop's set. */
+static int ep_udp_socket(struct worker *w, unsigned slot, int fd)
+{
+	struct ep *e = w->eng;
+
+	if (fd < 0) {
+		udp_remove_socket(w, slot);
+		return 0;
+	}
+	return udp_add_socket_in(w, slot, fd, e->epfd, TAG_UDP);
 }
 
 static void ep_fini(struct worker *w)
@@ -157,7 +171,10 @@ static void echo(struct worker *w, struct conn *c, const uint8_t *data, uint32_t
 static void on_readable(struct worker *w, struct conn *c)
 {
 	struct ep *e = w->eng;
-	ssize_t n = recv(c->fd, e->scratch, e->scratch_len, 0);
+	/* Never more than the connection's own bound: a reload that lowers
+	 * --conn-buffer leaves the scratch buffer at its size from the start,
+	 * and what send() does not take of a receive must fit in c->cap. */
+	ssize_t n = recv(c->fd, e->scratch, MIN(e->scratch_len, c->cap), 0);
 
 	if (n > 0) {
 		worker_recv(w, c, (uint32_t)n);
@@ -214,8 +231,8 @@ static void dispatch(struct worker *w, const struct epoll_event *ev)
 			on_wake(w);
 		else if (idx == TAG_PREAMBLE)
 			worker_preamble_ready(w);
-		else if (idx == TAG_UDP)
-			udp_ready(w);
+		else if (idx >= TAG_UDP && idx < TAG_UDP + CONFIG_MAX_LISTEN)
+			udp_ready_slot(w, idx - TAG_UDP);
 		else if (!w->draining && !w->accept_resume)
 			worker_accept_batch(w, listener_row(&w->srv->ls, w->id)[idx]);
 		return;
@@ -260,6 +277,7 @@ const struct engine_ops engine_epoll = {
 	.adopt = adopt,
 	.close = ep_close,
 	.set_accepting = ep_set_accepting,
+	.udp_socket = ep_udp_socket,
 	.stop_accepting = ep_stop_accepting,
 	.fini = ep_fini,
 };

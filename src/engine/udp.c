@@ -76,22 +76,23 @@ static void load_ifaces(struct worker *w, struct udp_worker *u)
 
 /* --- one datagram's addresses -------------------------------------------- */
 
-static void read_local(struct msghdr *m, struct local *l)
+void udp_local_add(struct local *l, const struct cmsghdr *c)
 {
-	memset(l, 0, sizeof(*l));
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
-		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
-			memcpy(&l->p4, CMSG_DATA(c), sizeof(l->p4));
-			l->v4 = l->known = true;
-		} else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
-			memcpy(&l->p6, CMSG_DATA(c), sizeof(l->p6));
-			l->known = true;
-		} else if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
-			int g;
-			memcpy(&g, CMSG_DATA(c), sizeof(g));
-			l->gso = g > 0 ? (uint32_t)g : 0;
-		}
+	if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+		memcpy(&l->p4, CMSG_DATA(c), sizeof(l->p4));
+		l->v4 = l->known = true;
+	} else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+		memcpy(&l->p6, CMSG_DATA(c), sizeof(l->p6));
+		l->known = true;
+	} else if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+		int g;
+		memcpy(&g, CMSG_DATA(c), sizeof(g));
+		l->gso = g > 0 ? (uint32_t)g : 0;
 	}
+}
+
+void udp_local_end(struct local *l)
+{
 	if (l->v4) {
 		l->dst.family = AF_INET;
 		memcpy(l->dst.bytes, &l->p4.ipi_addr, 4);
@@ -121,32 +122,45 @@ static int receive(struct udp_worker *u, int fd)
 	return recvmmsg(fd, u->in, UDP_BATCH, MSG_DONTWAIT | MSG_TRUNC, NULL);
 }
 
-/* Check datagram i; if it passes, make it reply k (sent from the same
- * buffer).  Returns the replies made (coalesced receives: see udp_gso.c). */
-static unsigned consider(struct worker *w, struct udp_worker *u, unsigned i, unsigned k)
+/* recvmmsg's message i as the judge sees every receive. */
+static const struct udp_rx *rx_of(struct udp_worker *u, unsigned i)
 {
 	struct msghdr *m = &u->in[i].msg_hdr;
-	uint32_t len = u->in[i].msg_len;
-	struct local l;
+	struct udp_rx *rx = &u->rx[i];
 
-	read_local(m, &l);
-	if (l.gso && l.gso < len)
-		return udp_gso_consider(w, u, i, k, &l);
+	*rx = (struct udp_rx){
+		.src = m->msg_name, .srclen = m->msg_namelen, .data = m->msg_iov->iov_base,
+		.len = u->in[i].msg_len, .flags = m->msg_flags,
+	};
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
+		udp_local_add(&rx->l, c);
+	udp_local_end(&rx->l);
+	return rx;
+}
+
+unsigned udp_consider(struct worker *w, struct udp_worker *u, const struct udp_rx *rx,
+		      unsigned k)
+{
+	const struct local *l = &rx->l;
+	uint32_t len = rx->len;
+
+	if (l->gso && l->gso < len)
+		return udp_gso_consider(w, u, rx, k);
 	STAT_ADD(&w->stats, udp_in, 1);
 	STAT_ADD(&w->stats, udp_bytes_in, len);
 	PROBE(udp_recv, w->id, len);
 	struct udp_dgram d = {
-		.src = m->msg_name, .ifindex = l.ifindex, .dst = l.known ? &l.dst : NULL,
-		.dst_broadcast = l.bcast, .len = len,
-		.truncated = (m->msg_flags & MSG_CTRUNC) || ((m->msg_flags & MSG_TRUNC) &&
-							       len <= UDP_PAYLOAD_MAX),
+		.src = rx->src, .ifindex = l->ifindex, .dst = l->known ? &l->dst : NULL,
+		.dst_broadcast = l->bcast, .len = len,
+		.truncated = (rx->flags & MSG_CTRUNC) || ((rx->flags & MSG_TRUNC) &&
+							  len <= UDP_PAYLOAD_MAX),
 	};
 	enum udp_verdict v = udp_guard_check(&u->guard, &d, w->now);
 	if (v != UDP_PASS) {
-		udp_drop(w, u, v, m->msg_name, 1);
+		udp_drop(w, u, v, rx->src, 1);
 		return 0;
 	}
-	udp_reply(u, k, m, &l, m->msg_iov->iov_base, len, 0);
+	udp_reply(u, k, rx, rx->data, len, 0);
 	return 1;
 }
 
@@ -159,7 +173,7 @@ static uint32_t datagrams(const struct udp_worker *u, unsigned k)
 
 /* Send replies [0, k).  A full queue drops the rest of the batch (it would
  * be full for them too); any other error drops the one reply it names. */
-static void send_batch(struct worker *w, struct udp_worker *u, int fd, unsigned k)
+void udp_send_batch(struct worker *w, struct udp_worker *u, int fd, unsigned k)
 {
 	unsigned i = 0;
 
@@ -188,20 +202,23 @@ static void send_batch(struct worker *w, struct udp_worker *u, int fd, unsigned 
 	}
 }
 
-static void serve(struct worker *w, struct udp_worker *u, int fd)
+/* Slot's socket fd is readable. */
+static void serve(struct worker *w, struct udp_worker *u, unsigned slot, int fd)
 {
+	u->from_bound = u->bound_v4 & (1u << slot);
 	for (unsigned round = 0; round < UDP_ROUNDS; round++) {
 		int n = receive(u, fd);
 		unsigned k = 0;
 
 		if (n <= 0)
-			return;	/* EAGAIN, or an error the next readiness reports again */
+			break;	/* EAGAIN, or an error the next readiness reports again */
 		for (unsigned i = 0; i < (unsigned)n; i++)
-			k += consider(w, u, i, k);
-		send_batch(w, u, fd, k);
+			k += udp_consider(w, u, rx_of(u, i), k);
+		udp_send_batch(w, u, fd, k);
 		if (n < UDP_BATCH)
-			return;
+			break;
 	}
+	u->from_bound = false;	/* io_uring's receives (uring/dgram.c) never are */
 }
 
 /* --- set-up and reload ----------------------------------------------------- */
@@ -216,6 +233,19 @@ static struct udp_guard_cfg guard_cfg(const struct worker *w, const struct confi
 		.max_size = cfg->udp_max_size, .rate = cfg->udp_rate,
 		.sources = (w->srv->cfg.udp_sources + sharers - 1) / sharers,
 	};
+}
+
+/* The loop check's ports: those of this worker's configuration (a copy
+ * of its own, as the main thread's changes with a reload). */
+static void set_ports(const struct worker *w, struct udp_worker *u)
+{
+	uint16_t ports[UDP_GUARD_MAX_PORTS];
+	unsigned n = udp_listeners_ports(w->live->udp_bound, w->live->udp_slots, ports,
+					 ARRAY_SIZE(ports));
+
+	udp_guard_clear_ports(&u->guard);
+	for (unsigned i = 0; i < n; i++)
+		udp_guard_add_port(&u->guard, ports[i]);
 }
 
 /* A reload moved this worker to another configuration (worker_take_live()):
@@ -233,6 +263,15 @@ static void follow_reload(struct worker *w, struct udp_worker *u)
 		      strerror(-r));
 	}
 	u->cfg = w->cfg;
+	set_ports(w, u);
+}
+
+void udp_begin(struct worker *w, struct udp_worker *u)
+{
+	if (unlikely(u->cfg != w->cfg))
+		follow_reload(w, u);
+	if (w->now - u->ifaces_at >= IFACES_NS)
+		load_ifaces(w, u);
 }
 
 void udp_ready(struct worker *w)
@@ -241,28 +280,66 @@ void udp_ready(struct worker *w)
 	struct epoll_event ev[CONFIG_MAX_LISTEN];
 	int *row = udp_listener_row(&w->srv->ls.udp, w->id);
 
-	if (unlikely(u->cfg != w->cfg))
-		follow_reload(w, u);
-	if (w->now - u->ifaces_at >= IFACES_NS)
-		load_ifaces(w, u);
+	udp_begin(w, u);
 	/* One socket (the usual case): it is the one that is ready, so skip
 	 * asking the set.  The set's stale "ready" is re-checked and cleared
 	 * by the kernel when the engine next polls it, so nothing spins. */
-	if (w->srv->ls.udp.n_addr == 1) {
-		if (row[0] >= 0)
-			serve(w, u, row[0]);
+	if (u->n_socks == 1) {
+		if (row[u->one] >= 0)
+			serve(w, u, u->one, row[u->one]);
 		return;
 	}
 	int n = epoll_wait(u->epfd, ev, CONFIG_MAX_LISTEN, 0);
 	for (int i = 0; i < n; i++)
 		if (row[ev[i].data.u32] >= 0)	/* closed when draining started */
-			serve(w, u, row[ev[i].data.u32]);
+			serve(w, u, ev[i].data.u32, row[ev[i].data.u32]);
 }
 
-static int setup(struct worker *w, struct udp_worker *u, const int *row, unsigned n_addr)
+void udp_ready_slot(struct worker *w, unsigned slot)
 {
-	struct udp_listeners *ul = &w->srv->ls.udp;
-	uint16_t ports[UDP_GUARD_MAX_PORTS];
+	struct udp_worker *u = w->udp;
+	int fd;
+
+	if (!u || slot >= w->srv->ls.udp.n_addr)
+		return;
+	fd = udp_listener_row(&w->srv->ls.udp, w->id)[slot];
+	udp_begin(w, u);
+	if (fd >= 0)	/* closed when draining started */
+		serve(w, u, slot, fd);
+}
+
+/* Bound to one IPv4 unicast address (udp_reply.c's write_local() says
+ * why that matters)?  Asked of the socket itself, so a passed one
+ * (socket activation) is seen as it is. */
+static bool bound_v4_unicast(int fd)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+
+	if (getsockname(fd, (struct sockaddr *)&a, &len) || len != sizeof(a) ||
+	    a.sin_family != AF_INET)
+		return false;
+	uint32_t h = ntohl(a.sin_addr.s_addr);
+	return h != INADDR_ANY && h != INADDR_BROADCAST && !IN_MULTICAST(h);
+}
+
+/* Put fd (slot a of the row) in the set: ours says a, the engine's
+ * tag0 + a. */
+static int watch(struct worker *w, struct udp_worker *u, unsigned a, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = u->own_set ? a : u->tag0 + a };
+
+	if (epoll_ctl(u->epfd, EPOLL_CTL_ADD, fd, &ev))
+		return ERR();
+	u->bound_v4 = bound_v4_unicast(fd) ? u->bound_v4 | (1u << a) : u->bound_v4 & ~(1u << a);
+	udp_gso_enable(fd, w->id);
+	u->one = u->n_socks++ ? u->one : a;
+	return 0;
+}
+
+static int setup(struct worker *w, struct udp_worker *u, const int *row, unsigned n_addr,
+		 int epfd)
+{
 	struct udp_guard_cfg gc = guard_cfg(w, w->cfg);
 	int r;
 
@@ -271,8 +348,7 @@ static int setup(struct worker *w, struct udp_worker *u, const int *row, unsigne
 		gc.seed = (uint32_t)mono_ns();
 	if ((r = udp_guard_init(&u->guard, &gc)))
 		return r;
-	for (unsigned i = 0, n = udp_listeners_ports(ul, ports, ARRAY_SIZE(ports)); i < n; i++)
-		udp_guard_add_port(&u->guard, ports[i]);
+	set_ports(w, u);
 	/* The largest payload whatever --udp-max-size says, so a reload may
 	 * raise it, and the largest coalesced receive (UDP_GRO).  Large, so
 	 * it is mapped, not taken from the heap: pages are touched only by
@@ -284,24 +360,39 @@ static int setup(struct worker *w, struct udp_worker *u, const int *row, unsigne
 	u->buf_size = UDP_BUF_SIZE;
 	if (posix_memalign((void **)&u->bufs, UDP_BUF_STRIDE, (size_t)UDP_BATCH * UDP_BUF_STRIDE))
 		return -ENOMEM;
-	if ((u->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+	if (epfd >= 0)
+		u->epfd = epfd;
+	else if ((u->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return ERR();
-	for (unsigned a = 0; a < n_addr; a++) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = a };
-		if (row[a] < 0)
-			continue;
-		if (epoll_ctl(u->epfd, EPOLL_CTL_ADD, row[a], &ev))
-			return ERR();
-		udp_gso_enable(row[a], w->id);
-	}
+	else
+		u->own_set = true;
+	for (unsigned a = 0; a < n_addr; a++)
+		if (row[a] >= 0 && (r = watch(w, u, a, row[a])))
+			return r;
 	load_ifaces(w, u);
 	return 0;
 }
 
-int udp_init(struct worker *w)
+/* epfd: the engine's set, whose events say tag0 + slot; -1: a set of our own. */
+static int create(struct worker *w, int epfd, uint32_t tag0)
 {
 	struct udp_listeners *ul = &w->srv->ls.udp;
-	struct udp_worker *u;
+	struct udp_worker *u = calloc(1, sizeof(*u));
+
+	if (!u)
+		return -ENOMEM;
+	u->epfd = -1;
+	u->tag0 = tag0;
+	w->udp = u;
+	int r = setup(w, u, udp_listener_row(ul, w->id), ul->n_addr, epfd);
+	if (r)
+		TRACE(TR_ERROR, "worker %u: UDP set-up: %s", w->id, strerror(-r));
+	return r;
+}
+
+int udp_init_in(struct worker *w, int epfd, uint32_t tag0)
+{
+	struct udp_listeners *ul = &w->srv->ls.udp;
 	bool any = false;
 
 	if (!ul->fds || !ul->n_addr)
@@ -309,23 +400,70 @@ int udp_init(struct worker *w)
 	int *row = udp_listener_row(ul, w->id);
 	for (unsigned a = 0; a < ul->n_addr; a++)
 		any |= row[a] >= 0;
-	if (!any)
-		return 0;	/* systemd's sockets: worker 0 serves them */
-	if (!(u = calloc(1, sizeof(*u))))
-		return -ENOMEM;
-	u->epfd = -1;
-	w->udp = u;
-	int r = setup(w, u, row, ul->n_addr);
-	if (r)
-		TRACE(TR_ERROR, "worker %u: UDP set-up: %s", w->id, strerror(-r));
-	return r;
+	/* None: no UDP until a reload adds some (udp_add_socket()), or
+	 * systemd's sockets, which worker 0 serves. */
+	return any ? create(w, epfd, tag0) : 0;
+}
+
+int udp_init(struct worker *w)
+{
+	return udp_init_in(w, -1, 0);
+}
+
+int udp_add_socket_in(struct worker *w, unsigned slot, int fd, int epfd, uint32_t tag0)
+{
+	int *row = udp_listener_row(&w->srv->ls.udp, w->id);
+	int r = 0;
+
+	if (!w->udp && (r = create(w, epfd, tag0))) {
+		udp_fini(w);	/* nothing watches it yet */
+		close(fd);
+		return r;
+	}
+	if ((r = watch(w, w->udp, slot, fd))) {
+		close(fd);
+		return r;
+	}
+	row[slot] = fd;
+	return 0;
+}
+
+int udp_add_socket(struct worker *w, unsigned slot, int fd)
+{
+	return udp_add_socket_in(w, slot, fd, -1, 0);
+}
+
+/* The set's count, and which slot is the only one when it is one. */
+static void recount(struct udp_worker *u, const int *row, unsigned n_addr)
+{
+	u->n_socks = 0;
+	for (unsigned a = 0; a < n_addr; a++)
+		if (row[a] >= 0)
+			u->one = u->n_socks++ ? u->one : a;
+}
+
+void udp_remove_socket(struct worker *w, unsigned slot)
+{
+	struct udp_listeners *ul = &w->srv->ls.udp;
+	int *row = udp_listener_row(ul, w->id);
+	struct udp_worker *u = w->udp;
+
+	if (row[slot] < 0)
+		return;
+	/* Out of the set before the number can be reused by an added one. */
+	if (u)
+		epoll_ctl(u->epfd, EPOLL_CTL_DEL, row[slot], NULL);
+	close(row[slot]);
+	row[slot] = -1;
+	if (u)
+		recount(u, row, ul->n_addr);
 }
 
 int udp_fd(const struct worker *w)
 {
 	const struct udp_worker *u = w->udp;
 
-	return u ? u->epfd : -1;
+	return u && u->own_set ? u->epfd : -1;
 }
 
 void udp_fini(struct worker *w)
@@ -334,7 +472,7 @@ void udp_fini(struct worker *w)
 
 	if (!u)
 		return;
-	if (u->epfd >= 0)
+	if (u->own_set)
 		close(u->epfd);
 	udp_guard_fini(&u->guard);
 	free(u->bufs);

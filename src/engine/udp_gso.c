@@ -45,28 +45,25 @@ void udp_gso_enable(int fd, unsigned worker)
 
 /* The too-big case: every full-size datagram is over --udp-max-size, but
  * the short last one (tail bytes at its end) is judged on its own. */
-static unsigned tail_only(struct worker *w, struct udp_worker *u, unsigned i, unsigned k,
-			  const struct local *l, struct udp_dgram *d, uint32_t tail)
+static unsigned tail_only(struct worker *w, struct udp_worker *u, const struct udp_rx *rx,
+			  unsigned k, struct udp_dgram *d, uint32_t tail)
 {
-	struct msghdr *m = &u->in[i].msg_hdr;
-	uint32_t len = u->in[i].msg_len;
-
-	udp_drop(w, u, UDP_TOO_BIG, m->msg_name, len / l->gso);
+	udp_drop(w, u, UDP_TOO_BIG, rx->src, rx->len / rx->l.gso);
 	d->len = tail;
 	enum udp_verdict v = udp_guard_check(&u->guard, d, w->now);
 	if (v != UDP_PASS) {
-		udp_drop(w, u, v, m->msg_name, 1);
+		udp_drop(w, u, v, rx->src, 1);
 		return 0;
 	}
-	udp_reply(u, k, m, l, (uint8_t *)m->msg_iov->iov_base + len - tail, tail, 0);
+	udp_reply(u, k, rx, rx->data + rx->len - tail, tail, 0);
 	return 1;
 }
 
-unsigned udp_gso_consider(struct worker *w, struct udp_worker *u, unsigned i, unsigned k,
-			  const struct local *l)
+unsigned udp_gso_consider(struct worker *w, struct udp_worker *u, const struct udp_rx *rx,
+			  unsigned k)
 {
-	struct msghdr *m = &u->in[i].msg_hdr;
-	uint32_t len = u->in[i].msg_len, seg = l->gso;
+	const struct local *l = &rx->l;
+	uint32_t len = rx->len, seg = l->gso;
 	uint32_t n = (len + seg - 1) / seg, tail = len % seg;
 	struct ipaddr ip;
 
@@ -78,23 +75,22 @@ unsigned udp_gso_consider(struct worker *w, struct udp_worker *u, unsigned i, un
 	/* Judged as its first datagram: all share the source and the
 	 * addresses; any cut (MSG_TRUNC too, here) loses some of them. */
 	struct udp_dgram d = {
-		.src = m->msg_name, .ifindex = l->ifindex, .dst = l->known ? &l->dst : NULL,
+		.src = rx->src, .ifindex = l->ifindex, .dst = l->known ? &l->dst : NULL,
 		.dst_broadcast = l->bcast, .len = seg,
-		.truncated = m->msg_flags & (MSG_CTRUNC | MSG_TRUNC),
+		.truncated = rx->flags & (MSG_CTRUNC | MSG_TRUNC),
 	};
 	enum udp_verdict v = udp_guard_check(&u->guard, &d, w->now);
 	if (v == UDP_TOO_BIG && tail)
-		return tail_only(w, u, i, k, l, &d, tail);
+		return tail_only(w, u, rx, k, &d, tail);
 	if (v != UDP_PASS) {
-		udp_drop(w, u, v, m->msg_name, n);
+		udp_drop(w, u, v, rx->src, n);
 		return 0;
 	}
-	addr_to_ip(m->msg_name, &ip);
+	addr_to_ip(rx->src, &ip);
 	uint32_t ok = 1 + udp_guard_rate_n(&u->guard, &ip, w->now, n - 1);
 	if (ok < n)
-		udp_drop(w, u, UDP_RATE, m->msg_name, n - ok);
-	udp_reply(u, k, m, l, m->msg_iov->iov_base, ok == n ? len : ok * seg,
-		  ok > 1 ? (uint16_t)seg : 0);
+		udp_drop(w, u, UDP_RATE, rx->src, n - ok);
+	udp_reply(u, k, rx, rx->data, ok == n ? len : ok * seg, ok > 1 ? (uint16_t)seg : 0);
 	return 1;
 }
 

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /* What the UDP echo's files share: the worker's UDP state and the reply
- * helpers.  udp.c (the batch loop) calls udp_gso.c (coalesced receives);
- * both call udp_reply.c (replies and drops), which calls neither.  Private
- * to src/engine; udp.h is the interface. */
+ * helpers.  udp.c (the batch loop and the per-datagram judge) calls
+ * udp_gso.c (coalesced receives); both call udp_reply.c (replies and
+ * drops), which calls neither.  The io_uring engine's multishot receive
+ * (uring/dgram.c) feeds udp.c's judge and batch send with datagrams it
+ * received itself (the message path below).  Private to src/engine;
+ * udp.h is the interface for the engines' loops. */
 #ifndef ECHOSRV_ENGINE_UDP_PRIV_H
 #define ECHOSRV_ENGINE_UDP_PRIV_H
 
@@ -36,20 +39,6 @@ struct drop_log {
 	uint64_t suppressed;	/* drops since, not logged */
 };
 
-struct udp_worker {
-	int epfd;
-	struct udp_guard guard;
-	uint8_t *bufs;		/* UDP_BATCH buffers of buf_size */
-	uint32_t buf_size;
-	uint64_t ifaces_at;	/* ns of the last interface list */
-	const struct config *cfg;	/* the guard's settings come from here */
-	struct mmsghdr in[UDP_BATCH], out[UDP_REPLIES];
-	struct iovec iov_in[UDP_BATCH], iov_out[UDP_REPLIES];
-	uint16_t seg[UDP_REPLIES];	/* reply's UDP_SEGMENT size; 0: one datagram */
-	struct sockaddr_storage src[UDP_BATCH];
-	union cmsg_space cin[UDP_BATCH], cout[UDP_REPLIES];
-	struct drop_log dlog[UDP_N_VERDICTS];
-};
 
 /* One received datagram's addresses and segment size. */
 struct local {
@@ -62,17 +51,68 @@ struct local {
 	uint32_t gso;		/* UDP_GRO: the coalesced datagrams' size; 0: not coalesced */
 };
 
+/* One receive, whichever way it came: recvmmsg's batch (udp.c) or a
+ * multishot recvmsg completion (uring/dgram.c).  Replies point into it
+ * (the source address and the bytes), so it must stay until they are
+ * sent. */
+struct udp_rx {
+	struct sockaddr *src;
+	socklen_t srclen;
+	uint8_t *data;
+	uint32_t len;		/* the kernel's length: the real one, also when cut (MSG_TRUNC) */
+	int flags;		/* as received: MSG_TRUNC, MSG_CTRUNC */
+	struct local l;
+};
+
+struct udp_worker {
+	int epfd;		/* the set the sockets are in: ours, or the engine's */
+	bool own_set;		/* epfd is ours (udp_fd()); else the engine's (udp_init_in()) */
+	uint32_t tag0;		/* in the engine's set: slot a's event says tag0 + a */
+	uint32_t bound_v4;	/* slots whose socket is bound to one IPv4 unicast address */
+	bool from_bound;	/* this batch came to such a socket: replies need no IP_PKTINFO */
+	unsigned n_socks;	/* in the set; with one, it is slot `one` of the row */
+	unsigned one;
+	struct udp_guard guard;
+	uint8_t *bufs;		/* UDP_BATCH buffers of buf_size */
+	uint32_t buf_size;
+	uint64_t ifaces_at;	/* ns of the last interface list */
+	const struct config *cfg;	/* the guard's settings come from here */
+	struct mmsghdr in[UDP_BATCH], out[UDP_REPLIES];
+	struct iovec iov_in[UDP_BATCH], iov_out[UDP_REPLIES];
+	uint16_t seg[UDP_REPLIES];	/* reply's UDP_SEGMENT size; 0: one datagram */
+	struct sockaddr_storage src[UDP_BATCH];
+	struct udp_rx rx[UDP_BATCH];
+	union cmsg_space cin[UDP_BATCH], cout[UDP_REPLIES];
+	struct drop_log dlog[UDP_N_VERDICTS];
+};
+
 struct worker;
+
+/* --- udp.c: the message path ----------------------------------------------- */
+
+/* Read one received control message into l (zeroed before the first);
+ * udp_local_end() once after the last. */
+void udp_local_add(struct local *l, const struct cmsghdr *c);
+void udp_local_end(struct local *l);
+/* Before a turn's datagrams: follow a reload, re-read the interfaces when due. */
+void udp_begin(struct worker *w, struct udp_worker *u);
+/* Count and judge rx; if it passes, make it reply k (and k + 1: see
+ * udp_gso.c).  Returns the replies made, 0 to 2. */
+unsigned udp_consider(struct worker *w, struct udp_worker *u, const struct udp_rx *rx,
+		      unsigned k);
+/* Send replies [0, k) on fd with sendmmsg, never waiting: a full queue
+ * drops and counts. */
+void udp_send_batch(struct worker *w, struct udp_worker *u, int fd, unsigned k);
 
 /* --- udp_reply.c --- */
 
 /* n datagrams dropped for v (counted, probed, traced at a bounded rate). */
 void udp_drop(struct worker *w, struct udp_worker *u, enum udp_verdict v,
 	      const struct sockaddr *src, uint32_t n);
-/* Make reply k: len bytes at base, back to received message m's source,
- * from its local address; seg: UDP_SEGMENT size (0: one datagram). */
-void udp_reply(struct udp_worker *u, unsigned k, const struct msghdr *m, const struct local *l,
-	       void *base, uint32_t len, uint16_t seg);
+/* Make reply k: len bytes at base, back to rx's source, from its local
+ * address; seg: UDP_SEGMENT size (0: one datagram). */
+void udp_reply(struct udp_worker *u, unsigned k, const struct udp_rx *rx, void *base,
+	       uint32_t len, uint16_t seg);
 /* Reply m went out (len bytes, seg as above): count each datagram. */
 void udp_sent(struct worker *w, const struct sockaddr *dst, uint32_t len, uint16_t seg);
 
@@ -81,10 +121,10 @@ void udp_sent(struct worker *w, const struct sockaddr *dst, uint32_t len, uint16
 /* Ask the kernel to coalesce this socket's receives (UDP_GRO); a kernel
  * that refuses is said once (INFO) and the socket serves without. */
 void udp_gso_enable(int fd, unsigned worker);
-/* Received message i is l->gso-sized datagrams coalesced: count and judge
- * each, and make the replies from k on.  Returns how many (0..2). */
-unsigned udp_gso_consider(struct worker *w, struct udp_worker *u, unsigned i, unsigned k,
-			  const struct local *l);
+/* rx is rx->l.gso-sized datagrams coalesced: count and judge each, and
+ * make the replies from k on.  Returns how many (0..2). */
+unsigned udp_gso_consider(struct worker *w, struct udp_worker *u, const struct udp_rx *rx,
+			  unsigned k);
 /* Reply i (with UDP_SEGMENT) failed with err, not a full queue: the kernel
  * refused the segments (larger than the route's MTU, over its segment
  * count...): send them one by one, as plain replies would have been.

@@ -50,10 +50,16 @@ void udp_drop(struct worker *w, struct udp_worker *u, enum udp_verdict v,
 	l->suppressed = n - 1;
 }
 
-/* The reply's control data: send from the local address it came to. */
-static socklen_t write_local(const struct local *l, struct cmsghdr *c)
+/* The reply's control data: send from the local address it came to.  A
+ * socket bound to one IPv4 unicast address receives only what was sent to
+ * that address (the guard drops broadcasts, the one case where
+ * ipi_spec_dst would differ), and the kernel sends from it anyway: there
+ * the IP_PKTINFO would say what the kernel does without it, at the cost
+ * of its parsing in every reply. */
+static socklen_t write_local(const struct udp_worker *u, const struct local *l,
+			     struct cmsghdr *c)
 {
-	if (!l->known)
+	if (!l->known || (l->v4 && u->from_bound))
 		return 0;
 	if (l->v4) {
 		struct in_pktinfo p = { .ipi_spec_dst = l->p4.ipi_spec_dst };
@@ -80,20 +86,20 @@ static socklen_t write_segment(uint16_t seg, struct cmsghdr *c)
 	return CMSG_SPACE(sizeof(seg));
 }
 
-void udp_reply(struct udp_worker *u, unsigned k, const struct msghdr *m, const struct local *l,
-	       void *base, uint32_t len, uint16_t seg)
+void udp_reply(struct udp_worker *u, unsigned k, const struct udp_rx *rx, void *base,
+	       uint32_t len, uint16_t seg)
 {
 	union cmsg_space *cs = &u->cout[k];
 	socklen_t n;
 
 	memset(cs, 0, sizeof(*cs));
-	n = write_local(l, (struct cmsghdr *)cs->buf);
+	n = write_local(u, &rx->l, (struct cmsghdr *)cs->buf);
 	if (seg)
 		n += write_segment(seg, (struct cmsghdr *)(cs->buf + n));
 	u->seg[k] = seg;
 	u->iov_out[k] = (struct iovec){ base, len };
 	u->out[k].msg_hdr = (struct msghdr){
-		.msg_name = m->msg_name, .msg_namelen = m->msg_namelen,
+		.msg_name = rx->src, .msg_namelen = rx->srclen,
 		.msg_iov = &u->iov_out[k], .msg_iovlen = 1,
 		.msg_control = n ? cs->buf : NULL, .msg_controllen = n,
 	};

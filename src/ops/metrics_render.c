@@ -137,6 +137,11 @@ static void worker_metrics(struct server *srv, struct sbuf *o)
 		sbuf_printf(o, "echosrv_connections_active{worker=\"%u\"} %llu\n", i,
 			    (unsigned long long)(accepted > closed ? accepted - closed : 0));
 	}
+	family(o, "proxy_headers_waiting", "gauge",
+	       "Connections on a proxy listener whose PROXY header has not come yet");
+	for (unsigned i = 0; i < n; i++)
+		sbuf_printf(o, "echosrv_proxy_headers_waiting{worker=\"%u\"} %llu\n", i,
+			    (unsigned long long)STAT_GET(&ws[i].stats, headers_waiting));
 #define X(f, p, h)                                                                          \
 	family(o, p, "counter", h);                                                         \
 	for (unsigned i = 0; i < n; i++)                                                    \

@@ -3,8 +3,8 @@
  *
  * The steps, each of which may refuse the reload before anything changed:
  * read and check the file (config_load(), config_finish()); bind the added
- * listeners for every worker; move the metrics endpoint; switch the trace
- * file.  Then publish, wake the workers, and wait for them to take it.
+ * listeners for every worker, stream and datagram (reload_udp.c); move the
+ * metrics endpoint; switch the trace file.  Then publish, wake the workers, and wait for them to take it.
  * What can only change with a restart is put back to what runs and named
  * in one log line, and the rest is still applied. */
 #include "ops/reload.h"
@@ -22,6 +22,7 @@
 #include "core/trace.h"
 #include "core/util.h"
 #include "ops/metrics.h"
+#include "ops/reload_udp.h"
 #include "server/listener.h"
 #include "server/server.h"
 #include "server/worker.h"
@@ -40,6 +41,7 @@ static void live_free(struct live *l)
 	if (!l)
 		return;
 	free(l->added);	/* its sockets are the workers' once published */
+	free(l->udp_added);
 	config_free(&l->cfg);
 	free(l);
 }
@@ -55,6 +57,8 @@ int reload_init(struct server *srv, const struct config *cli, struct safefile *p
 	l->gen = 1;
 	l->slots = srv->ls.used;
 	memcpy(l->bound, srv->ls.bound, sizeof(l->bound));
+	l->udp_slots = srv->ls.udp.used;
+	memcpy(l->udp_bound, srv->ls.udp.bound, sizeof(l->udp_bound));
 	rl.cli = cli;
 	rl.port_sf = port_sf;
 	atomic_store(&srv->live, l);
@@ -113,14 +117,9 @@ static void keep_restart_only(struct server *srv, const struct config *cur, stru
 	KEEP(nc->cpu_affinity != st->cpu_affinity, "cpu-affinity", nc->cpu_affinity = st->cpu_affinity);
 	KEEP(nc->busy_poll != st->busy_poll, "busy-poll", nc->busy_poll = st->busy_poll);
 	KEEP(nc->backlog != st->backlog, "backlog", nc->backlog = st->backlog);
-	/* UDP (docs/udp.md): the sockets and the table's size are set at start;
-	 * the guard's ACL, size, rate and low-port rule follow a reload. */
-	KEEP(nc->n_udp_listen != cur->n_udp_listen ||
-	     memcmp(nc->udp_listen, cur->udp_listen, sizeof(nc->udp_listen)), "udp-listen",
-	     (memcpy(nc->udp_listen, cur->udp_listen, sizeof(nc->udp_listen)),
-	      nc->n_udp_listen = cur->n_udp_listen));
+	/* UDP (docs/udp.md): the rate table's size is set at start; the
+	 * sockets (reload_udp.c), --udp-df and the guard follow a reload. */
 	KEEP(nc->udp_sources != st->udp_sources, "udp-sources", nc->udp_sources = st->udp_sources);
-	KEEP(nc->udp_df != st->udp_df, "udp-df", nc->udp_df = st->udp_df);
 	KEEP(!!nc->ctl_path != !!st->ctl_path ||
 	     (nc->ctl_path && strcmp(nc->ctl_path, st->ctl_path)), "ctl", (void)0);
 	nc->ctl_path = st->ctl_path;
@@ -141,6 +140,13 @@ static void keep_restart_only(struct server *srv, const struct config *cur, stru
 		nc->n_listen = cur->n_listen;
 		nc->listen_default = cur->listen_default;
 	}
+	if (srv->ls.udp.activated) {
+		KEEP(nc->n_udp_listen != cur->n_udp_listen ||
+		     memcmp(nc->udp_listen, cur->udp_listen, sizeof(nc->udp_listen)),
+		     "udp-listen (the sockets are systemd's)", (void)0);
+		memcpy(nc->udp_listen, cur->udp_listen, sizeof(nc->udp_listen));
+		nc->n_udp_listen = cur->n_udp_listen;
+	}
 #undef KEEP
 }
 
@@ -155,6 +161,7 @@ struct plan {
 	uint32_t keep, add;
 	struct sockaddr_storage bound[CONFIG_MAX_LISTEN];
 	struct listen_addr asked[CONFIG_MAX_LISTEN];
+	struct udp_plan udp;	/* the datagram sockets' */
 };
 
 static void close_added(struct live *l, unsigned n_workers)
@@ -270,21 +277,25 @@ static void log_listeners(struct server *srv, const struct plan *p)
 	}
 }
 
-/* The main thread's view of the listeners, once the workers have it. */
+/* The main thread's view of the listeners, once the workers have it, and
+ * the port file when an address came or went. */
 static void commit_listeners(struct server *srv, const struct plan *p)
 {
 	struct listeners *ls = &srv->ls;
+	bool tcp = !ls->activated && (p->add || ls->used != p->keep);
 
-	if (ls->activated || (p->add == 0 && ls->used == p->keep))
-		return;
-	log_listeners(srv, p);
-	for (unsigned a = 0; a < CONFIG_MAX_LISTEN; a++) {
-		if (p->add & (1u << a)) {
-			ls->bound[a] = p->bound[a];
-			ls->asked[a] = p->asked[a];
+	if (tcp) {
+		log_listeners(srv, p);
+		for (unsigned a = 0; a < CONFIG_MAX_LISTEN; a++) {
+			if (p->add & (1u << a)) {
+				ls->bound[a] = p->bound[a];
+				ls->asked[a] = p->asked[a];
+			}
 		}
+		ls->used = p->keep | p->add;
 	}
-	ls->used = p->keep | p->add;
+	if (!reload_udp_commit(srv, &p->udp) && !tcp)
+		return;
 	if (srv->cfg.port_file) {
 		int r = listeners_write_port_file(ls, srv->cfg.port_file, rl.port_sf);
 		if (r)
@@ -359,13 +370,17 @@ static int prepare(struct server *srv, struct live *cur, struct live *nl, struct
 	}
 	if ((r = plan_listeners(srv, nl, p, err, errlen)))
 		return r;
-	if ((r = move_metrics(srv, &cur->cfg, &nl->cfg, err, errlen)))
+	if ((r = reload_udp_plan(srv, cur, nl, &p->udp, err, errlen)))
 		goto undo_listeners;
+	if ((r = move_metrics(srv, &cur->cfg, &nl->cfg, err, errlen)))
+		goto undo_udp;
 	if ((r = switch_trace(&cur->cfg, &nl->cfg, err, errlen)))
 		goto undo_metrics;
 	return 0;
 undo_metrics:
 	move_metrics(srv, &nl->cfg, &cur->cfg, why, sizeof(why));
+undo_udp:
+	reload_udp_undo(nl, srv->n_workers);
 undo_listeners:
 	close_added(nl, srv->n_workers);
 	return r;

@@ -73,8 +73,9 @@ void report_sum(struct server *srv, struct stats_sum *sum, uint64_t *active)
 /* The counters of one sum as JSON members (no braces). */
 static void counters_json(struct sbuf *out, const struct stats_sum *s, const char *indent)
 {
-	sbuf_printf(out, "%s\"connections_active\": %llu", indent,
-		    (unsigned long long)active_of(s));
+	sbuf_printf(out, "%s\"connections_active\": %llu,\n%s\"proxy_headers_waiting\": %llu",
+		    indent, (unsigned long long)active_of(s), indent,
+		    (unsigned long long)s->headers_waiting);
 #define X(f, p, h) sbuf_printf(out, ",\n%s\"" p "\": %llu", indent, (unsigned long long)s->f);
 	STATS_COUNTERS(X)
 #undef X

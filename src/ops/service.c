@@ -55,9 +55,13 @@ static void status_text(struct server *srv, char *buf, size_t len)
 			 (unsigned long long)active, active == 1 ? "" : "s",
 			 (unsigned long long)sum.accepted, srv->engine->name, srv->n_workers,
 			 srv->n_workers == 1 ? "" : "s");
-	else
+	else if (!sum.headers_waiting)
 		snprintf(buf, len, "Draining: %llu connection%s left", (unsigned long long)active,
 			 active == 1 ? "" : "s");
+	else	/* the drain waits for them too (worker_done()) */
+		snprintf(buf, len, "Draining: %llu connection%s left, %llu PROXY header%s waiting",
+			 (unsigned long long)active, active == 1 ? "" : "s",
+			 (unsigned long long)sum.headers_waiting, sum.headers_waiting == 1 ? "" : "s");
 }
 
 void service_ready(struct server *srv)

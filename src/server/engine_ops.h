@@ -37,11 +37,22 @@ struct engine_ops {
 	/* Serve c, just admitted on its plain descriptor c->fd (accepted by
 	 * this worker or handed to it by another, worker_accepted()). */
 	void (*adopt)(struct worker *w, struct conn *c);
+	/* Optional: adopt c, whose first n bytes were read by the worker
+	 * (with a PROXY header; at most a few KiB) and are to be echoed
+	 * before anything the socket still holds.  The engine copies them.
+	 * Without it the worker sends them itself, then calls adopt. */
+	void (*adopt_with)(struct worker *w, struct conn *c, const uint8_t *data, uint32_t n);
 	/* Begin closing c (worker_closing() first); the engine calls
 	 * worker_closed() once nothing can refer to the slot any more. */
 	void (*close)(struct worker *w, struct conn *c, enum close_reason why);
 	/* Pause or resume accepting (descriptor exhaustion). */
 	void (*set_accepting)(struct worker *w, bool on);
+	/* A reload changed this worker's UDP sockets (worker_live.c): serve
+	 * fd in slot of its row (udp_listener.h), or with fd -1 stop serving
+	 * slot and close its socket.  0, or -errno with fd closed.  The
+	 * engine watches the worker's UDP set from then on, also when this
+	 * is the worker's first UDP socket. */
+	int (*udp_socket)(struct worker *w, unsigned slot, int fd);
 	/* Draining: stop accepting for good; the worker then closes its
 	 * listening sockets. */
 	void (*stop_accepting)(struct worker *w);

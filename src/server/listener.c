@@ -420,6 +420,8 @@ int listeners_write_port_file(const struct listeners *ls, const char *path, stru
 	}
 	/* UDP addresses follow, marked "udp:" (docs/udp.md). */
 	for (unsigned a = 0; a < ls->udp.n_addr; a++) {
+		if (!(ls->udp.used & (1u << a)))
+			continue;
 		memcpy(text + n, "udp:", 4);
 		addr_format((const struct sockaddr *)&ls->udp.bound[a], text + n + 4, ADDR_TEXT_MAX);
 		n += strlen(text + n);

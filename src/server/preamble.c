@@ -11,10 +11,9 @@
 
 #include "core/util.h"
 
-#define PEEK_BYTES 2048
-/* The longest header is 16 + 65535 bytes: this many peeks of PEEK_BYTES
- * read it whole, so one call never loops without bound. */
-#define PEEK_ROUNDS (PROXY_V2_MAX / PEEK_BYTES + 2)
+/* The longest header is 16 + 65535 bytes: this many reads of the
+ * scratch buffer take it whole, so one call never loops without bound. */
+#define READ_ROUNDS (PROXY_V2_MAX / PREAMBLE_READ_MIN + 2)
 #define READY_BATCH 32
 #define READY_ROUNDS 8
 
@@ -56,14 +55,17 @@ void preamble_set_fini(struct preamble_set *s)
 	s->epfd = -1;
 }
 
-/* Peek, feed the parser, and take from the socket exactly what it took.
- * Leaves e->state as what the header has become. */
-static void pump(struct preamble *e)
+/* Read, feed the parser, and keep what came after the header in the
+ * set's scratch buffer (e->extra) for done() to echo.  One recv() per
+ * header in the usual case: a balancer's header arrives alone, in one
+ * segment, and a peek-then-take would read it twice. */
+static void pump(struct preamble_set *s, struct preamble *e, size_t len)
 {
-	uint8_t buf[PEEK_BYTES];
-
-	for (int round = 0; round < PEEK_ROUNDS; round++) {
-		ssize_t n = recv(e->fd, buf, sizeof(buf), MSG_PEEK);
+	for (int round = 0; round < READ_ROUNDS; round++) {
+		/* MSG_DONTWAIT: io_uring's accept hands over a blocking
+		 * socket, and a balancer that sends nothing (accepted after
+		 * TCP_DEFER_ACCEPT runs out) must not stop the worker. */
+		ssize_t n = recv(e->fd, s->scratch, len, MSG_DONTWAIT);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0) {
@@ -71,23 +73,20 @@ static void pump(struct preamble *e)
 			return;
 		}
 		size_t used;
-		enum proxy_result r = proxy_feed(&e->parser, buf, (size_t)n, &used);
-		/* The peeked bytes are queued, so this takes exactly `used`. */
-		if (used && recv(e->fd, buf, used, 0) != (ssize_t)used) {
-			e->state = PRE_GONE;
-			return;
-		}
+		enum proxy_result r = proxy_feed(&e->parser, s->scratch, (size_t)n, &used);
 		if (r != PROXY_MORE) {
 			e->state = r == PROXY_DONE ? PRE_DONE : PRE_BAD;
+			e->extra = s->scratch + used;
+			e->n_extra = r == PROXY_DONE ? (uint32_t)((size_t)n - used) : 0;
 			return;
 		}
-		if ((size_t)n < sizeof(buf))
+		if ((size_t)n < len)
 			return;
 	}
 }
 
 struct preamble *preamble_add(struct preamble_set *s, int fd, const struct sockaddr *via,
-			      uint64_t now, uint64_t deadline, int *err)
+			      uint64_t now, uint64_t deadline, uint32_t read_max, int *err)
 {
 	struct preamble *e = calloc(1, sizeof(*e));
 
@@ -102,7 +101,7 @@ struct preamble *preamble_add(struct preamble_set *s, int fd, const struct socka
 	memcpy(&e->via, via, via->sa_family == AF_INET ? sizeof(struct sockaddr_in)
 						      : sizeof(struct sockaddr_in6));
 	proxy_init(&e->parser);
-	pump(e);	/* a balancer usually sends the header with its SYN's ACK */
+	pump(s, e, read_max);	/* a balancer usually sends the header with its SYN's ACK */
 	if (e->state != PRE_WAIT)
 		return e;
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = e };
@@ -136,20 +135,22 @@ static void take(struct preamble_set *s, struct preamble *e)
 	s->n--;
 }
 
-void preamble_ready(struct preamble_set *s, void (*done)(struct preamble *e, void *arg),
-		    void *arg)
+void preamble_ready(struct preamble_set *s, uint32_t read_max,
+		    void (*done)(struct preamble *e, void *arg), void *arg)
 {
 	struct epoll_event ev[READY_BATCH];
 
+	s->more = false;
 	if (s->epfd < 0)
 		return;
 	/* Until epoll has nothing more, so an engine that polls epfd for an
-	 * edge (io_uring) never misses one; bounded for fairness. */
+	 * edge (io_uring) never misses one; bounded for fairness, and what
+	 * the bound leaves is for the next turn of the loop (s->more). */
 	for (int round = 0; round < READY_ROUNDS && s->n; round++) {
 		int n = epoll_wait(s->epfd, ev, READY_BATCH, 0);
 		for (int i = 0; i < n; i++) {
 			struct preamble *e = ev[i].data.ptr;
-			pump(e);
+			pump(s, e, read_max);
 			if (e->state == PRE_WAIT)
 				continue;
 			take(s, e);
@@ -158,6 +159,7 @@ void preamble_ready(struct preamble_set *s, void (*done)(struct preamble *e, voi
 		if (n < READY_BATCH)
 			return;
 	}
+	s->more = s->n > 0;
 }
 
 struct preamble *preamble_expired(struct preamble_set *s, uint64_t now)

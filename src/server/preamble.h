@@ -11,12 +11,14 @@
  * The set reads with plain non-blocking recv() from the worker's own
  * thread: its sockets sit in one epoll descriptor (epfd) which each engine
  * watches like any other descriptor and, when it is readable, calls
- * worker_preamble_ready().  Each read first peeks, gives the parser what it
- * saw and then takes from the socket exactly the bytes the parser took, so
- * not one byte after the header leaves the socket: what the client sent
- * with or after it is read by the engine from the socket as if it had just
- * arrived, in every engine alike (sockmap included, which then moves it in
- * the kernel), and no engine needs a "bytes already read" path.
+ * worker_preamble_ready().  Each read takes what the socket has, up to a
+ * scratch buffer's worth, and gives it to the parser: one system call for
+ * a header that arrives alone, as a balancer's does.  What the client sent
+ * in the same read after the header (at most the scratch buffer or the
+ * connection's --conn-buffer, less the header) is left in the scratch
+ * buffer, named by e->extra, and the worker echoes it before the engine
+ * takes the socket (worker.c), so every engine starts from a socket whose
+ * next byte is the next one to echo.
  *
  * Every entry has one deadline (the accept time plus --proxy-timeout, or
  * the idle timeout if shorter) and they are kept in deadline order (arrival
@@ -46,12 +48,25 @@ struct preamble {
 	uint64_t deadline;		/* ns */
 	struct sockaddr_storage via;	/* the balancer: the connection's peer */
 	struct proxy_parser parser;
+	/* After PRE_DONE: client bytes read with the header's end; they
+	 * point into the set's scratch buffer and are valid only in done()
+	 * (or right after preamble_add() returned the entry). */
+	const uint8_t *extra;
+	uint32_t n_extra;
 };
+
+#define PREAMBLE_SCRATCH 2048
+#define PREAMBLE_READ_MIN 1024	/* the smallest read_max: --conn-buffer's minimum */
 
 struct preamble_set {
 	int epfd;		/* -1: no proxy listener, the set is unused */
 	struct preamble head;	/* sentinel: head.next has the earliest deadline */
 	unsigned n;
+	/* preamble_ready() stopped at its bound with epoll still full: call
+	 * it again at once.  An engine that polls epfd for an edge (io_uring's
+	 * multishot poll) gets no second wake-up for what is still ready. */
+	bool more;
+	uint8_t scratch[PREAMBLE_SCRATCH];	/* each read lands here */
 };
 
 /* on: this worker has proxy listeners (else epfd stays -1).  0 or -errno. */
@@ -62,15 +77,19 @@ void preamble_set_fini(struct preamble_set *s);
 /* Wait for fd's header, from peer via, until deadline.  Reads what is
  * there already; if that completes the header (or refuses it) the entry is
  * returned at once, already off the set, else NULL and the set has it.
- * On error (-errno in *err, no memory) fd is left to the caller. */
+ * On error (-errno in *err, no memory) fd is left to the caller.
+ * read_max (PREAMBLE_READ_MIN to PREAMBLE_SCRATCH) bounds each read here
+ * and in preamble_ready(), so that what comes with a header's end is never
+ * more than the --conn-buffer of the connection it becomes. */
 struct preamble *preamble_add(struct preamble_set *s, int fd, const struct sockaddr *via,
-			      uint64_t now, uint64_t deadline, int *err);
+			      uint64_t now, uint64_t deadline, uint32_t read_max, int *err);
 
 /* Read the sockets epoll says are readable; each entry whose state is no
  * longer PRE_WAIT is taken off the set and given to done(), which owns it
- * and its fd from then on (done may not touch the set). */
-void preamble_ready(struct preamble_set *s, void (*done)(struct preamble *e, void *arg),
-		    void *arg);
+ * and its fd from then on (done may not touch the set).  Bounded: s->more
+ * says whether it left some unread. */
+void preamble_ready(struct preamble_set *s, uint32_t read_max,
+		    void (*done)(struct preamble *e, void *arg), void *arg);
 
 /* The first entry (earliest deadline) if that is past (taken off the set), else NULL. */
 struct preamble *preamble_expired(struct preamble_set *s, uint64_t now);

@@ -48,6 +48,11 @@ struct live {
 	struct sockaddr_storage bound[CONFIG_MAX_LISTEN];
 	int *added;		/* [worker * CONFIG_MAX_LISTEN + a]: the socket of a slot
 				 * this generation bound, for that worker to take; else -1 */
+	/* The same for the UDP sockets (udp_listener.h's slots), and the
+	 * addresses the loop check guards (engine/udp.c). */
+	uint32_t udp_slots, udp_fresh;
+	struct sockaddr_storage udp_bound[CONFIG_MAX_LISTEN];
+	int *udp_added;
 };
 
 struct server {

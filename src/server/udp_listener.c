@@ -24,6 +24,38 @@ bool udp_passed_is_datagram(int fd)
 	return sd_is_socket(fd, AF_UNSPEC, SOCK_DGRAM, -1) > 0;
 }
 
+/* What a fresh socket of family has for opt: "off" again is the kernel's
+ * default (net.ipv4.ip_no_pmtu_disc may make that IP_PMTUDISC_DONT), not a
+ * value of ours. */
+static int kernel_default(int family, int level, int opt, int fallback)
+{
+	int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0), v = fallback;
+	socklen_t len = sizeof(v);
+
+	if (fd >= 0) {
+		if (getsockopt(fd, level, opt, &v, &len))
+			v = fallback;
+		close(fd);
+	}
+	return v;
+}
+
+int udp_listener_set_df(int fd, int family, bool on)
+{
+	int v6 = on ? IPV6_PMTUDISC_DO
+		    : kernel_default(AF_INET6, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_WANT);
+	int v4 = on ? IP_PMTUDISC_DO
+		    : kernel_default(family, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_WANT);
+	int r;
+
+	if (family == AF_INET6 &&
+	    ((r = set_int(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, v6)) ||
+	     (r = set_int(fd, IPPROTO_IPV6, IPV6_DONTFRAG, on))))
+		return r;
+	r = set_int(fd, IPPROTO_IP, IP_MTU_DISCOVER, v4);
+	return family == AF_INET ? r : 0;	/* on IPv6, only for its IPv4 peers */
+}
+
 /* Ancillary data and the Don't Fragment choice, for bound and passed
  * sockets alike.  IP_PKTINFO on an IPv6 socket covers the IPv4 peers of a
  * dual-stack one; a kernel that refuses it still gives IPV6_PKTINFO with a
@@ -36,16 +68,10 @@ static int set_options(int fd, int family, const struct config *cfg)
 		if ((r = set_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)))
 			return r;
 		set_int(fd, IPPROTO_IP, IP_PKTINFO, 1);
-		if (cfg->udp_df &&
-		    ((r = set_int(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO)) ||
-		     (r = set_int(fd, IPPROTO_IPV6, IPV6_DONTFRAG, 1))))
-			return r;
 	} else if ((r = set_int(fd, IPPROTO_IP, IP_PKTINFO, 1))) {
 		return r;
 	}
-	if (cfg->udp_df)
-		set_int(fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO);	/* IPv4 peers */
-	return 0;
+	return cfg->udp_df ? udp_listener_set_df(fd, family, true) : 0;
 }
 
 /* One socket; the first of an address binds without SO_REUSEPORT, so that
@@ -78,40 +104,67 @@ fail:
 	return r;
 }
 
-static int bind_addr(struct udp_listeners *u, const struct config *cfg, unsigned a,
-		     struct sockaddr_storage ss, socklen_t len)
+/* One address for every worker into fds[w * stride]; the first socket
+ * decides the port when 0 was asked for.  Nothing is left open on a
+ * failure. */
+static int bind_addr(unsigned n_workers, const struct config *cfg, struct sockaddr_storage ss,
+		     socklen_t len, int *fds, unsigned stride, struct sockaddr_storage *bound)
 {
 	int r;
 
-	for (unsigned w = 0; w < u->n_workers; w++) {
-		if ((r = bind_one(&ss, len, w == 0, u->n_workers > 1, cfg, &u->fds[w * u->n_addr + a])))
+	for (unsigned w = 0; w < n_workers; w++) {
+		if ((r = bind_one(&ss, len, w == 0, n_workers > 1, cfg, &fds[w * stride]))) {
+			while (w--) {
+				close(fds[w * stride]);
+				fds[w * stride] = -1;
+			}
 			return r;
+		}
 		if (w == 0) {
-			socklen_t blen = sizeof(u->bound[a]);
-			getsockname(u->fds[a], (struct sockaddr *)&u->bound[a], &blen);
-			ss = u->bound[a];	/* the port 0 chose, for the others */
+			socklen_t blen = sizeof(*bound);
+			getsockname(fds[0], (struct sockaddr *)bound, &blen);
+			ss = *bound;	/* the port 0 chose, for the others */
 		}
 	}
 	return 0;
 }
 
 /* [::]:PORT falls back to 0.0.0.0:PORT where IPv6 is off, as TCP does. */
-static int open_addr(struct udp_listeners *u, const struct config *cfg, unsigned a)
+static int open_addr(unsigned n_workers, const struct config *cfg, const struct listen_addr *l,
+		     int *fds, unsigned stride, struct sockaddr_storage *bound)
 {
-	const struct listen_addr *l = &cfg->udp_listen[a];
 	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&l->ss;
-	int r = bind_addr(u, cfg, a, l->ss, l->len);
+	int r = bind_addr(n_workers, cfg, l->ss, l->len, fds, stride, bound);
 
 	if (!(r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL) || a6->sin6_family != AF_INET6 ||
 	    !IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr))
 		return r;
 	log_notice("IPv6 is not available here (%s); UDP on IPv4 0.0.0.0 only", strerror(-r));
-	udp_listeners_close_row(u, 0);
 	struct sockaddr_storage ss = { 0 };
 	struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
 	a4->sin_family = AF_INET;
 	a4->sin_port = a6->sin6_port;
-	return bind_addr(u, cfg, a, ss, sizeof(*a4));
+	return bind_addr(n_workers, cfg, ss, sizeof(*a4), fds, stride, bound);
+}
+
+static void bind_error(char *err, size_t errlen, const struct listen_addr *l, int r)
+{
+	char text[ADDR_TEXT_MAX];
+
+	addr_format((const struct sockaddr *)&l->ss, text, sizeof(text));
+	preflight_listen_error(err, errlen, true, text,
+			       ntohs(((const struct sockaddr_in *)&l->ss)->sin_port), r);
+}
+
+int udp_listeners_bind(const struct udp_listeners *u, const struct config *cfg,
+		       const struct listen_addr *want, int *fds, unsigned stride,
+		       struct sockaddr_storage *bound, char *err, size_t errlen)
+{
+	int r = open_addr(u->n_workers, cfg, want, fds, stride, bound);
+
+	if (r)
+		bind_error(err, errlen, want, r);
+	return r;
 }
 
 static int alloc_fds(struct udp_listeners *u, unsigned n_addr, unsigned n_workers)
@@ -143,6 +196,7 @@ static int adopt(struct udp_listeners *u, const struct config *cfg, int passed, 
 	if ((r = alloc_fds(u, n, cfg->workers)))
 		return r;
 	u->activated = true;
+	u->used = (1u << n) - 1;
 	for (int i = 0, a = 0; i < passed; i++) {
 		int fd = SD_LISTEN_FDS_START + i;
 		socklen_t blen = sizeof(u->bound[a]);
@@ -184,17 +238,18 @@ int udp_listeners_open(struct udp_listeners *u, const struct config *cfg, int pa
 		}
 		return r;
 	}
-	if ((r = alloc_fds(u, cfg->n_udp_listen, cfg->workers)))
+	/* Every slot a reload may fill, so a row never moves (udp_listener.h). */
+	if ((r = alloc_fds(u, CONFIG_MAX_LISTEN, cfg->workers)))
 		return r;
-	for (unsigned a = 0; a < u->n_addr; a++) {
-		if ((r = open_addr(u, cfg, a))) {
-			char text[ADDR_TEXT_MAX];
-			addr_format((const struct sockaddr *)&cfg->udp_listen[a].ss, text, sizeof(text));
-			preflight_listen_error(err, errlen, true, text,
-					       ntohs(((struct sockaddr_in *)&cfg->udp_listen[a].ss)->sin_port), r);
+	for (unsigned a = 0; a < cfg->n_udp_listen; a++) {
+		if ((r = open_addr(u->n_workers, cfg, &cfg->udp_listen[a], &u->fds[a], u->n_addr,
+				   &u->bound[a]))) {
+			bind_error(err, errlen, &cfg->udp_listen[a], r);
 			udp_listeners_free(u);
 			return r;
 		}
+		u->used |= 1u << a;
+		u->asked[a] = cfg->udp_listen[a];
 	}
 	return 0;
 }
@@ -221,13 +276,15 @@ void udp_listeners_free(struct udp_listeners *u)
 	u->fds = NULL;
 }
 
-unsigned udp_listeners_ports(const struct udp_listeners *u, uint16_t *ports, unsigned max)
+unsigned udp_listeners_ports(const struct sockaddr_storage *bound, uint32_t slots,
+			     uint16_t *ports, unsigned max)
 {
 	unsigned n = 0;
 
-	for (unsigned a = 0; a < u->n_addr && n < max; a++) {
-		const struct sockaddr_in *s = (const struct sockaddr_in *)&u->bound[a];	/* same in in6 */
-		ports[n++] = ntohs(s->sin_port);
+	for (unsigned a = 0; a < CONFIG_MAX_LISTEN && n < max; a++) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)&bound[a];	/* same in in6 */
+		if (slots & (1u << a))
+			ports[n++] = ntohs(s->sin_port);
 	}
 	return n;
 }

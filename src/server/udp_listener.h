@@ -20,8 +20,13 @@
 
 struct udp_listeners {
 	int *fds;		/* fds[worker * n_addr + addr]; -1: none */
-	unsigned n_addr, n_workers;
+	unsigned n_addr, n_workers;	/* n_addr: CONFIG_MAX_LISTEN unless activated */
 	bool activated;		/* the sockets came from systemd (worker 0's row only) */
+	/* The main thread's view (a worker learns of a change through
+	 * server.live): which slots serve, what each was asked for (a reload
+	 * keeps a slot whose address is still configured) and is bound to. */
+	uint32_t used;
+	struct listen_addr asked[CONFIG_MAX_LISTEN];
 	struct sockaddr_storage bound[CONFIG_MAX_LISTEN];
 };
 
@@ -36,11 +41,25 @@ static inline int *udp_listener_row(struct udp_listeners *u, unsigned worker)
 	return &u->fds[worker * u->n_addr];
 }
 
+/* Bind want for every worker, into fds[worker * stride], its address into
+ * bound ([::] falls back to 0.0.0.0 as at start); for a reload, which hands
+ * the sockets to the workers.  0, or -errno with a message in err and
+ * nothing left open. */
+int udp_listeners_bind(const struct udp_listeners *u, const struct config *cfg,
+		       const struct listen_addr *want, int *fds, unsigned stride,
+		       struct sockaddr_storage *bound, char *err, size_t errlen);
+
+/* --udp-df on (or off again on) a socket already serving; family is its
+ * bound one.  0 or -errno. */
+int udp_listener_set_df(int fd, int family, bool on);
+
 void udp_listeners_close_row(struct udp_listeners *u, unsigned worker);
 void udp_listeners_free(struct udp_listeners *u);
 
-/* The ports served on UDP (for the loop check); returns how many. */
-unsigned udp_listeners_ports(const struct udp_listeners *u, uint16_t *ports, unsigned max);
+/* The ports of the slots in `slots` of bound (for the loop check); returns
+ * how many. */
+unsigned udp_listeners_ports(const struct sockaddr_storage *bound, uint32_t slots,
+			     uint16_t *ports, unsigned max);
 
 /* True for a descriptor systemd passed that is a datagram socket (left to
  * the UDP listeners by the stream ones). */

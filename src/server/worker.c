@@ -56,6 +56,7 @@ void worker_destroy(struct worker *w)
 	worker_query_fini(&w->query);
 	handoff_fini(&w->handoff);
 	preamble_set_fini(&w->pre);
+	atomic_store_explicit(&w->stats.headers_waiting, 0, memory_order_relaxed);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
 	w->wake_fd = -1;
@@ -256,7 +257,8 @@ static struct conn *admit(struct worker *w, int fd, const struct sockaddr *sa,
 					     w->cfg->max_conns_per_ip, &counted);
 	if (pre && (why == ADMIT_ACL || why == ADMIT_MAX_CONNS))
 		limits_unreserve(&w->srv->limits);
-	if (why != ADMIT_OK || trace_on(TR_CONN | TR_ERROR))
+	/* Only for what will be printed: formatting costs every accept. */
+	if (why != ADMIT_OK || trace_on(TR_CONN))
 		addr_format(sa, text, sizeof(text));
 	if (why != ADMIT_OK) {
 		reject(w, why, &ip, port, text);
@@ -266,6 +268,7 @@ static struct conn *admit(struct worker *w, int fd, const struct sockaddr *sa,
 	if (!c) {
 		limits_release_with(&w->srv->limits, &ip, counted);
 		STAT_ADD(&w->stats, errors, 1);
+		addr_format(sa, text, sizeof(text));
 		TRACE(TR_ERROR, "worker %u: no memory for a connection from %s", w->id, text);
 		return NULL;
 	}
@@ -418,6 +421,50 @@ static void proxy_refuse(struct worker *w, int fd, const struct sockaddr *via,
 		w->accept_resume = w->now;	/* a descriptor is free: try again */
 }
 
+/* The client bytes read with the end of its header (preamble.h), for an
+ * engine without adopt_with: echoed now, before the engine takes the
+ * socket, so they go out ahead of all that follows.  They are at most
+ * PREAMBLE_SCRATCH bytes and never more than --conn-buffer (header_read_max()),
+ * on a socket that has sent nothing yet, and a send buffer is never
+ * smaller than about 4.5 KiB, so they fit whole; only a host out of TCP
+ * memory (or a peer that reset meanwhile) refuses them, and then the
+ * connection is cut with a reset, so the client sees an error, never a
+ * silent gap. */
+static bool echo_extra(struct worker *w, struct conn *c, const struct preamble *e)
+{
+	if (!e->n_extra)
+		return true;
+	worker_recv(w, c, e->n_extra);
+	ssize_t n = send(c->fd, e->extra, e->n_extra, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n > 0)
+		worker_sent(w, c, (uint32_t)n);
+	if (n == (ssize_t)e->n_extra)
+		return true;
+	bool reset = n < 0 && (errno == ECONNRESET || errno == EPIPE);
+	if (!reset)
+		TRACE(TR_ERROR, "worker %u: conn=%llx: the %u bytes sent with the PROXY header "
+		      "could not be echoed: %s", w->id, (unsigned long long)conn_id(c), e->n_extra,
+		      n < 0 ? strerror(errno) : "the send buffer took part");
+	worker_closing(w, c, reset ? CLOSE_RESET : CLOSE_ERROR);
+	worker_reject_close(c->fd);
+	worker_closed(w, c);
+	return false;
+}
+
+/* Hand an admitted PROXY connection to the engine, the bytes read with its
+ * header first. */
+static void start_echo(struct worker *w, struct conn *c, const struct preamble *e)
+{
+	const struct engine_ops *eng = w->srv->engine;
+
+	if (e->n_extra && eng->adopt_with) {
+		worker_recv(w, c, e->n_extra);
+		eng->adopt_with(w, c, e->extra, e->n_extra);
+	} else if (echo_extra(w, c, e)) {
+		eng->adopt(w, c);
+	}
+}
+
 /* The header is complete or refused: admit the client, or close. */
 static void proxy_finished(struct preamble *e, void *arg)
 {
@@ -442,7 +489,7 @@ static void proxy_finished(struct preamble *e, void *arg)
 			STAT_ADD(&w->stats, proxied, 1);
 		const struct sockaddr *sa = (const struct sockaddr *)(h->local ? &e->via : &h->src);
 		if ((c = admit(w, e->fd, sa, e)))
-			w->srv->engine->adopt(w, c);
+			start_echo(w, c, e);
 		else
 			worker_reject_close(e->fd);
 	}
@@ -458,6 +505,20 @@ static bool proxy_trusted(const struct config *cfg, const struct sockaddr *sa)
 		if (cidr_match(&cfg->proxy_from[i], &ip))
 			return true;
 	return false;
+}
+
+/* The most one read of a header takes: what comes with its end is held
+ * (io_uring) or sent at once, within the bound of the connection it
+ * becomes, under the configuration in force. */
+static uint32_t header_read_max(const struct config *cfg)
+{
+	return MIN(PREAMBLE_SCRATCH, cfg->conn_buffer);
+}
+
+/* The set changed size: publish it for stats and the metrics. */
+static void headers_waiting(struct worker *w)
+{
+	atomic_store_explicit(&w->stats.headers_waiting, w->pre.n, memory_order_relaxed);
 }
 
 /* Accepted on a proxy listener: only from a trusted balancer, and it takes
@@ -483,9 +544,13 @@ static void proxy_accepted(struct worker *w, int fd, const struct sockaddr *sa)
 		worker_reject_close(fd);
 		return;
 	}
-	if (w->idle_ns)
-		wait = MIN(wait, w->idle_ns);
-	struct preamble *e = preamble_add(&w->pre, fd, sa, w->now, w->now + wait, &err);
+	/* From the configuration, not w->idle_ns: an engine that keeps its
+	 * own idle deadlines (sockmap) leaves that at 0. */
+	if (cfg->idle_timeout)
+		wait = MIN(wait, (uint64_t)cfg->idle_timeout * NSEC_PER_SEC);
+	struct preamble *e = preamble_add(&w->pre, fd, sa, w->now, w->now + wait,
+					  header_read_max(cfg), &err);
+	headers_waiting(w);
 	if (e) {
 		proxy_finished(e, w);
 	} else if (err) {
@@ -498,7 +563,8 @@ static void proxy_accepted(struct worker *w, int fd, const struct sockaddr *sa)
 
 void worker_preamble_ready(struct worker *w)
 {
-	preamble_ready(&w->pre, proxy_finished, w);
+	preamble_ready(&w->pre, header_read_max(w->cfg), proxy_finished, w);
+	headers_waiting(w);
 }
 
 /* Headers past their deadline; at the end of a drain, every one. */
@@ -512,6 +578,7 @@ static void proxy_expire(struct worker *w, uint64_t until)
 			     e->accepted, "not complete in time");
 		preamble_free(e);
 	}
+	headers_waiting(w);
 }
 
 static void serve(struct worker *w, int fd, const struct sockaddr *sa)
@@ -621,6 +688,8 @@ int worker_timeout_ms(const struct worker *w)
 		next = MIN(next, atomic_load(&w->srv->drain_deadline));
 	if (reject_log_pending(&w->rlog))
 		next = MIN(next, w->rlog.last + REJECT_LOG_NS);
+	if (w->pre.more)
+		next = w->now;		/* headers left ready by the last batch */
 	if (next == UINT64_MAX)
 		return -1;
 	if (next <= w->now)
@@ -646,6 +715,8 @@ void worker_tick(struct worker *w)
 		worker_take_live(w, l);
 	while (w->idle_ns && (old = idle_oldest(&w->idle)) && old->last_rx + w->idle_ns <= w->now)
 		e->close(w, (struct conn *)old, CLOSE_IDLE);
+	if (w->pre.more)
+		worker_preamble_ready(w);
 	if (w->pre.n)
 		proxy_expire(w, w->now);
 	if (w->accept_resume && w->accept_resume <= w->now && !w->draining) {

@@ -11,13 +11,17 @@
  * engine has for pausing on descriptor exhaustion: off, close the sockets
  * of removed slots, take the added ones, on again.  So no engine needs to
  * know about reloads, and io_uring's multishot accepts are cancelled and
- * armed again the way a pause does it. */
+ * armed again the way a pause does it.  UDP sockets have no such pause:
+ * each one added or removed goes through the engine's udp_socket(), which
+ * keeps the worker's UDP set (engine/udp.h) and watches it. */
 #include "server/worker.h"
 
+#include <string.h>
 #include <unistd.h>
 
 #include "core/util.h"
 #include "server/listener.h"
+#include "server/udp_listener.h"
 
 static void touch_all(struct conn *c, void *arg)
 {
@@ -63,6 +67,41 @@ static void take_listeners(struct worker *w, const struct live *old, const struc
 		e->set_accepting(w, true);
 }
 
+/* UDP slots, the same way: the removed and replaced ones stop, the added
+ * ones start; --udp-df follows on the sockets that stay. */
+static void take_udp(struct worker *w, const struct live *old, const struct live *l)
+{
+	const struct engine_ops *e = w->srv->engine;
+	struct udp_listeners *u = &w->srv->ls.udp;
+	int *row = udp_listener_row(u, w->id);
+	uint32_t change = (old->udp_slots & ~l->udp_slots) | l->udp_fresh;
+
+	for (unsigned a = 0; change && a < CONFIG_MAX_LISTEN; a++) {
+		int fd = l->udp_added ? l->udp_added[w->id * CONFIG_MAX_LISTEN + a] : -1;
+		int r;
+		if (!(change & (1u << a)))
+			continue;
+		if (row[a] >= 0)
+			e->udp_socket(w, a, -1);
+		if (fd < 0)
+			continue;
+		if (w->draining)
+			close(fd);	/* its row is closed already */
+		else if ((r = e->udp_socket(w, a, fd)))
+			TRACE(TR_ERROR, "worker %u: cannot serve the UDP socket a reload added: %s",
+			      w->id, strerror(-r));
+	}
+	if (old->cfg.udp_df == l->cfg.udp_df)
+		return;
+	for (unsigned a = 0; a < u->n_addr; a++) {	/* a row's width */
+		int r;
+		if (row[a] >= 0 && !(l->udp_fresh & (1u << a)) &&
+		    (r = udp_listener_set_df(row[a], l->udp_bound[a].ss_family, l->cfg.udp_df)))
+			TRACE(TR_ERROR, "worker %u: --udp-df on a UDP socket: %s", w->id,
+			      strerror(-r));
+	}
+}
+
 void worker_take_live(struct worker *w, const struct live *l)
 {
 	const struct live *old = w->live;
@@ -82,6 +121,7 @@ void worker_take_live(struct worker *w, const struct live *l)
 		w->idle_ns = idle_ns;
 	}
 	take_listeners(w, old, l);
+	take_udp(w, old, l);
 	TRACE(TR_INFO, "worker %u: configuration %llu in force", w->id,
 	      (unsigned long long)l->gen);
 	atomic_store_explicit(&w->live_gen, l->gen, memory_order_release);

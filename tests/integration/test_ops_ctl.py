@@ -27,8 +27,11 @@ def test_stats_counts_the_echo_path(start_server, engine, tmp_path):
         s.close()
     held = srv.connect()
     assert echo_roundtrip(held, b"x") == b"x"
-    j = wait_for(lambda: (lambda j: j if j["connections_closed_total"] == 3 else None)(stats(path)),
-                 what="three closes counted")
+    # Bytes are counted once their send returns, so the client may hold the
+    # held connection's "x" a moment before the count shows it.
+    j = wait_for(lambda: (lambda j: j if j["connections_closed_total"] == 3
+                          and j["bytes_sent_total"] >= 300001 else None)(stats(path)),
+                 what="three closes and every byte sent counted")
     assert j["engine"] == engine
     assert j["workers"] == 1 and len(j["per_worker"]) == 1
     assert j["connections_total"] == 4 and j["connections_active"] == 1
@@ -93,7 +96,10 @@ def test_trace_change_reaches_every_worker(start_server, engine, tmp_path):
     # Each worker traces exactly the connections it accepted.
     per_worker = [w["connections_total"] for w in stats(path)["per_worker"]]
     assert sum(per_worker) == 24
-    log = srv.stderr()
+    # The lines go through the log queue and its writer thread: they may
+    # reach stderr a moment after the echo.
+    log = wait_for(lambda: (lambda log: log.count("CONN accept conn=") >= 24 and log)(
+        srv.stderr()), what="24 accept lines")
     for w, n in enumerate(per_worker):
         assert len(re.findall(r"CONN accept conn=\S+ peer=\S+ worker=%d$" % w, log, re.M)) == n
     ctl(path, "trace", "none")

@@ -60,6 +60,10 @@ def test_stats_and_conns_are_tables_by_default(start_server, engine, tmp_path):
     srv = start_server("--ctl", str(path), engine=engine)
     s = srv.connect()
     assert echo_roundtrip(s, b"abcde") == b"abcde"
+    # Bytes are counted once their send returns, so the client may hold the
+    # echo a moment before the count shows it.
+    wait_for(lambda: json.loads(ctl(path, "stats", "--json").stdout)["bytes_sent_total"] == 5,
+             what="the echo's 5 bytes counted")
     out = ctl(path, "stats").stdout
     lines = out.splitlines()
     assert lines[0].startswith("echosrv ") and "engine %s" % engine in lines[0], out

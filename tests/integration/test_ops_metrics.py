@@ -167,8 +167,11 @@ def test_every_family_has_its_value_after_a_known_sequence(start_server, engine)
     r = srv.connect()
     assert echo_roundtrip(r, b"reset me") == b"reset me"
     _linger_reset(r)
-    wait_for(lambda: total(scrape(url)[2], "echosrv_connections_closed_total") == 6,
-             what="six served connections closed")
+    # A close is counted first; its reason, its duration and the per-address
+    # share given back follow: the share is the last.
+    wait_for(lambda: (lambda t: total(t, "echosrv_connections_closed_total") == 6
+                      and metric(t, "echosrv_per_ip_table_addresses") == 0)(scrape(url)[2]),
+             what="six served connections closed and given back")
     text = scrape(url)[2]
 
     closes = samples(text, "echosrv_closes_total")

@@ -13,7 +13,8 @@ import pytest
 
 from conftest import assert_echoes, connect_or_none, send_all_then_read, wait_for
 from ops_common import ctl, stats
-from test_proxy import HEADERS, SIG, closed_without_echo, conns, proxy_server, v1, v2
+from test_proxy import (HEADERS, SIG, all_taken_in, closed_without_echo, config_server, conns,
+                        proxy_server, v1, v2)
 
 SCALE = float(os.environ.get("ECHOSRV_TIMEOUT_SCALE", "1"))
 
@@ -151,13 +152,17 @@ def test_header_then_rst_many_times(start_server, tmp_path, engine):
     behind and the proxy listener keeps accepting.  (A peer that resets
     before the server looks at it may go uncounted: io_uring's accept gives
     no address, and getpeername() on a reset socket fails.)"""
-    srv = proxy_server(start_server, tmp_path, engine)
+    srv = proxy_server(start_server, tmp_path, engine, proxy_from="127.0.0.1/32")
     for i in range(50):
         s = srv.connect(srv.proxy_addr)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.sendall(HEADERS["v2-ipv4"][0][:10 + i % 20 * 2])
         s.close()
+    all_taken_in(srv)
     wait_for(lambda: stats(srv.ctl)["connections_active"] == 0, what="every one gone")
+    # The barrier is refused at its accept; a half header accepted before it
+    # may meet its reset only at a later turn of the loop.
+    wait_for(lambda: stats(srv.ctl)["proxy_headers_waiting"] == 0, what="no header waiting")
     ok = srv.connect(srv.proxy_addr)
     ok.sendall(HEADERS["v1-ipv4"][0])
     assert_echoes(ok, b"still accepting")
@@ -235,18 +240,14 @@ def test_reload_shorter_timeout_holds_new_waiters(start_server, tmp_path, engine
     """A reload that shortens --proxy-timeout bounds the connections that
     come after it by the new timeout, even while one accepted before it
     still waits under the old, longer one."""
-    conf, sock = tmp_path / "p.conf", tmp_path / "ctl"
     base = ["listen 127.0.0.1:0", "proxy-listen 127.0.0.1:0", "proxy-from 127.0.0.0/8",
             "trace error,conn", "drain-timeout 2"]
-    conf.write_text("\n".join(base + ["proxy-timeout 120"]) + "\n")
-    srv = start_server("--config", str(conf), "--ctl", str(sock), engine=engine,
-                       cli_defaults=False)
-    srv.ctl = sock
+    srv, write = config_server(start_server, tmp_path, engine, *base, "proxy-timeout 120")
     old = srv.connect(srv.addrs[1])
     old.sendall(b"PROXY ")
     time.sleep(0.2 * SCALE)	# let the server accept it under the old timeout
-    conf.write_text("\n".join(base + ["proxy-timeout 1"]) + "\n")
-    ctl(sock, "reload")
+    write(*base, "proxy-timeout 1")
+    ctl(srv.ctl, "reload")
     new = srv.connect(srv.addrs[1])
     new.sendall(b"PROXY ")
     assert closed_without_echo(new, timeout=20)	# 1 s, not the old one's 120
@@ -259,18 +260,14 @@ def test_reload_untrusting_a_waiting_balancer(start_server, tmp_path, engine):
     """Trust is decided at accept: a connection already waiting when a
     reload stops trusting its balancer finishes its header and is served;
     the next one from there is refused."""
-    conf, sock = tmp_path / "p.conf", tmp_path / "ctl"
     base = ["listen 127.0.0.1:0", "proxy-listen 127.0.0.1:0", "trace error,conn",
             "drain-timeout 2", "proxy-timeout 30"]
-    conf.write_text("\n".join(base + ["proxy-from 127.0.0.0/8"]) + "\n")
-    srv = start_server("--config", str(conf), "--ctl", str(sock), engine=engine,
-                       cli_defaults=False)
-    srv.ctl = sock
+    srv, write = config_server(start_server, tmp_path, engine, *base, "proxy-from 127.0.0.0/8")
     waiting = srv.connect(srv.addrs[1])
     waiting.sendall(b"PROXY TCP4 ")
     time.sleep(0.2 * SCALE)
-    conf.write_text("\n".join(base + ["proxy-from 198.18.0.0/15"]) + "\n")
-    ctl(sock, "reload")
+    write(*base, "proxy-from 198.18.0.0/15")
+    ctl(srv.ctl, "reload")
     waiting.sendall(b"192.0.2.7 198.51.100.1 1 7\r\n")
     assert_echoes(waiting, b"admitted as accepted")
     late = connect_or_none(srv.addrs[1])
@@ -351,13 +348,9 @@ def test_counters_add_up_after_a_mix(start_server, tmp_path, engine):
 def test_two_workers_pending_reload_and_counters(start_server, tmp_path, engine):
     """Two workers: half headers, whole ones and a reload while both wait;
     every connection ends up counted exactly once, across the workers."""
-    conf, sock = tmp_path / "p.conf", tmp_path / "ctl"
     base = ["listen 127.0.0.1:0", "proxy-listen 127.0.0.1:0", "proxy-from 127.0.0.0/8",
             "trace error,conn", "drain-timeout 2", "workers 2", "max-conns 30"]
-    conf.write_text("\n".join(base + ["proxy-timeout 2"]) + "\n")
-    srv = start_server("--config", str(conf), "--ctl", str(sock), engine=engine,
-                       cli_defaults=False)
-    srv.ctl = sock
+    srv, write = config_server(start_server, tmp_path, engine, *base, "proxy-timeout 2")
     half, whole = [], []
     for i in range(40):
         s = connect_or_none(srv.addrs[1])
@@ -373,8 +366,8 @@ def test_two_workers_pending_reload_and_counters(start_server, tmp_path, engine)
         except OSError:
             pass
         if i == 20:
-            conf.write_text("\n".join(base + ["proxy-timeout 1"]) + "\n")
-            ctl(sock, "reload")
+            write(*base, "proxy-timeout 1")
+            ctl(srv.ctl, "reload")
     for s, want in whole:
         s.settimeout(10)
         got = b""
@@ -391,7 +384,7 @@ def test_two_workers_pending_reload_and_counters(start_server, tmp_path, engine)
         assert closed_without_echo(s, timeout=20)
 
     def settled():
-        st = stats(sock)
+        st = stats(srv.ctl)
         r = st["rejected"]
         return st["proxy_connections_total"] + r["proxy_timeout"] + r["max_conns"] == 40 and st
     st = wait_for(settled, timeout=20, what="every connection counted once")

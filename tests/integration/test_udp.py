@@ -90,18 +90,26 @@ def spoof(src, sport, dst, dport, payload=b"x", raw=None):
 
 # --- echo ------------------------------------------------------------------
 
-def test_sizes_on_one_dual_stack_listener(start_server, tmp_path, engine):
-    srv = udp_server(start_server, tmp_path, engine)
+def echo_every_size(port):
+    """Each of SIZES over IPv4 and IPv6 to one dual-stack port: it comes
+    back whole, from the address and port it was sent to."""
     for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
         s = client(host, family=family)
         for n in SIZES:
             data = pattern(n, n)
-            s.sendto(data, (host, srv.uport))
+            s.sendto(data, (host, port))
             got, frm = s.recvfrom(70000)
             assert got == data, "%d bytes over %s" % (n, host)
-            assert frm[0] == host and frm[1] == srv.uport
+            assert frm[0] == host and frm[1] == port
         s.close()
-    c = counters(srv)
+
+
+def test_sizes_on_one_dual_stack_listener(start_server, tmp_path, engine):
+    srv = udp_server(start_server, tmp_path, engine)
+    echo_every_size(srv.uport)
+    # A reply is counted after its send returns: the client can hold the
+    # last one a moment before the count shows it.
+    c = wait_counter(srv, "udp_datagrams_sent_total", 2 * len(SIZES))
     assert c["udp_datagrams_received_total"] == c["udp_datagrams_sent_total"] == 2 * len(SIZES)
     assert c["udp_bytes_sent_total"] == 2 * sum(SIZES)
     assert sum(w["udp_datagrams_sent_total"] for w in c["per_worker"]) == 2 * len(SIZES)
@@ -129,7 +137,7 @@ def test_many_sources_every_datagram_checked(start_server, tmp_path, engine):
         assert got[i] == set(range(per)), "source %d: each datagram once" % i
         assert nothing_back(s, 0.05)
         s.close()
-    c = counters(srv)
+    c = wait_counter(srv, "udp_datagrams_sent_total", 40 * per)
     assert c["udp_datagrams_sent_total"] == 40 * per
     assert sum(w["udp_datagrams_sent_total"] for w in c["per_worker"]) == 40 * per
 
@@ -145,6 +153,18 @@ def test_ipv4_fallback_when_ipv6_is_missing(start_server, tmp_path, engine):
     s.sendto(b"v4 only", ("127.0.0.1", srv.uport))
     assert s.recvfrom(100)[0] == b"v4 only"
     srv.wait_log("UDP on IPv4 0.0.0.0 only")
+
+
+def test_ipv4_fallback_keeps_the_other_addresses(start_server, tmp_path, engine):
+    """The fallback of a second address leaves the first one's sockets open
+    (it closed the worker's whole row)."""
+    srv = udp_server(start_server, tmp_path, engine, "--udp-listen", "[::]:0",
+                     listen="127.0.0.1:0", wrapper=[os.path.join(BUILD, "helpers", "no_ipv6")])
+    assert [h for h, _ in srv.udp_addrs] == ["127.0.0.1", "0.0.0.0"]
+    s = client("127.0.0.2")
+    for _, port in srv.udp_addrs:
+        s.sendto(b"both", ("127.0.0.1", port))
+        assert s.recvfrom(100)[0] == b"both"
 
 
 def test_reply_from_the_address_it_was_sent_to(start_server, tmp_path, engine):
@@ -262,7 +282,7 @@ def test_rate_limit_per_source(start_server, tmp_path, engine):
         other.sendto(b"o%d" % i, ("127.0.0.1", srv.uport))
     assert sorted(other.recvfrom(10)[0] for _ in range(10)) == sorted(b"o%d" % i for i in range(10))
     assert rate <= got <= rate + rate * (last - t0) + 1, (got, last - t0)
-    c = counters(srv)
+    c = wait_counter(srv, "udp_datagrams_sent_total", got + 10)
     assert c["udp_dropped"]["rate"] > 0
     assert c["udp_datagrams_sent_total"] == got + 10
 
@@ -297,7 +317,7 @@ def replies(sock, port, n, payload=b"r"):
 def test_reload_changes_the_guard_in_place(start_server, tmp_path, engine):
     """A reload applies --udp-rate, --udp-max-size and the ACL to UDP at
     once, on the same sockets; what needs a restart (--udp-sources, the
-    sockets) is named and kept."""
+    rate table's size) is named and kept (test_reload_udp.py: the sockets)."""
     conf = tmp_path / "echosrv.conf"
     conf.write_text("udp-rate 0\n")
     srv = udp_server(start_server, tmp_path, engine, "--config", str(conf),
@@ -375,7 +395,7 @@ def test_broadcast_request_not_answered(netns, start_server, tmp_path, engine):
         return quiet, s.recvfrom(100)
     quiet, (data, frm) = netns.in_client(send)
     assert quiet and data == b"to one" and frm == (SERVER_IP, srv.uport)
-    c = counters(srv)
+    c = wait_counter(srv, "udp_datagrams_sent_total")
     assert c["udp_dropped"]["bad-source"] == 1 and c["udp_datagrams_sent_total"] == 1
 
 
@@ -424,8 +444,14 @@ def test_full_send_queue_drops_and_counts(netns, start_server, tmp_path, engine)
         return got
     assert netns.in_client(load) == b"tcp meanwhile"
     c = wait_counter(srv, "udp_dropped/send-full")
-    assert c["udp_datagrams_sent_total"] + c["udp_dropped"]["send-full"] == \
-        c["udp_datagrams_received_total"]
+
+    def settled():
+        # Received is counted before the send, the send's fate after it.
+        c = counters(srv)
+        fates = c["udp_datagrams_sent_total"] + c["udp_dropped"]["send-full"]
+        return fates == c["udp_datagrams_received_total"] and c
+    c = wait_for(settled, what="every datagram's reply sent or counted send-full")
+    assert c["udp_dropped"]["send-full"] >= 1 and c["udp_datagrams_sent_total"] >= 1
 
 
 # --- the bounded table -------------------------------------------------------

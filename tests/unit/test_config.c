@@ -191,19 +191,28 @@ static const struct finish_case finish_cases[] = {
 	{ { "-l", "127.0.0.1:7000", "-l", "[::1]:7000" }, NULL },
 };
 
+/* Each case as --listen, then as --udp-listen (the same rules, its own
+ * name in the message). */
 static void test_finish_listen_overlap(void **state)
 {
-	for (size_t i = 0; i < sizeof(finish_cases) / sizeof(finish_cases[0]); i++) {
-		const struct finish_case *c = &finish_cases[i];
-		struct config cfg;
-		char err[256] = "";
+	for (int udp = 0; udp < 2; udp++) {
+		for (size_t i = 0; i < sizeof(finish_cases) / sizeof(finish_cases[0]); i++) {
+			const struct finish_case *c = &finish_cases[i];
+			const char *args[6] = { 0 };
+			struct config cfg;
+			char err[256] = "";
 
-		assert_int_equal(run(c->args, &cfg, err, sizeof(err)), 0);
-		int r = config_finish(&cfg, err, sizeof(err));
-		if (!c->msg && r)
-			fail_msg("case %zu refused: %s", i, err);
-		if (c->msg && (r != -EINVAL || !strstr(err, c->msg) || !strstr(err, "--listen")))
-			fail_msg("case %zu: got %d '%s', want '%s'", i, r, err, c->msg);
+			for (size_t j = 0; j < 6 && c->args[j]; j++)
+				args[j] = udp && !strcmp(c->args[j], "-l") ? "--udp-listen" : c->args[j];
+			assert_int_equal(run(args, &cfg, err, sizeof(err)), 0);
+			int r = config_finish(&cfg, err, sizeof(err));
+			if (!c->msg && r)
+				fail_msg("case %zu (udp %d) refused: %s", i, udp, err);
+			if (c->msg && (r != -EINVAL || !strstr(err, c->msg) ||
+				       !strstr(err, udp ? "--udp-listen:" : "--listen:")))
+				fail_msg("case %zu (udp %d): got %d '%s', want '%s'", i, udp, r, err,
+					 c->msg);
+		}
 	}
 }
 

@@ -227,7 +227,9 @@ void sm_user_read(struct worker *w, struct conn *c)
 	struct smc *m = smc_of(w, c);
 
 	for (int i = 0; i < READ_BUDGET; i++) {
-		ssize_t n = recv(c->fd, s->scratch, s->scratch_len, MSG_DONTWAIT);
+		/* Within c->cap: the scratch buffer keeps its size from the
+		 * start when a reload lowers --conn-buffer (epoll.c too). */
+		ssize_t n = recv(c->fd, s->scratch, MIN(s->scratch_len, c->cap), MSG_DONTWAIT);
 
 		if (n > 0) {
 			m->consumed += (uint64_t)n;

@@ -49,7 +49,8 @@
 #define TAG_WAKE UINT32_MAX
 #define TAG_RING (UINT32_MAX - 1)
 #define TAG_PREAMBLE (UINT32_MAX - 2)	/* w->pre.epfd: PROXY headers */
-#define TAG_UDP (UINT32_MAX - 3)	/* the worker's UDP sockets, served from user space (udp.h) */
+/* UDP socket in slot a of the worker's row, served from user space (udp.h): TAG_UDP + a. */
+#define TAG_UDP (UINT32_MAX - 3 - CONFIG_MAX_LISTEN)
 #define SYNC_NS NSEC_PER_SEC		/* byte counters into the statistics */
 #define MAP_ENTRIES_MAX 10000000u	/* as --max-conns */
 #define SHARE_HEADROOM_DIV 4		/* a worker's maps: its share + 1/4 + 64 */
@@ -209,8 +210,8 @@ static void dispatch(struct worker *w, const struct epoll_event *ev)
 			ring_buffer__consume(s->ring);
 		} else if (idx == TAG_PREAMBLE) {
 			worker_preamble_ready(w);	/* adopt() inserts into the map only now */
-		} else if (idx == TAG_UDP) {
-			udp_ready(w);
+		} else if (idx >= TAG_UDP && idx < TAG_UDP + CONFIG_MAX_LISTEN) {
+			udp_ready_slot(w, idx - TAG_UDP);
 		} else if (!w->draining && !w->accept_resume) {
 			worker_accept_batch(w, listener_row(&w->srv->ls, w->id)[idx]);
 		}
@@ -333,12 +334,24 @@ static int sm_init(struct worker *w)
 	    (r = sm_ep_ctl(s, EPOLL_CTL_ADD, s->bpf.events_fd, EPOLLIN, TAG_RING)) ||
 	    (w->pre.epfd >= 0 &&
 	     (r = sm_ep_ctl(s, EPOLL_CTL_ADD, w->pre.epfd, EPOLLIN, TAG_PREAMBLE))) ||
-	    (r = udp_init(w)) ||
-	    (udp_fd(w) >= 0 && (r = sm_ep_ctl(s, EPOLL_CTL_ADD, udp_fd(w), EPOLLIN, TAG_UDP))))
+	    (r = udp_init_in(w, s->epfd, TAG_UDP)))
 		return r;
 	s->next_sync = w->now + SYNC_NS;
 	set_accepting(w, true);
 	return 0;
+}
+
+/* A reload added or removed one of the worker's UDP sockets (udp.h),
+ * served from user space as epoll.c does: in or out of this loop's set. */
+static int sm_udp_socket(struct worker *w, unsigned slot, int fd)
+{
+	struct sm *s = w->eng;
+
+	if (fd < 0) {
+		udp_remove_socket(w, slot);
+		return 0;
+	}
+	return udp_add_socket_in(w, slot, fd, s->epfd, TAG_UDP);
 }
 
 static void sm_fini(struct worker *w)
@@ -381,6 +394,7 @@ const struct engine_ops engine_sockmap = {
 	.adopt = adopt,
 	.close = sm_close,
 	.set_accepting = set_accepting,
+	.udp_socket = sm_udp_socket,
 	.stop_accepting = sm_stop_accepting,
 	.fini = sm_fini,
 	.sync = sm_sync,

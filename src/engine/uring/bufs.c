@@ -28,7 +28,7 @@ static void *map(size_t len)
 }
 
 int uring_bufs_init(struct uring_bufs *b, struct io_uring *ring, uint16_t bgid, uint32_t count,
-		    uint32_t size)
+		    uint32_t size, uint32_t lead)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	int r;
@@ -36,6 +36,7 @@ int uring_bufs_init(struct uring_bufs *b, struct io_uring *ring, uint16_t bgid, 
 	memset(b, 0, sizeof(*b));
 	b->count = MIN(pow2_at_least(MAX(count, 1u)), BUFS_MAX);
 	b->size = size;
+	b->lead = lead < size ? lead : 0;
 	b->bgid = bgid;
 	b->depth = MIN(BUFS_MIN_DEPTH, b->count);
 	b->ring_bytes = (b->count * sizeof(struct io_uring_buf) + page - 1) & ~(page - 1);
@@ -87,7 +88,7 @@ void uring_bufs_fini(struct uring_bufs *b, struct io_uring *ring)
 /* Drop the whole pages of buffers [from, to) (ids, contiguous in memory). */
 static void drop_run(struct uring_bufs *b, uint32_t from, uint32_t to, uintptr_t page)
 {
-	uintptr_t start = ((uintptr_t)uring_buf(b, (uint16_t)from) + page - 1) & ~(page - 1);
+	uintptr_t start = ((uintptr_t)b->mem + (size_t)from * b->size + page - 1) & ~(page - 1);
 	uintptr_t end = ((uintptr_t)b->mem + (size_t)to * b->size) & ~(page - 1);
 
 	if (end > start)
@@ -157,7 +158,7 @@ void uring_bufs_refill(struct uring_bufs *b, uint64_t now)
 		release_idle(b, now);
 	while (b->posted < b->depth && b->n_stack) {
 		uint16_t bid = b->stack[--b->n_stack];
-		io_uring_buf_ring_add(b->br, uring_buf(b, bid), b->size, bid,
+		io_uring_buf_ring_add(b->br, uring_buf(b, bid), b->size - b->lead, bid,
 				      io_uring_buf_ring_mask(b->count), n++);
 		b->posted++;
 	}

@@ -47,7 +47,8 @@
 struct uring_bufs {
 	struct io_uring_buf_ring *br;
 	uint8_t *mem;		/* count * size bytes */
-	uint32_t size;		/* bytes per buffer */
+	uint32_t size;		/* bytes per buffer (their stride in mem) */
+	uint32_t lead;		/* bytes at each one's start that are not posted */
 	uint32_t count;		/* power of two, <= BUFS_MAX */
 	uint32_t posted;	/* in the ring, not yet named by a completion */
 	uint32_t depth;		/* how many to keep posted */
@@ -72,9 +73,12 @@ struct uring_bufs {
 #define BUFS_RELEASE_NS 5000000000ull	/* 5 s */
 
 /* Map and register count buffers of size bytes as group bgid on ring.
- * count is rounded up to a power of two.  0 or -errno. */
+ * count is rounded up to a power of two.  The first lead bytes of each
+ * are left out of what the kernel gets (the UDP ring, uring/dgram.c: so
+ * that a datagram's payload, behind the recvmsg header, starts on a
+ * page); 0 for the TCP one.  0 or -errno. */
 int uring_bufs_init(struct uring_bufs *b, struct io_uring *ring, uint16_t bgid, uint32_t count,
-		    uint32_t size);
+		    uint32_t size, uint32_t lead);
 void uring_bufs_fini(struct uring_bufs *b, struct io_uring *ring);
 
 /* Post free buffers until depth are in the ring; decay depth, and drop
@@ -87,7 +91,7 @@ void uring_bufs_grow(struct uring_bufs *b);
 
 static inline uint8_t *uring_buf(const struct uring_bufs *b, uint16_t bid)
 {
-	return b->mem + (size_t)bid * b->size;
+	return b->mem + (size_t)bid * b->size + b->lead;
 }
 
 /* The kernel filled buffer bid (a completion named it). */

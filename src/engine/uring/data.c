@@ -302,6 +302,26 @@ void udata_on_send(struct worker *w, struct conn *c, const struct io_uring_cqe *
 		maybe_resume(w, c, uc);
 }
 
+/* A connection that starts with n bytes to echo, read outside the ring
+ * (with a PROXY header): it starts in slow mode, and they are sent from
+ * the private copy before anything received after them.  False if c was
+ * closed (no memory for the copy, no room in the submission queue). */
+bool udata_begin_with(struct worker *w, struct conn *c, const uint8_t *data, uint32_t n)
+{
+	struct uring_engine *u = w->eng;
+	struct uconn *uc = uconn_of(u, c);
+
+	if (stash(u, c, uc, data, n)) {
+		uring_close(w, c, CLOSE_ERROR);
+		return false;
+	}
+	conn_note_held(c, uring_held(c, uc));
+	kick_send(w, c, uc);
+	/* kick_send() closed c if it found no submission entry; the slot's
+	 * memory outlives the close, so its flags can still be read. */
+	return uc->flags & UC_SEND;
+}
+
 /* After a batch of completions and a refill: re-arm as many starved
  * connections as there are posted buffers, oldest first.  Once every
  * completion is reaped that count is exact (with DEFER_TASKRUN the kernel

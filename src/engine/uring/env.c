@@ -16,7 +16,7 @@
 #include "engine/uring/uring.h"
 #include "core/util.h"
 
-struct uring_env uring_env = { .splice = 1, .spin_us = 100, .direct = 1 };
+struct uring_env uring_env = { .splice = 1, .spin_us = 100, .direct = 1, .udp_mshot = 1 };
 
 /* Decimal digits only, at most max; *end is where the digits stopped. */
 static bool parse_dec(const char *s, unsigned long max, unsigned long *out, const char **end)
@@ -70,6 +70,7 @@ static const struct knob {
 	  "COUNT or COUNTxSIZE, COUNT 1 to 32768, SIZE 64 to 1048576" },
 	{ "ECHOSRV_URING_DIRECT", 1, &uring_env.direct, "0 or 1" },
 	{ "ECHOSRV_URING_NO_LIMIT", 1, &uring_env.no_limit, "0 or 1" },
+	{ "ECHOSRV_URING_UDP_MSHOT", 1, &uring_env.udp_mshot, "0 or 1" },
 };
 
 int uring_env_load(char *why, size_t len)

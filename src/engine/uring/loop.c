@@ -74,12 +74,33 @@ static void go_direct(struct uring_engine *u, struct conn *c)
 	uconn_of(u, c)->flags |= UC_DIRECT;
 }
 
+/* A proxy listener: every free slot gets a single-shot accept that writes
+ * the peer's address into it (struct accept_slot says why). */
+static void arm_proxy_accepts(struct uring_engine *u, int fd, unsigned a)
+{
+	for (unsigned k = 0; k < PROXY_ACCEPTS; k++) {
+		struct accept_slot *s = &u->proxy_accept[a][k];
+		struct io_uring_sqe *sqe;
+
+		if (s->armed || !(sqe = uring_sqe(u)))
+			continue;
+		s->len = sizeof(s->ss);
+		io_uring_prep_accept(sqe, fd, (struct sockaddr *)&s->ss, &s->len, SOCK_CLOEXEC);
+		io_uring_sqe_set_data64(sqe, ud_make(UOP_ACCEPT, k + 1, a));
+		s->armed = true;
+	}
+}
+
 static void arm_accept(struct worker *w, unsigned a)
 {
 	struct uring_engine *u = w->eng;
 	int fd = listener_row(&w->srv->ls, w->id)[a];
 	struct io_uring_sqe *sqe;
 
+	if (fd >= 0 && w->srv->ls.proxy[a]) {
+		arm_proxy_accepts(u, fd, a);
+		return;
+	}
 	if (fd < 0 || u->accept_armed[a] || !(sqe = uring_sqe(u)))
 		return;
 	/* No address buffer: a multishot accept would overwrite it with each
@@ -89,32 +110,47 @@ static void arm_accept(struct worker *w, unsigned a)
 	u->accept_armed[a] = true;
 }
 
+/* Every accept in flight on listener address a: the multishot one
+ * (generation 0) and a proxy listener's slots (1 on). */
+static void cancel_accepts(struct uring_engine *u, unsigned a)
+{
+	for (unsigned k = 0; k <= PROXY_ACCEPTS; k++) {
+		bool armed = k ? u->proxy_accept[a][k - 1].armed : u->accept_armed[a];
+		struct io_uring_sqe *sqe;
+
+		if (armed && (sqe = uring_sqe(u))) {
+			io_uring_prep_cancel64(sqe, ud_make(UOP_ACCEPT, k, a), 0);
+			io_uring_sqe_set_data64(sqe, ud_make(UOP_CANCEL, 0, a));
+		}
+	}
+}
+
 static void ur_set_accepting(struct worker *w, bool on)
 {
 	struct uring_engine *u = w->eng;
-	struct io_uring_sqe *sqe;
 
 	u->accepting = on;
 	for (unsigned a = 0; a < w->srv->ls.n_addr; a++) {
-		if (on) {
+		if (on)
 			arm_accept(w, a);
-		} else if (u->accept_armed[a] && (sqe = uring_sqe(u))) {
-			io_uring_prep_cancel64(sqe, ud_make(UOP_ACCEPT, 0, a), 0);
-			io_uring_sqe_set_data64(sqe, ud_make(UOP_CANCEL, 0, a));
-		}
+		else
+			cancel_accepts(u, a);
 	}
 	/* Now, not at the next loop turn: the worker may close the listeners
 	 * right after this returns. */
 	io_uring_submit(&u->ring);
 }
 
+/* Draining starts; the worker closes the listeners, UDP ones too, right
+ * after: the UDP receives are cancelled first (submitted with the accept
+ * cancels). */
 static void ur_stop_accepting(struct worker *w)
 {
+	uudp_stop(w);
 	ur_set_accepting(w, false);
 }
 
-/* An admitted connection (accepted here or dealt by another worker). */
-static void ur_adopt(struct worker *w, struct conn *c)
+static bool attach(struct worker *w, struct conn *c)
 {
 	struct uring_engine *u = w->eng;
 
@@ -122,25 +158,47 @@ static void ur_adopt(struct worker *w, struct conn *c)
 		worker_closing(w, c, CLOSE_ERROR);
 		close(c->fd);
 		worker_closed(w, c);
-		return;
+		return false;
 	}
 	go_direct(u, c);
-	uring_arm_recv(w, c);
+	return true;
 }
 
-static void on_accept(struct worker *w, const struct io_uring_cqe *cqe, unsigned a)
+/* An admitted connection (accepted here or dealt by another worker). */
+static void ur_adopt(struct worker *w, struct conn *c)
+{
+	if (attach(w, c))
+		uring_arm_recv(w, c);
+}
+
+/* A PROXY connection with bytes that came with its header: their echo is
+ * a request in the ring, submitted with the receive in the loop's next
+ * io_uring_enter, not a send() of its own. */
+static void ur_adopt_with(struct worker *w, struct conn *c, const uint8_t *data, uint32_t n)
+{
+	if (attach(w, c) && udata_begin_with(w, c, data, n))
+		uring_arm_recv(w, c);
+}
+
+static void on_accept(struct worker *w, const struct io_uring_cqe *cqe, uint64_t ud)
 {
 	struct uring_engine *u = w->eng;
+	unsigned a = ud_idx(ud);
+	uint32_t k = (uint32_t)(ud_conn_id(ud) >> 32);	/* the generation */
+	struct accept_slot *s = k ? &u->proxy_accept[a][k - 1] : NULL;
 	int fd = cqe->res;
 
-	if (!(cqe->flags & IORING_CQE_F_MORE))
+	if (s)
+		s->armed = false;
+	else if (!(cqe->flags & IORING_CQE_F_MORE))
 		u->accept_armed[a] = false;
 	if (fd < 0) {
 		if (fd != -ECANCELED && worker_accept_failed(w, -fd))
 			ur_set_accepting(w, false);
 	} else {
-		/* No address from the accept (see arm_accept): getpeername(). */
-		worker_accepted(w, fd, NULL);
+		/* A proxy slot holds the peer's address; the multishot accept
+		 * has none (see arm_accept): getpeername(). */
+		worker_accepted(w, fd, s ? (const struct sockaddr *)&s->ss : NULL);
 	}
 	if (u->accepting && !w->draining && !w->accept_resume)
 		arm_accept(w, a);
@@ -198,9 +256,11 @@ static void on_preamble(struct worker *w, const struct io_uring_cqe *cqe)
 	}
 }
 
-/* UDP is served by readiness (udp.h), not by a multishot recvmsg into the
- * buffer ring: a one-shot poll on the worker's UDP set, re-armed after each
- * serving, which completes at once while datagrams are still waiting. */
+/* UDP is received by multishot recvmsg into a buffer ring of its own
+ * (dgram.c).  Where the kernel has no multishot recvmsg (probe.c) it is
+ * served by readiness instead (udp.h): a one-shot poll on the worker's UDP
+ * set, re-armed after each serving, which completes at once while
+ * datagrams are still waiting. */
 static void arm_udp(struct worker *w)
 {
 	struct uring_engine *u = w->eng;
@@ -218,16 +278,40 @@ static void on_udp(struct worker *w)
 	arm_udp(w);
 }
 
+/* A reload added or removed one of the worker's UDP sockets (udp.h).
+ * Multishot: each socket has its own receive (dgram.c).  Poll: a socket
+ * joins the set the armed poll watches (epoll wakes it), so only the
+ * worker's first one, which makes the set, needs a poll armed. */
+static int ur_udp_socket(struct worker *w, unsigned slot, int fd)
+{
+	bool had = udp_fd(w) >= 0;
+	int r;
+
+	if (fd < 0) {
+		uudp_forget(w, slot);
+		udp_remove_socket(w, slot);
+		return 0;
+	}
+	if ((r = udp_add_socket(w, slot, fd)))
+		return r;
+	if (uring_udp_mshot && (r = uudp_serve(w, slot)))
+		udp_remove_socket(w, slot);
+	else if (!uring_udp_mshot && !had)
+		arm_udp(w);
+	return r;
+}
+
 static void dispatch(struct worker *w, const struct io_uring_cqe *cqe)
 {
 	uint64_t ud = cqe->user_data;
 	enum uop op = ud_op(ud);
 
 	switch (op) {
-	case UOP_ACCEPT: on_accept(w, cqe, ud_idx(ud)); return;
+	case UOP_ACCEPT: on_accept(w, cqe, ud); return;
 	case UOP_WAKE:   on_wake(w, cqe); return;
 	case UOP_PREAMBLE: on_preamble(w, cqe); return;
 	case UOP_UDP:      on_udp(w); return;
+	case UOP_UDP_RECV: uudp_on_cqe(w, cqe, ud_idx(ud)); return;
 	case UOP_CANCEL: return;
 	default: break;
 	}
@@ -263,6 +347,7 @@ static void reap(struct worker *w)
 		n++;
 	}
 	io_uring_cq_advance(&u->ring, n);
+	uudp_flush(w);	/* the turn's UDP replies, in one batch */
 }
 
 /* --- memory back after a load ------------------------------------------ */
@@ -290,7 +375,7 @@ static void trim_heap(struct worker *w)
 static int release_timeout_ms(const struct worker *w, int ms)
 {
 	const struct uring_engine *u = w->eng;
-	uint64_t due = uring_bufs_release_due(&u->bufs, w->now);
+	uint64_t due = MIN(uring_bufs_release_due(&u->bufs, w->now), uudp_release_due(w));
 
 	if (u->freed_at)
 		due = MIN(due, u->freed_at + TRIM_IDLE_NS <= w->now ? 0 :
@@ -328,6 +413,7 @@ static int ur_run(struct worker *w)
 		w->now = mono_ns();
 		reap(w);
 		uring_bufs_refill(&u->bufs, w->now);
+		uudp_turn(w);
 		udata_feed_starved(w);
 		ubulk_turn(w);
 		trim_heap(w);
@@ -406,7 +492,7 @@ static int ur_init(struct worker *w)
 	files_table(w, u);
 	ubulk_init(u, &u->ring);
 	pool_shape(&w->srv->cfg, &count, &size);
-	if ((r = uring_bufs_init(&u->bufs, &u->ring, 0, count, size))) {
+	if ((r = uring_bufs_init(&u->bufs, &u->ring, 0, count, size, 0))) {
 		TRACE(TR_ERROR, "worker %u: io_uring buffer ring: %s", w->id, strerror(-r));
 		goto fail;
 	}
@@ -418,9 +504,10 @@ static int ur_init(struct worker *w)
 	      !u->bulk_ok ? "off" : (u->n_files && !u->install_ok) ? "off (no fd install)" : "on");
 	arm_wake(w);
 	arm_preamble(w);
-	if ((r = udp_init(w)))
+	if ((r = udp_init(w)) || (r = uudp_init(w)))
 		goto fail;
-	arm_udp(w);
+	if (!u->udp)
+		arm_udp(w);
 	ur_set_accepting(w, true);
 	if ((r = u->fatal))
 		goto fail;
@@ -453,6 +540,7 @@ static void ur_fini(struct worker *w)
 	if (u->ring_ok)
 		io_uring_queue_exit(&u->ring);
 	ubulk_fini(w);
+	uudp_fini(w);	/* after the ring: no receive names its buffers */
 	udp_fini(w);	/* after the ring: no poll on its descriptor is left */
 	uring_bufs_fini(&u->bufs, NULL);	/* the kernel has let go of it */
 	conn_table_each(&w->conns, close_leftover, u);
@@ -469,8 +557,10 @@ const struct engine_ops engine_uring = {
 	.init = ur_init,
 	.run = ur_run,
 	.adopt = ur_adopt,
+	.adopt_with = ur_adopt_with,
 	.close = ur_close,
 	.set_accepting = ur_set_accepting,
+	.udp_socket = ur_udp_socket,
 	.stop_accepting = ur_stop_accepting,
 	.fini = ur_fini,
 };

@@ -6,7 +6,10 @@
  * the kernel.io_uring_disabled sysctl, a seccomp filter, a kernel too old
  * for multishot receive (6.0) or buffer rings (5.19) -- shows up here with
  * a reason that names it, and `--engine auto` falls back to epoll.  It
- * also finds out whether a multishot receive can be given a byte limit.
+ * also finds out whether a multishot receive can be given a byte limit,
+ * and whether multishot recvmsg works (the UDP receive, uring/dgram.c;
+ * without it UDP is served by readiness, which is not a reason to refuse
+ * the engine).
  * Nothing here needs /proc: a sandbox that hides /proc/sys changes only
  * the words of a failure's reason. */
 #include <stdio.h>
@@ -106,6 +109,76 @@ static int try_multishot_recv(struct io_uring *ring, struct uring_bufs *b, uint3
 	return r < 0 ? r : 0;
 }
 
+bool uring_udp_mshot;
+char uring_udp_why[96];
+
+/* One datagram through a multishot recvmsg with buffer select, the way
+ * uring/dgram.c receives UDP (on a local datagram socket pair: the probe
+ * needs no network).  0, or why not. */
+static int try_multishot_recvmsg(struct io_uring *ring, struct uring_bufs *b)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	struct io_uring_cqe *cqe;
+	struct msghdr mh = { 0 };
+	int sv[2], r;
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv))
+		return ERR();
+	io_uring_prep_recvmsg_multishot(sqe, sv[0], &mh, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = b->bgid;
+	io_uring_sqe_set_data64(sqe, 1);
+	r = (int)write(sv[1], "x", 1);
+	bool armed = false;
+	if (r == 1 && (r = io_uring_submit_and_wait(ring, 1)) >= 0 &&
+	    (r = io_uring_peek_cqe(ring, &cqe)) == 0) {
+		armed = cqe->flags & IORING_CQE_F_MORE;
+		if (cqe->flags & IORING_CQE_F_BUFFER) {
+			uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+			struct io_uring_recvmsg_out *o =
+				io_uring_recvmsg_validate(uring_buf(b, bid), cqe->res, &mh);
+			if (cqe->res >= 0 && (!o || o->payloadlen != 1))
+				r = -EOPNOTSUPP;
+			io_uring_buf_ring_add(b->br, uring_buf(b, bid), b->size, bid,
+					      io_uring_buf_ring_mask(b->count), 0);
+			io_uring_buf_ring_advance(b->br, 1);
+		} else if (cqe->res >= 0) {
+			r = -EOPNOTSUPP;
+		}
+		if (cqe->res < 0)
+			r = cqe->res;
+		else if (!armed)
+			r = r ? r : -EOPNOTSUPP;
+		io_uring_cqe_seen(ring, cqe);
+	}
+	/* A datagram socket pair sends no EOF: cancel what is still armed. */
+	if (armed && (sqe = io_uring_get_sqe(ring))) {
+		io_uring_prep_cancel64(sqe, 1, 0);
+		io_uring_sqe_set_data64(sqe, 2);
+		struct __kernel_timespec ts = { .tv_sec = 1 };
+		io_uring_submit(ring);
+		for (int i = 0; i < 2 && io_uring_wait_cqe_timeout(ring, &cqe, &ts) == 0; i++)
+			io_uring_cqe_seen(ring, cqe);
+	}
+	close(sv[0]);
+	close(sv[1]);
+	return r < 0 ? r : 0;
+}
+
+static void probe_udp(struct io_uring *ring, struct uring_bufs *b)
+{
+	int r;
+
+	if (!uring_env.udp_mshot) {
+		snprintf(uring_udp_why, sizeof(uring_udp_why), "ECHOSRV_URING_UDP_MSHOT=0");
+	} else if ((r = try_multishot_recvmsg(ring, b))) {
+		snprintf(uring_udp_why, sizeof(uring_udp_why), "multishot recvmsg unsupported: %s",
+			 strerror(-r));
+	} else {
+		uring_udp_mshot = true;
+	}
+}
+
 int uring_probe(const struct config *cfg, char *why, size_t len)
 {
 	struct io_uring ring;
@@ -119,13 +192,15 @@ int uring_probe(const struct config *cfg, char *why, size_t len)
 	if (!(ring.features & IORING_FEAT_EXT_ARG) || !(ring.features & IORING_FEAT_NODROP)) {
 		snprintf(why, len, "kernel too old (no IORING_FEAT_EXT_ARG/NODROP)");
 		r = -EOPNOTSUPP;
-	} else if ((r = uring_bufs_init(&b, &ring, 0, 2, 64))) {
+	} else if ((r = uring_bufs_init(&b, &ring, 0, 2, 64, 0))) {
 		snprintf(why, len, "provided-buffer rings unsupported: %s", strerror(-r));
 	} else {
 		if ((r = try_multishot_recv(&ring, &b, 0)))
 			snprintf(why, len, "multishot receive unsupported: %s", strerror(-r));
 		else if (!uring_env.no_limit)	/* tests: the older path */
 			uring_mshot_limit = try_multishot_recv(&ring, &b, 1 << 20) == 0;
+		if (!r)
+			probe_udp(&ring, &b);
 		uring_bufs_fini(&b, &ring);
 	}
 	io_uring_queue_exit(&ring);

@@ -2,8 +2,9 @@
 /* Internals shared by the io_uring engine's files (loop.c: the loop,
  * dispatch, accept and teardown; data.c: the echo path on ring buffers;
  * bulk.c: bulk connections by splice; ring.c: the primitives they all call;
- * uconn.c: what a connection holds; bufs.c: the buffer ring; probe.c: can
- * io_uring run here; env.c: the environment knobs).  Not an interface for
+ * uconn.c: what a connection holds; bufs.c: the buffer ring; dgram.c: UDP
+ * by multishot recvmsg; probe.c: can io_uring run here; env.c: the
+ * environment knobs).  Not an interface for
  * anyone else.
  *
  * Every submission carries user_data = op << 56 | generation << 24 | slot
@@ -27,7 +28,8 @@ struct worker;
 struct config;
 
 enum uop {
-	UOP_ACCEPT = 1,	/* multishot accept; index = listener address */
+	UOP_ACCEPT = 1,	/* index = listener address; generation 0: its
+			 * multishot accept, k > 0: proxy_accept slot k - 1 */
 	UOP_WAKE,	/* multishot poll on the worker's wake eventfd */
 	UOP_RECV,	/* receive into the buffer ring: multishot with a byte
 			 * limit (6.17), else single-shot sized to the room */
@@ -37,7 +39,10 @@ enum uop {
 	UOP_POLLOUT,	/* bulk mode: one-shot poll for room to send */
 	UOP_INSTALL,	/* bulk mode: a plain descriptor for a registered socket */
 	UOP_PREAMBLE,	/* multishot poll on w->pre.epfd: PROXY headers readable */
-	UOP_UDP,	/* one-shot poll on the worker's UDP set (engine/udp.h) */
+	UOP_UDP,	/* one-shot poll on the worker's UDP set (engine/udp.h),
+			 * where multishot recvmsg is not there */
+	UOP_UDP_RECV,	/* multishot recvmsg on a UDP socket (dgram.c); index =
+			 * the UDP address */
 };
 
 #define UD_IDX_BITS 24
@@ -98,16 +103,36 @@ struct uconn {
 
 #define BULK_MAX 16		/* bulk connections per worker */
 
+struct uring_udp;
+
+/* Single-shot accepts in flight per proxy listener, each with its slot. */
+#define PROXY_ACCEPTS 8
+
+/* A proxy listener's accept and the peer address it is given.  The trust
+ * check needs the balancer's address, and getpeername() fails once the
+ * peer has reset: a haproxy health check sends its header and resets at
+ * once, and would never be counted.  A multishot accept has one address
+ * buffer for every connection it takes, so plain listeners keep it and
+ * ask getpeername(); a connection reset that early was never served. */
+struct accept_slot {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	bool armed;
+};
+
 struct uring_engine {
 	struct io_uring ring;
 	struct uring_bufs bufs;
+	struct uring_udp *udp;		/* multishot UDP receive (dgram.c); NULL: none,
+					 * or UDP by readiness (UOP_UDP) */
 	struct uconn **uc;		/* chunks of CONN_CHUNK, like the conn table */
 	uint32_t n_uc_chunks;
 	struct uconn starved;		/* sentinel of the starved list */
 	uint32_t cap;			/* --conn-buffer at start (sizes the ring buffers); a connection has its own, conn.cap */
 	uint32_t n_files;		/* registered file table slots; 0: none */
 	bool accepting;
-	bool accept_armed[CONFIG_MAX_LISTEN];
+	bool accept_armed[CONFIG_MAX_LISTEN];	/* a plain listener's multishot accept */
+	struct accept_slot proxy_accept[CONFIG_MAX_LISTEN][PROXY_ACCEPTS];
 	bool wake_armed;
 	bool pre_armed;			/* UOP_PREAMBLE is in flight */
 	bool ring_ok;
@@ -154,7 +179,8 @@ static inline void uring_target(struct io_uring_sqe *sqe, const struct conn *c,
 		     UC_POLLOUT | UC_LEAVE | UC_MOVED | UC_AGAIN)
 
 /* The files call downwards only: loop.c -> data.c, bulk.c -> ring.c ->
- * uconn.c (and bufs.c, probe.c, env.c below them all). */
+ * uconn.c, and loop.c -> dgram.c -> engine/udp.c (and bufs.c, probe.c,
+ * env.c below them all). */
 
 /* uconn.c: what one connection holds, and giving it back. */
 int uring_attach(struct uring_engine *u, struct conn *c);
@@ -183,6 +209,7 @@ void uring_release_if_done(struct worker *w, struct conn *c);
 void udata_on_recv(struct worker *w, struct conn *c, const struct io_uring_cqe *cqe);
 void udata_on_send(struct worker *w, struct conn *c, const struct io_uring_cqe *cqe);
 void udata_feed_starved(struct worker *w);
+bool udata_begin_with(struct worker *w, struct conn *c, const uint8_t *data, uint32_t n);
 
 /* bulk.c: bulk mode, see there. */
 void ubulk_init(struct uring_engine *u, struct io_uring *ring);
@@ -193,6 +220,21 @@ bool ubulk_spinning(const struct worker *w);
 int ubulk_timeout_ms(const struct worker *w, int ms);
 void ubulk_fini(struct worker *w);
 
+/* dgram.c: UDP by multishot recvmsg into a buffer ring of its own.
+ * uudp_init() returns 0 with u->udp left NULL when this worker has no UDP
+ * or the kernel no multishot recvmsg (the caller then polls, UOP_UDP). */
+int uudp_init(struct worker *w);
+void uudp_on_cqe(struct worker *w, const struct io_uring_cqe *cqe, unsigned a);
+void uudp_flush(struct worker *w);
+void uudp_turn(struct worker *w);
+uint64_t uudp_release_due(const struct worker *w);
+void uudp_stop(struct worker *w);
+/* A reload: slot a's socket is about to close (uudp_forget), or is new
+ * in the row (uudp_serve, 0 or -errno). */
+void uudp_forget(struct worker *w, unsigned a);
+int uudp_serve(struct worker *w, unsigned a);
+void uudp_fini(struct worker *w);
+
 /* env.c: the environment knobs, parsed by uring_env_load() (see
  * engine.h) before any worker starts; read-only after. */
 struct uring_env {
@@ -202,11 +244,16 @@ struct uring_env {
 	uint32_t bufs_size;	/* ... SIZE; 0: default */
 	uint32_t direct;	/* ECHOSRV_URING_DIRECT: registered file table */
 	uint32_t no_limit;	/* ECHOSRV_URING_NO_LIMIT: act as before 6.17 */
+	uint32_t udp_mshot;	/* ECHOSRV_URING_UDP_MSHOT=0: UDP by readiness, as
+				 * without multishot recvmsg */
 };
 extern struct uring_env uring_env;
 
-/* probe.c; uring_mshot_limit is set before any worker starts. */
+/* probe.c; these are set before any worker starts.  uring_udp_why: why
+ * not uring_udp_mshot, in words. */
 extern bool uring_mshot_limit;
+extern bool uring_udp_mshot;
+extern char uring_udp_why[96];
 int uring_ring_create(struct io_uring *ring, unsigned entries, unsigned cq_entries);
 int uring_probe(const struct config *cfg, char *why, size_t len);
 
