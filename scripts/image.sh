@@ -41,14 +41,26 @@ mkdir -p "$ROOTFS"
 
 # The libraries, without what a server never reads (documentation but the
 # copyright files, man pages, translations, character-set converters).
-mmdebstrap --quiet --variant=extract --include=$LIBS \
-	--dpkgopt='path-exclude=/usr/share/doc/*' \
-	--dpkgopt='path-include=/usr/share/doc/*/copyright' \
-	--dpkgopt='path-exclude=/usr/share/man/*' \
-	--dpkgopt='path-exclude=/usr/share/locale/*' \
-	--dpkgopt='path-exclude=/usr/share/lintian/*' \
-	--dpkgopt='path-exclude=/usr/lib/x86_64-linux-gnu/gconv/*' \
-	$SUITE "$ROOTFS"
+# Three tries: the packages come from the network, and one mirror hiccup
+# should not fail a build (each failure is printed).
+libs() {
+	mmdebstrap --quiet --variant=extract --include=$LIBS \
+		--dpkgopt='path-exclude=/usr/share/doc/*' \
+		--dpkgopt='path-include=/usr/share/doc/*/copyright' \
+		--dpkgopt='path-exclude=/usr/share/man/*' \
+		--dpkgopt='path-exclude=/usr/share/locale/*' \
+		--dpkgopt='path-exclude=/usr/share/lintian/*' \
+		--dpkgopt='path-exclude=/usr/lib/x86_64-linux-gnu/gconv/*' \
+		$SUITE "$ROOTFS"
+}
+try=1
+until libs; do
+	[ $try -lt 3 ] || { echo "image: mmdebstrap failed $try times" >&2; exit 1; }
+	echo "image: mmdebstrap failed (try $try of 3); again in 10 s" >&2
+	try=$((try + 1))
+	sleep 10
+	rm -rf "$ROOTFS" && mkdir -p "$ROOTFS"
+done
 # mmdebstrap's own apt and dpkg scaffolding: nothing in the image runs them.
 rm -rf "${ROOTFS:?}"/etc/apt "${ROOTFS:?}"/etc/dpkg "${ROOTFS:?}"/var/cache/apt \
 	"${ROOTFS:?}"/var/lib/apt "${ROOTFS:?}"/var/log/apt "${ROOTFS:?}"/dev/*

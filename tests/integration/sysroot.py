@@ -47,10 +47,17 @@ def root_tarball(include, variant="minbase", extra=()):
         return path
     os.makedirs(CACHE, exist_ok=True)
     tmp = path + ".part"
-    r = subprocess.run(["mmdebstrap", "--quiet", "--format=tar", "--variant=" + variant,
-                        "--include=" + ",".join(include)] + list(extra)
-                       + [SUITE, tmp], capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, "mmdebstrap failed: " + r.stderr[-3000:]
+    # Three tries: the packages come from the network, where one mirror
+    # hiccup should not fail the deployment tests.
+    for attempt in range(3):
+        r = subprocess.run(["mmdebstrap", "--quiet", "--format=tar", "--variant=" + variant,
+                            "--include=" + ",".join(include)] + list(extra)
+                           + [SUITE, tmp], capture_output=True, text=True, timeout=900)
+        if r.returncode == 0:
+            break
+        print("mmdebstrap failed (try %d of 3): %s" % (attempt + 1, r.stderr[-3000:]))
+        time.sleep(10)
+    assert r.returncode == 0, "mmdebstrap failed three times: " + r.stderr[-3000:]
     os.rename(tmp, path)
     return path
 

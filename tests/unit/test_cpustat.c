@@ -90,7 +90,7 @@ static void test_busy_loop_is_accounted(void **state)
 	w0 = clock_ns(CLOCK_MONOTONIC);
 	while (clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0 < 300000000u &&
 	       clock_ns(CLOCK_MONOTONIC) - w0 < 10000000000u)
-		for (int i = 0; i < 10000; i++)
+		for (int i = 0; i < 1000000; i++)	/* ~1 ms between clock calls */
 			sink += (uint64_t)i;
 	used = clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0;
 	wall = clock_ns(CLOCK_MONOTONIC) - w0;
@@ -102,8 +102,12 @@ static void test_busy_loop_is_accounted(void **state)
 		fail_msg("CPU %d busy %llu ns < the loop's %llu ns", cpu,
 			 (unsigned long long)(cpu_times_busy(&done) * tick),
 			 (unsigned long long)used);
-	if ((done.user + done.nice) * tick + slack < used)
-		fail_msg("CPU %d user %llu ns < the loop's %llu ns", cpu,
+	/* Mostly user time, not all: the clock reads are system calls
+	 * (CLOCK_THREAD_CPUTIME_ID has no vDSO path), and a tick that lands in
+	 * one counts as system.  Half is far above what a mixed-up field
+	 * would give, and far below what sampling could take away. */
+	if ((done.user + done.nice) * tick * 2 < used)
+		fail_msg("CPU %d user %llu ns < half the loop's %llu ns", cpu,
 			 (unsigned long long)((done.user + done.nice) * tick),
 			 (unsigned long long)used);
 	/* One read of /proc/stat sums the "cpu" line before it writes the
