@@ -214,10 +214,24 @@ int safefile_open_append(const char *path, mode_t mode)
 	/* A file owned by root is fine for a non-root server: root made it
 	 * writable for us (a log file, /dev/null). */
 	r = check_existing(dfd, path, base, true, false);
+	/* O_NONBLOCK: a FIFO that no one reads would block the open until a
+	 * reader came (a start-up that hangs without a word); it fails with
+	 * ENXIO instead.  Writes block again, as the trace writer expects. */
 	fd = r ? -1 : openat(dfd, base, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NOCTTY |
-				 O_CLOEXEC, mode);
-	if (fd < 0 && !r)
-		r = errno == ELOOP ? refuse(-ELOOP, "it is a symbolic link") : ERR();
+				 O_CLOEXEC | O_NONBLOCK, mode);
+	if (fd < 0 && !r) {
+		if (errno == ELOOP)
+			r = refuse(-ELOOP, "it is a symbolic link");
+		else if (errno == ENXIO)
+			r = refuse(-ENXIO, "it is a FIFO that no process reads");
+		else
+			r = ERR();
+	}
+	if (fd >= 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)) {
+		r = ERR();
+		close(fd);
+		fd = -1;
+	}
 	/* The check above raced with whoever may write the directory: look at
 	 * what was actually opened. */
 	if (fd >= 0 && !fstat(fd, &st) && st.st_uid != geteuid() && st.st_uid != 0) {

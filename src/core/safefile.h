@@ -33,8 +33,9 @@ int safefile_replace(const char *path, const void *data, size_t len,
 		     struct safefile *f);
 
 /* open(2)-like: a descriptor for appending to path (created with mode if
- * missing), or -1 with errno set.  Refuses a symbolic link (ELOOP) and a
- * file owned by anyone but this user or root (EPERM). */
+ * missing), or -1 with errno set.  Refuses a symbolic link (ELOOP), a
+ * file owned by anyone but this user or root (EPERM), and a FIFO with no
+ * reader (ENXIO) rather than wait for one. */
 int safefile_open_append(const char *path, mode_t mode);
 
 /* Would safefile_replace() (append false) or safefile_open_append()

@@ -178,8 +178,8 @@ def test_refusal_is_logged_once_with_its_reason(tmp_path, option, kind):
     """The refusal is said once, with its reason: exactly one `refusing
     PATH: WHY` line, from the start-up check that --check shares (before
     it, the file helper's caller logged it and added its own line).  (A
-    trace file that is a FIFO is opened, not refused: it waits for a
-    reader.)"""
+    trace file that is a FIFO is opened when a process reads it:
+    test_trace_file_fifo_without_a_reader_is_refused_at_once.)"""
     path = str(tmp_path / kind)
     _plant(path, kind)
     r = run_echosrv(option, path)
@@ -191,9 +191,44 @@ def test_refusal_is_logged_once_with_its_reason(tmp_path, option, kind):
     assert r.stderr.startswith("echosrv: %s: refusing %s" % (option, path)), r.stderr
 
 
+def test_trace_file_fifo_without_a_reader_is_refused_at_once(tmp_path):
+    """A --trace-file FIFO that no process reads: the start-up says so and
+    exits 1 (it blocked in open(), silent, until a reader came); with a
+    reader, the lines go to it."""
+    path = str(tmp_path / "fifo")
+    os.mkfifo(path)
+    r = run_echosrv("--trace-file", path)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.count("refusing %s: it is a FIFO that no process reads" % path) == 1, \
+        r.stderr
+    rfd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        r = run_echosrv("--trace-file", path, "--check")
+        assert r.returncode == 0, r.stderr
+        p = subprocess.Popen([ECHOSRV, "--listen", "127.0.0.1:0", "--trace-file", path,
+                              "--trace", "error,info"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        got = b""
+
+        def said():
+            nonlocal got
+            try:
+                got += os.read(rfd, 65536)
+            except BlockingIOError:
+                pass
+            return b"listening on" in got or p.poll() is not None
+        wait_for(said, what="the start-up lines in the FIFO")
+        assert p.poll() is None, p.stderr.read()
+        p.terminate()
+        assert p.wait(timeout=20 * SCALE) == 0
+    finally:
+        os.close(rfd)
+
+
 def test_trace_reopen_refusal_is_logged_once_and_keeps_the_old_file(tmp_path):
-    """SIGHUP after the trace file was moved away and a link, then a file
-    nobody owns, planted in its place: each reopen is refused with one
+    """SIGHUP after the trace file was moved away and a link, a FIFO that
+    no process reads, then a file nobody owns, planted in its place (the
+    FIFO stopped the log until a reader came): each reopen is refused with one
     `refusing` line and one `cannot reopen` line, both in the file still
     open, and the server keeps serving."""
     import signal
@@ -207,7 +242,7 @@ def test_trace_reopen_refusal_is_logged_once_and_keeps_the_old_file(tmp_path):
         assert p.poll() is None
         old = tmp_path / "trace.old"
         os.rename(trace, old)
-        for n, kind in enumerate(["link", "foreign"], 1):
+        for n, kind in enumerate(["link", "fifo", "foreign"], 1):
             if os.path.lexists(trace):
                 os.unlink(trace)
             _plant(str(trace), kind)
@@ -224,7 +259,8 @@ def test_trace_reopen_refusal_is_logged_once_and_keeps_the_old_file(tmp_path):
         assert p.wait(timeout=20 * SCALE) == 0
     log = old.read_text()
     assert log.count("refusing %s: it is a symbolic link" % trace) == 1, log
+    assert log.count("refusing %s: it is a FIFO that no process reads" % trace) == 1, log
     assert log.count("refusing %s: it belongs to uid 65534" % trace) == 1, log
-    assert log.count("refusing ") == 2, log
-    assert log.count("cannot reopen trace file") == 2, log
+    assert log.count("refusing ") == 3, log
+    assert log.count("cannot reopen trace file") == 3, log
     assert (tmp_path / "trace").read_bytes() == b"nobody's\n"
