@@ -513,6 +513,13 @@ int config_finish(struct config *cfg, char *err, size_t errlen)
 			 "trusted to send PROXY headers");
 		return -EINVAL;
 	}
+	/* A mode or group for a control socket that is not there is a
+	 * mistake (most often a --ctl line lost in an edit), not a no-op. */
+	if (!cfg->ctl_path && ((cfg->ctl_mode && cfg->ctl_mode != 0600) || cfg->ctl_group)) {
+		snprintf(err, errlen, "--%s needs --ctl PATH: there is no control socket to give it to",
+			 cfg->ctl_group ? "ctl-group" : "ctl-mode");
+		return -EINVAL;
+	}
 	/* --backlog max stays CONFIG_AUTO: listen() is then given INT_MAX,
 	 * which the kernel clamps to net.core.somaxconn of the listener's
 	 * network namespace.  No file to read, so it holds where /proc/sys is

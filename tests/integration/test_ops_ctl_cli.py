@@ -199,3 +199,28 @@ def test_ctl_group_refusals(tmp_path):
     r = subprocess.run([ECHOSRV, "--ctl-mode", "0644", "--check"], capture_output=True,
                        text=True, timeout=20)
     assert r.returncode == 2 and "--ctl-mode: '0644' is not 0600, 0660 or 0666" in r.stderr
+
+
+@pytest.mark.parametrize("where", ["command line", "config file"])
+def test_ctl_mode_or_group_without_ctl_is_a_usage_error(tmp_path, where):
+    """A mode or group for a control socket that is not there (a --ctl
+    line lost in an edit) is said, exit 2, before anything is bound; the
+    default mode alone is not an error."""
+    for opt, val, ok in (("ctl-mode", "0660", False), ("ctl-group", "0", False),
+                         ("ctl-mode", "0600", True)):
+        if where == "config file":
+            conf = tmp_path / "e.conf"
+            conf.write_text("listen 127.0.0.1:0\n%s %s\n" % (opt, val))
+            args = ["--config", str(conf)]
+        else:
+            args = ["--listen", "127.0.0.1:0", "--" + opt, val]
+        r = subprocess.run([ECHOSRV, *args, "--check"], capture_output=True, text=True,
+                           timeout=20)
+        if ok:
+            assert r.returncode == 0, r.stderr
+            continue
+        assert r.returncode == 2, r
+        assert r.stderr == "echosrv: --%s needs --ctl PATH: there is no control socket " \
+                           "to give it to\n" % opt, r.stderr
+        r = subprocess.run([ECHOSRV, *args], capture_output=True, text=True, timeout=20)
+        assert r.returncode == 2 and "needs --ctl PATH" in r.stderr, r
