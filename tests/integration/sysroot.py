@@ -56,7 +56,8 @@ def root_tarball(include, variant="minbase", extra=()):
         if r.returncode == 0:
             break
         print("mmdebstrap failed (try %d of 3): %s" % (attempt + 1, r.stderr[-3000:]))
-        time.sleep(10)
+        if attempt < 2:
+            time.sleep(10)
     assert r.returncode == 0, "mmdebstrap failed three times: " + r.stderr[-3000:]
     os.rename(tmp, path)
     return path
