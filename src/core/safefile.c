@@ -104,6 +104,10 @@ static int check_existing(int dfd, const char *path, const char *base, bool root
 	if (regular && !S_ISREG(st.st_mode))
 		return refuse(-EEXIST, "it is not a regular file (a device, FIFO or socket "
 			      "would be replaced)");
+	/* open() fails on a socket with ENXIO, as on a FIFO with no reader:
+	 * say which it is here, where --check says it too. */
+	if (S_ISSOCK(st.st_mode))
+		return refuse(-ENXIO, "it is a socket (open() cannot write to one)");
 	return 0;
 }
 
@@ -200,6 +204,19 @@ out:
 	return r;
 }
 
+/* ENXIO from open() is a FIFO without a reader, a socket put there since
+ * check_existing() or a device node with no driver: only the first is
+ * named so.  errno is kept for the others. */
+static bool is_fifo(int dfd, const char *base)
+{
+	int e = errno;
+	struct stat st;
+	bool fifo = !fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) && S_ISFIFO(st.st_mode);
+
+	errno = e;
+	return fifo;
+}
+
 int safefile_open_append(const char *path, mode_t mode)
 {
 	const char *base;
@@ -222,7 +239,7 @@ int safefile_open_append(const char *path, mode_t mode)
 	if (fd < 0 && !r) {
 		if (errno == ELOOP)
 			r = refuse(-ELOOP, "it is a symbolic link");
-		else if (errno == ENXIO)
+		else if (errno == ENXIO && is_fifo(dfd, base))
 			r = refuse(-ENXIO, "it is a FIFO that no process reads");
 		else
 			r = ERR();

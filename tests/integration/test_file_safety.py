@@ -225,6 +225,25 @@ def test_trace_file_fifo_without_a_reader_is_refused_at_once(tmp_path):
         os.close(rfd)
 
 
+def test_trace_file_socket_is_refused_as_a_socket(tmp_path):
+    """A --trace-file that is a socket (/dev/log, the --ctl path) fails
+    open() with ENXIO, as a FIFO with no reader does: it was refused as "a
+    FIFO that no process reads", and --check passed it.  Both say what it
+    is, once, before anything is served."""
+    path = str(tmp_path / "sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    try:
+        for extra, rc in (((), 1), (("--check",), 2)):
+            r = run_echosrv("--trace-file", path, *extra)
+            assert r.returncode == rc, r.stderr
+            assert r.stderr == "echosrv: --trace-file: refusing %s: it is a socket " \
+                               "(open() cannot write to one)\n" % path, r.stderr
+    finally:
+        s.close()
+    assert stat.S_ISSOCK(os.lstat(path).st_mode)
+
+
 def test_trace_reopen_refusal_is_logged_once_and_keeps_the_old_file(tmp_path):
     """SIGHUP after the trace file was moved away and a link, a FIFO that
     no process reads, then a file nobody owns, planted in its place (the
